@@ -1,0 +1,3 @@
+from maw_bench.cli import main
+
+main()

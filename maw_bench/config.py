@@ -1,0 +1,374 @@
+"""One typed configuration for every command: ``BenchmarkConfig``.
+
+Sections ``model``, ``maw``, ``data``, ``train`` and ``eval`` are dataclasses whose
+fields carry their default and a one-line help. A config comes from YAML plus
+dotted overrides (``maw.depth=4``) whose values parse as YAML. Unknown keys and
+invalid combinations are :class:`UserError` s that say what to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from maw_bench.errors import UserError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+SELECTIONS = ("grpo", "gumbel", "soft", "uniform")  # plus "fixed:<t>"
+
+
+def _f(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse wording
+    """A dataclass field with a default (copied if mutable) and a help line."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: typing.cast(Any, type(d)(d)), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ModelConfig:
+    name: str = _f(DEFAULT_MODEL, "HF model id or local folder (anything AutoModel loads).")
+    pooling: str = _f("mean", "Pooling of token vectors: mean | cls.")
+    max_length: int = _f(256, "Maximum tokens for documents.")
+    query_max_length: int = _f(64, "Maximum tokens for queries.")
+    query_prefix: str = _f("", "Text put before every query (e.g. 'query: ' for E5).")
+    doc_prefix: str = _f("", "Text put before every document (e.g. 'passage: ' for E5).")
+    trust_remote_code: bool = _f(False, "Allow model code from the hub to run. Off unless you trust it.")
+
+
+@dataclass
+class GRPOConfig:
+    group_size: int = _f(4, "Depth choices sampled per sequence in each training step.")
+    clip: float = _f(0.2, "PPO-style ratio clip epsilon.")
+    kl: float = _f(0.02, "Weight of the KL penalty to the reference policy.")
+    entropy: float = _f(0.01, "Weight of the entropy bonus.")
+    ref_update_every: int = _f(0, "Copy the policy into the reference every N optimiser steps (0 = never).")
+
+
+@dataclass
+class GumbelConfig:
+    tau: float = _f(1.0, "Gumbel-softmax temperature.")
+
+
+@dataclass
+class MAWConfig:
+    enabled: bool = _f(False, "Use MAW attention (the 'maw' arm); false is the standard arm.")
+    depth: int = _f(4, "Number of attention maps (depths) each head chooses among.")
+    variant: str = _f("split", "split (cut the head's Q/K into depth chunks) | full (one projection per depth).")
+    layers: Any = _f([-1], "Encoder layers whose self-attention becomes MAW: list of indices (negative ok) or 'all'.")
+    placement: str = _f("replace", "replace (swap attention in place) | append (add blocks on top).")
+    num_blocks: int = _f(1, "With placement=append: how many blocks to add.")
+    num_heads: int = _f(0, "With placement=append: heads per added block (0 = the encoder's).")
+    selection: str = _f("grpo", "grpo | gumbel | soft | uniform | fixed:<t>.")
+    router: str = _f("sequence", "Router granularity: sequence | head.")
+    reward: str = _f("task", "GRPO reward: task (-InfoNCE per query) | rank (1/rank of positive) | focus.")
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    gumbel: GumbelConfig = field(default_factory=GumbelConfig)
+
+
+@dataclass
+class NegativesConfig:
+    source: str = _f("bm25", "Hard negatives: triples (collection's own) | bm25 | random.")
+    count: int = _f(1, "Hard negatives per training example.")
+    bm25_window: list = _f([10, 100], "BM25 rank window [lo, hi) negatives are drawn from.")
+
+
+@dataclass
+class DataConfig:
+    train: str = _f("builtin", "Training dataset id (ir_datasets id, local BEIR folder, or builtin).")
+    train_split: str = _f("train", "Split of a local BEIR folder or builtin used for training.")
+    eval: list = _f(["builtin"], "Evaluation dataset ids.")
+    eval_split: str = _f("test", "Split of local BEIR folders or builtin used for evaluation.")
+    max_queries: int = _f(0, "Keep at most this many queries (0 = all), deterministic by seed.")
+    max_docs: int = _f(0, "Keep at most this many documents (0 = all); judged ones are always kept.")
+    negatives: NegativesConfig = field(default_factory=NegativesConfig)
+    allow_leakage: bool = _f(False, "Run even if training queries appear in evaluation.")
+
+
+@dataclass
+class LoRAConfig:
+    enabled: bool = _f(False, "Train LoRA adapters (peft) instead of all encoder weights.")
+    r: int = _f(8, "LoRA rank.")
+    alpha: int = _f(16, "LoRA alpha.")
+    dropout: float = _f(0.05, "LoRA dropout.")
+    target_modules: list = _f(["query", "key", "value", "dense"], "Module names LoRA wraps.")
+
+
+@dataclass
+class GradCacheConfig:
+    chunk_size: int = _f(0, "GradCache sub-batch size (0 = off).")
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = _f(1.0, "Passes over the training examples.")
+    max_steps: int = _f(0, "Optimiser steps; overrides epochs when > 0.")
+    batch_size: int = _f(32, "Queries per micro-batch.")
+    grad_accum: int = _f(1, "Micro-batches per optimiser step.")
+    lr: float = _f(2e-5, "Peak learning rate of the encoder.")
+    router_lr: float = _f(1e-3, "Learning rate of MAW routers.")
+    weight_decay: float = _f(0.01, "AdamW weight decay.")
+    warmup_ratio: float = _f(0.1, "Fraction of optimiser steps of linear warm-up.")
+    temperature: float = _f(0.05, "InfoNCE temperature.")
+    symmetric: bool = _f(False, "Add the passage-to-query InfoNCE term.")
+    negatives: int = _f(1, "Hard negatives per query in each batch.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 = off).")
+    dtype: str = _f("fp32", "fp32 | bf16 | fp16 (fp16 only on CUDA, with a grad scaler).")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
+    save_every: int = _f(0, "Checkpoint every N optimiser steps (0 = only at the end).")
+    log_every: int = _f(1, "Write train_log.jsonl every N optimiser steps.")
+    deterministic: bool = _f(False, "torch.use_deterministic_algorithms for bitwise resume tests.")
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    grad_cache: GradCacheConfig = field(default_factory=GradCacheConfig)
+
+
+@dataclass
+class EvalConfig:
+    metrics: list = _f(["ndcg@10", "mrr@10", "recall@100", "recall@1000", "map@1000"], "ranx metric names.")
+    batch_size: int = _f(64, "Encoding batch size.")
+    dtype: str = _f("fp32", "fp32 | bf16 | fp16 for encoding.")
+    top_k: int = _f(1000, "Hits kept per query.")
+    index: str = _f("exact", "exact (chunked matmul + top-k) | faiss:<factory>.")
+    chunk_size: int = _f(50000, "Documents per search chunk (bounds memory).")
+    cache_dir: str = _f("", "Embedding cache folder ('' = ~/.cache/maw-bench/embeddings).")
+    bm25: bool = _f(False, "Add a BM25 (bm25s) baseline.")
+
+
+@dataclass
+class BenchmarkConfig:
+    seed: int = _f(13, "Seed for sampling, initialisation and data order.")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    maw: MAWConfig = field(default_factory=MAWConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "BenchmarkConfig":
+        """Read YAML (optional), apply ``key=value`` overrides, validate."""
+        raw: dict = {}
+        if path is not None:
+            raw = read_yaml_mapping(path)
+        for item in overrides or []:
+            key, value = parse_override(item)
+            set_dotted(raw, key, value)
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "BenchmarkConfig":
+        cfg = _build(cls, raw, prefix="")
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def with_overrides(self, overrides: list[str]) -> "BenchmarkConfig":
+        raw = self.to_dict()
+        for item in overrides:
+            key, value = parse_override(item)
+            set_dotted(raw, key, value)
+        return BenchmarkConfig.from_dict(raw)
+
+    # --------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Check what can be checked without the model (depth vs head is checked at build)."""
+        m = self.maw
+        _choice("model.pooling", self.model.pooling, ("mean", "cls"))
+        _choice("maw.variant", m.variant, ("split", "full"))
+        _choice("maw.placement", m.placement, ("replace", "append"))
+        _choice("maw.router", m.router, ("sequence", "head"))
+        _choice("maw.reward", m.reward, ("task", "rank", "focus"))
+        _choice("train.dtype", self.train.dtype, ("fp32", "bf16", "fp16"))
+        _choice("eval.dtype", self.eval.dtype, ("fp32", "bf16", "fp16"))
+        _choice("data.negatives.source", self.data.negatives.source, ("triples", "bm25", "random"))
+        if m.depth < 1:
+            raise UserError(f"maw.depth={m.depth} must be >= 1; try maw.depth=4.")
+        if m.selection not in SELECTIONS:
+            t = fixed_depth(m.selection)
+            if t is None:
+                raise UserError(
+                    f"maw.selection={m.selection!r} is unknown; use one of {', '.join(SELECTIONS)} or fixed:<t>."
+                )
+            if not 0 <= t < m.depth:
+                raise UserError(f"maw.selection=fixed:{t} needs 0 <= t < maw.depth={m.depth}; lower t or raise the depth.")
+        if not (m.layers == "all" or (isinstance(m.layers, list) and m.layers and all(isinstance(i, int) for i in m.layers))):
+            raise UserError(f"maw.layers={m.layers!r} must be a non-empty list of layer indices or 'all'.")
+        if m.num_blocks < 1 or m.num_heads < 0:
+            raise UserError("maw.num_blocks must be >= 1 and maw.num_heads >= 0.")
+        g = m.grpo
+        if g.group_size < 2:
+            raise UserError(f"maw.grpo.group_size={g.group_size} must be >= 2 (advantages are normalised in the group).")
+        if g.clip <= 0 or g.kl < 0 or g.entropy < 0:
+            raise UserError("maw.grpo.clip must be > 0 and maw.grpo.kl, maw.grpo.entropy >= 0.")
+        if m.gumbel.tau <= 0:
+            raise UserError(f"maw.gumbel.tau={m.gumbel.tau} must be > 0.")
+        t = self.train
+        for name, val in (("train.batch_size", t.batch_size), ("train.grad_accum", t.grad_accum)):
+            if val < 1:
+                raise UserError(f"{name}={val} must be >= 1.")
+        if not 0 < t.lr < 1:
+            raise UserError(f"train.lr={t.lr} is out of range; use a value in (0, 1) such as 2e-5.")
+        if not 0 < t.router_lr < 10:
+            raise UserError(f"train.router_lr={t.router_lr} is out of range; use a value such as 1e-3.")
+        if t.temperature <= 0:
+            raise UserError(f"train.temperature={t.temperature} must be > 0; 0.05 is usual.")
+        if not 0 <= t.warmup_ratio < 1:
+            raise UserError(f"train.warmup_ratio={t.warmup_ratio} must be in [0, 1).")
+        if t.epochs <= 0 and t.max_steps <= 0:
+            raise UserError("Set train.epochs > 0 or train.max_steps > 0.")
+        if t.negatives < 0 or t.max_steps < 0 or t.save_every < 0:
+            raise UserError("train.negatives, train.max_steps and train.save_every must be >= 0.")
+        if self.model.max_length < 2 or self.model.query_max_length < 2:
+            raise UserError("model.max_length and model.query_max_length must be >= 2.")
+        if self.eval.batch_size < 1 or self.eval.top_k < 1 or self.eval.chunk_size < 1:
+            raise UserError("eval.batch_size, eval.top_k and eval.chunk_size must be >= 1.")
+        if not isinstance(self.eval.metrics, list) or not self.eval.metrics:
+            raise UserError("eval.metrics must be a non-empty list such as [ndcg@10, mrr@10].")
+        if not (self.eval.index == "exact" or self.eval.index.startswith("faiss:")):
+            raise UserError(f"eval.index={self.eval.index!r}: use exact or faiss:<factory> (e.g. faiss:Flat).")
+        lo_hi = self.data.negatives.bm25_window
+        if not (isinstance(lo_hi, list) and len(lo_hi) == 2 and 0 <= lo_hi[0] < lo_hi[1]):
+            raise UserError(f"data.negatives.bm25_window={lo_hi!r} must be [lo, hi] with 0 <= lo < hi.")
+
+
+def fixed_depth(selection: str) -> int | None:
+    """``'fixed:2' -> 2``; anything else -> None."""
+    if isinstance(selection, str) and selection.startswith("fixed:"):
+        try:
+            return int(selection.split(":", 1)[1])
+        except ValueError:
+            return None
+    return None
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UserError(f"{key}={value!r} is not allowed; use one of: {', '.join(allowed)}.")
+
+
+# ---------------------------------------------------------------------- YAML I/O
+def read_yaml_mapping(path: str | Path) -> dict:
+    """Safe-load a YAML file that must hold a mapping (Python tags are refused)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file {p} does not exist; pass a path to a YAML file.")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{p}{where}: not valid (safe) YAML: {problem}.") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{p}: the top level must be a mapping of config keys, not {type(data).__name__}.")
+    return data
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``'maw.layers=[-2,-1]' -> ('maw.layers', [-2, -1])``."""
+    if "=" not in item:
+        raise UserError(f"override {item!r} must look like key=value, e.g. maw.depth=4.")
+    key, text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise UserError(f"override {item!r}: the value is not valid YAML.") from exc
+    return key.strip(), value
+
+
+def set_dotted(raw: dict, key: str, value: Any) -> None:
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[part] = nxt
+        node = nxt
+    node[parts[-1]] = value
+
+
+def all_keys(cls: type = BenchmarkConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of the config, for suggestions and docs."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        t = hints[f.name]
+        if dataclasses.is_dataclass(t):
+            keys.extend(all_keys(t, f"{prefix}{f.name}."))
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _unknown_key(key: str) -> UserError:
+    close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]}?" if close else "; run `maw-bench config-keys` for the list."
+    return UserError(f"unknown config key {key!r}{hint}")
+
+
+def _coerce(key: str, value: Any, t: Any) -> Any:
+    origin = typing.get_origin(t)
+    if t is Any:
+        return value
+    if t is bool:
+        if isinstance(value, bool):
+            return value
+    elif t is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif t is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads '1e-4' as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif t is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif t is list or origin is list:
+        if isinstance(value, list):
+            return value
+        if isinstance(value, (str, int)):
+            return [value]
+    elif origin in (Union, types.UnionType):
+        return value
+    else:
+        return value
+    name = getattr(t, "__name__", str(t))
+    raise UserError(f"config key {key}={value!r} must be of type {name}.")
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise UserError(f"config section {prefix.rstrip('.') or 'top level'} must be a mapping, got {raw!r}.")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise _unknown_key(prefix + str(key))
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        t = hints[f.name]
+        if dataclasses.is_dataclass(t):
+            kwargs[f.name] = _build(t, raw[f.name], f"{prefix}{f.name}.")
+        else:
+            kwargs[f.name] = _coerce(prefix + f.name, raw[f.name], t)
+    return cls(**kwargs)

@@ -1,0 +1,123 @@
+"""The arithmetic of MAW (DESIGN section 2, steps 1-3 and 6-7), as pure functions.
+
+Shapes: ``q, k, v`` are ``(B, H, L, d_h)``; per-depth queries/keys are
+``(B, H, D, L, r)``; scores and maps are ``(B, H, Lq, Lk, D)`` (depth last, as in
+the original description); ``mask`` is a boolean ``(B, 1|H, Lq|1, Lk)`` with True
+for keys a query may attend to.
+
+The ``split`` variant cuts the head dimension into ``D`` contiguous chunks
+(``torch.tensor_split``), which may differ in width by one. To keep everything a
+single batched product, narrower chunks are padded with zero columns: a zero
+column adds nothing to a dot product, and each depth is scaled by its own true
+width ``1/sqrt(r_t)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def split_index(head_dim: int, depth: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column indices of each depth chunk, padded with ``head_dim`` (a zero column).
+
+    Returns ``index (D, r_max)`` and ``widths (D,)`` (float, the true chunk widths).
+    """
+    if not 1 <= depth <= head_dim:
+        raise ValueError(f"depth {depth} must be between 1 and the head width {head_dim}")
+    chunks = torch.arange(head_dim).tensor_split(depth)
+    r_max = max(len(c) for c in chunks)
+    index = torch.full((depth, r_max), head_dim, dtype=torch.long)
+    for t, c in enumerate(chunks):
+        index[t, : len(c)] = c
+    widths = torch.tensor([float(len(c)) for c in chunks])
+    return index.to(device), widths.to(device)
+
+
+def split_depths(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``(B, H, L, d_h) -> (B, H, D, L, r_max)`` by the chunk index (zero-padded)."""
+    x_ext = F.pad(x, (0, 1))  # column d_h is the zero column
+    return x_ext[..., index].permute(0, 1, 3, 2, 4)
+
+
+def depth_scores(qd: torch.Tensor, kd: torch.Tensor, widths: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """5D scores ``S[b,h,i,j,t] = <Q_t,i, K_t,j> / sqrt(r_t)``, masked keys at -inf."""
+    scale = widths.to(qd.dtype).rsqrt()
+    s = torch.einsum("bhdir,bhdjr->bhijd", qd, kd) * scale
+    if mask is not None:
+        s = s.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+    return s
+
+
+def depth_maps(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over keys (dim 3) for every depth; masked keys get exactly 0, no NaN."""
+    maps = torch.softmax(scores, dim=3)
+    if mask is not None:
+        maps = maps.masked_fill(~mask.unsqueeze(-1), 0.0)
+    return maps
+
+
+def combine(maps: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``A_bar = sum_t w_t A[..., t]``; weights ``(B, D)`` or ``(B, H, D)``."""
+    if weights.dim() == 2:
+        weights = weights[:, None, :]
+    return torch.einsum("bhijd,bhd->bhij", maps, weights.to(maps.dtype))
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over the last axis; masked entries exactly 0 and fully masked rows all 0."""
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    return probs.masked_fill(~mask, 0.0)
+
+
+def gather_depth(xd: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
+    """Pick one depth per sequence (``choice (B,)``) or per head (``(B, H)``).
+
+    ``xd (B, H, D, L, r) -> (B, H, L, r)``.
+    """
+    b, h, _, l, r = xd.shape
+    if choice.dim() == 1:
+        choice = choice[:, None].expand(b, h)
+    idx = choice[:, :, None, None, None].expand(b, h, 1, l, r)
+    return torch.gather(xd, 2, idx).squeeze(2)
+
+
+def gather_split(x: torch.Tensor, index: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
+    """The chosen chunk only: ``(B, H, L, d_h) -> (B, H, L, r_max)``.
+
+    Gathers the columns before any product, so a hard choice never builds the 5D tensor.
+    """
+    b, h, l, _ = x.shape
+    if choice.dim() == 1:
+        choice = choice[:, None].expand(b, h)
+    cols = index[choice]  # (B, H, r_max)
+    x_ext = F.pad(x, (0, 1))
+    return torch.gather(x_ext, 3, cols[:, :, None, :].expand(b, h, l, cols.shape[-1]))
+
+
+def chosen_scale(widths: torch.Tensor, choice: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """``1/sqrt(r_t)`` of the chosen depth, shaped ``(B, H, 1, 1)``."""
+    if choice.dim() == 1:
+        choice = choice[:, None].expand(choice.shape[0], num_heads)
+    return widths[choice].rsqrt()[:, :, None, None]
+
+
+def hard_attention_probs(q_sel: torch.Tensor, k_sel: torch.Tensor, scale: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The one chosen attention map, ``(B, H, Lq, Lk)``: same cost as standard attention."""
+    s = torch.matmul(q_sel, k_sel.transpose(-1, -2)) * scale.to(q_sel.dtype)
+    return masked_softmax(s, mask)
+
+
+def map_entropy(probs: torch.Tensor, mask: torch.Tensor | None, query_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean row entropy of an attention map per sequence, ``(B, H, Lq, Lk) -> (B,)``.
+
+    The ``focus`` reward is its negative: a focused map has low entropy.
+    """
+    ent = -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1)  # (B, H, Lq)
+    ent = ent.mean(1)  # over heads
+    if query_mask is None:
+        return ent.mean(-1)
+    qm = query_mask.to(ent.dtype)
+    return (ent * qm).sum(-1) / qm.sum(-1).clamp_min(1.0)

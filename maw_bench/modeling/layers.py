@@ -1,0 +1,122 @@
+"""Plug MAW into a HuggingFace encoder: in place (``replace``) or on top (``append``)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from maw_bench.config import MAWConfig
+from maw_bench.errors import UserError
+from maw_bench.maw import MAWAttention, StandardAttention
+
+
+def hf_bool_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """HF's 4D attention mask (bool for sdpa, additive float for eager) -> bool, True = attend."""
+    if mask is None or mask.dtype == torch.bool:
+        return mask
+    return mask > torch.finfo(mask.dtype).min / 2
+
+
+class HFMAWSelfAttention(nn.Module):
+    """Drop-in for ``BertSelfAttention`` / ``RobertaSelfAttention`` (same call, same return)."""
+
+    def __init__(self, original: nn.Module, maw: MAWConfig) -> None:
+        super().__init__()
+        cfg = original.config
+        self.maw = MAWAttention(
+            hidden_size=cfg.hidden_size,
+            num_heads=cfg.num_attention_heads,
+            depth=maw.depth,
+            variant=maw.variant,
+            selection=maw.selection,
+            router=maw.router,
+            tau=maw.gumbel.tau,
+            dropout=original.dropout.p,
+            query=original.query,
+            key=original.key,
+            value=original.value,
+        )
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args, **kwargs):
+        return self.maw(hidden_states, hf_bool_mask(attention_mask)), None
+
+
+class AppendedBlock(nn.Module):
+    """An attention block added on top of the encoder (``placement: append``).
+
+    Pre-LayerNorm with a zero-initialised output projection, so at initialisation
+    the block is the identity and both arms start from the pretrained encoder.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, maw: MAWConfig | None, dropout: float, eps: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size, eps=eps)
+        if maw is None:
+            self.attn: nn.Module = StandardAttention(hidden_size, num_heads, dropout)
+        else:
+            self.attn = MAWAttention(
+                hidden_size, num_heads, maw.depth, maw.variant, maw.selection, maw.router, maw.gumbel.tau, dropout
+            )
+        self.out = nn.Linear(hidden_size, hidden_size)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return x + self.drop(self.out(self.attn(self.norm(x), mask)))
+
+
+def encoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The transformer layers of a BERT/RoBERTa-family ``AutoModel``."""
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    if not isinstance(layers, nn.ModuleList) or not hasattr(layers[0], "attention"):
+        kind = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+        raise UserError(f"model type {kind!r} is not supported; use a BERT or RoBERTa-family encoder (MiniLM, BGE, E5, Contriever).")
+    return layers
+
+
+def resolve_layers(spec: list[int] | str, num_layers: int) -> list[int]:
+    """``[-1] -> [num_layers - 1]``; ``'all'`` -> every layer; out of range is a ``UserError``."""
+    if spec == "all":
+        return list(range(num_layers))
+    out = []
+    for i in spec:
+        j = i + num_layers if i < 0 else i
+        if not 0 <= j < num_layers:
+            raise UserError(f"maw.layers has {i}, but the encoder has {num_layers} layers; use -{num_layers}..{num_layers - 1}.")
+        out.append(j)
+    return sorted(set(out))
+
+
+def check_depth(maw: MAWConfig, hidden_size: int, num_heads: int) -> None:
+    head_dim = hidden_size // num_heads
+    if maw.variant == "split" and maw.depth > head_dim:
+        raise UserError(
+            f"maw.depth={maw.depth} does not fit a head of width {head_dim} with variant=split; "
+            f"use maw.depth <= {head_dim} or maw.variant=full."
+        )
+
+
+def replace_attention(model: nn.Module, maw: MAWConfig) -> list[int]:
+    """Swap self-attention of ``maw.layers`` for MAW in place; return the layer indices."""
+    layers = encoder_layers(model)
+    check_depth(maw, model.config.hidden_size, model.config.num_attention_heads)
+    idx = resolve_layers(maw.layers, len(layers))
+    for i in idx:
+        layers[i].attention.self = HFMAWSelfAttention(layers[i].attention.self, maw)
+    return idx
+
+
+def build_appended(model: nn.Module, maw: MAWConfig, use_maw: bool) -> nn.ModuleList:
+    """``maw.num_blocks`` blocks for the top of the encoder; MAW ones only for the MAW arm."""
+    cfg = model.config
+    heads = maw.num_heads or cfg.num_attention_heads
+    if cfg.hidden_size % heads:
+        raise UserError(f"maw.num_heads={heads} does not divide the hidden size {cfg.hidden_size}; pick a divisor.")
+    if use_maw:
+        check_depth(maw, cfg.hidden_size, heads)
+    eps = getattr(cfg, "layer_norm_eps", 1e-12)
+    drop = getattr(cfg, "attention_probs_dropout_prob", 0.0)
+    return nn.ModuleList(
+        AppendedBlock(cfg.hidden_size, heads, maw if use_maw else None, drop, eps) for _ in range(maw.num_blocks)
+    )

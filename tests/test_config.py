@@ -1,0 +1,63 @@
+"""BenchmarkConfig: YAML round trip, overrides, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from maw_bench.config import BenchmarkConfig, all_keys
+from maw_bench.errors import UserError
+
+
+def test_defaults_and_yaml_round_trip(tmp_path):
+    cfg = BenchmarkConfig.load(overrides=["maw.enabled=true", "maw.layers=[-2,-1]", "train.lr=1e-4"])
+    assert cfg.maw.layers == [-2, -1] and cfg.train.lr == 1e-4 and cfg.maw.enabled
+    path = tmp_path / "c.yaml"
+    path.write_text(cfg.to_yaml())
+    assert BenchmarkConfig.load(path) == cfg
+
+
+def test_overrides_win_over_yaml_and_parse_as_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("maw:\n  depth: 2\n  selection: soft\ntrain:\n  epochs: 3\n")
+    cfg = BenchmarkConfig.load(path, overrides=["maw.depth=8", "maw.layers=all", "maw.grpo.group_size=6"])
+    assert (cfg.maw.depth, cfg.maw.selection, cfg.maw.layers, cfg.maw.grpo.group_size) == (8, "soft", "all", 6)
+    assert cfg.train.epochs == 3.0
+
+
+def test_unknown_key_names_it_and_the_closest():
+    with pytest.raises(UserError, match=r"unknown config key 'maw.dpeth'; did you mean maw.depth\?"):
+        BenchmarkConfig.load(overrides=["maw.dpeth=4"])
+    with pytest.raises(UserError, match="did you mean train.lr"):
+        BenchmarkConfig.from_dict({"train": {"lrr": 0.1}})
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("maw.selection=fixed:4", "0 <= t < maw.depth=4"),
+    ("maw.depth=0", "must be >= 1"),
+    ("train.lr=5", "out of range"),
+    ("train.temperature=0", "must be > 0"),
+    ("train.batch_size=0", "must be >= 1"),
+    ("maw.selection=greedy", "is unknown"),
+    ("maw.variant=half", "maw.variant='half' is not allowed"),
+    ("maw.depth=four", "must be of type int"),
+])
+def test_invalid_values_say_what_to_change(override, needle):
+    with pytest.raises(UserError, match=needle.replace("(", r"\(").replace("[", r"\[")):
+        BenchmarkConfig.load(overrides=[override])
+
+
+def test_yaml_must_be_a_safe_mapping(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(UserError, match="must be a mapping"):
+        BenchmarkConfig.load(bad)
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("seed: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(UserError, match="not valid \\(safe\\) YAML"):
+        BenchmarkConfig.load(evil)
+
+
+def test_all_keys_lists_nested_sections():
+    keys = all_keys()
+    for k in ("maw.grpo.group_size", "maw.gumbel.tau", "train.lora.r", "data.negatives.source", "eval.metrics"):
+        assert k in keys

@@ -1,0 +1,121 @@
+"""The encoder wrapper: D=1 equals the base model, masks, arms, save/load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import texts
+from maw_bench import BenchmarkConfig, build_encoder, load_encoder
+from maw_bench.errors import UserError
+from maw_bench.maw import DepthRouter
+
+
+def cfg_for(model: str, *overrides: str) -> BenchmarkConfig:
+    return BenchmarkConfig.load(overrides=[f"model.name={model}", *overrides])
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max())
+
+
+@pytest.mark.parametrize("layers", ["[-1]", "all"])
+def test_split_depth_one_reproduces_the_unmodified_encoder_tiny(tiny_model, layers):
+    base = build_encoder(cfg_for(tiny_model)).encode(texts())
+    maw = build_encoder(cfg_for(tiny_model, "maw.enabled=true", "maw.depth=1", f"maw.layers={layers}"))
+    assert maw.maw_layers
+    assert _max_diff(maw.encode(texts()), base) <= 1e-5
+
+
+@pytest.mark.parametrize("layers", ["[-1]", "all"])
+def test_split_depth_one_reproduces_minilm(minilm_path, layers):
+    sample = ["Aspirin lowers the risk of heart attack.", "A short one.", "Protein folding " * 30]
+    base = build_encoder(cfg_for(minilm_path)).encode(sample)
+    maw = build_encoder(cfg_for(minilm_path, "maw.enabled=true", "maw.depth=1", f"maw.layers={layers}"))
+    assert _max_diff(maw.encode(sample), base) <= 1e-5
+
+
+def test_fixed_depths_give_different_embeddings_on_real_text(minilm_path):
+    sample = ["Vitamin D deficiency is associated with higher mortality.", "Gene expression in the brain."]
+    a = build_encoder(cfg_for(minilm_path, "maw.enabled=true", "maw.depth=4", "maw.selection=fixed:0")).encode(sample)
+    b = build_encoder(cfg_for(minilm_path, "maw.enabled=true", "maw.depth=4", "maw.selection=fixed:1")).encode(sample)
+    assert _max_diff(a, b) > 1e-3
+    assert torch.allclose(a.norm(dim=-1), torch.ones(2), atol=1e-5)
+
+
+@pytest.mark.parametrize("selection", ["grpo", "soft", "uniform"])
+def test_text_alone_equals_text_beside_a_longer_one(tiny_model, selection):
+    enc = build_encoder(cfg_for(tiny_model, "maw.enabled=true", "maw.depth=4", f"maw.selection={selection}", "maw.layers=all"))
+    short, long = "the cell and the gene", " ".join(["protein brain heart"] * 30)
+    alone = enc.encode([short])
+    together = enc.encode([short, long], batch_size=2)
+    assert _max_diff(alone[0], together[0]) <= 1e-5
+
+
+def test_append_arms_differ_by_exactly_the_router(tiny_model):
+    std = build_encoder(cfg_for(tiny_model, "maw.placement=append", "maw.num_blocks=2"))
+    maw = build_encoder(cfg_for(tiny_model, "maw.placement=append", "maw.num_blocks=2", "maw.enabled=true", "maw.depth=4"))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    routers = [m for m in maw.modules() if isinstance(m, DepthRouter)]
+    assert len(routers) == 2
+    assert count(maw) - count(std) == sum(count(r) for r in routers) > 0
+    # the appended blocks start as the identity: both arms equal the bare encoder
+    base = build_encoder(cfg_for(tiny_model)).encode(texts())
+    assert _max_diff(std.encode(texts()), base) <= 1e-5
+    assert _max_diff(maw.encode(texts()), base) <= 1e-5
+
+
+@pytest.mark.parametrize("overrides", [
+    ("maw.enabled=true", "maw.depth=4", "maw.selection=gumbel"),
+    ("maw.enabled=true", "maw.depth=3", "maw.variant=full", "maw.router=head"),
+    ("maw.placement=append", "maw.enabled=true", "maw.depth=2", "maw.selection=soft"),
+])
+def test_save_load_roundtrip_is_exact(tiny_model, tmp_path, overrides):
+    enc = build_encoder(cfg_for(tiny_model, *overrides))
+    with torch.no_grad():
+        for m in enc.maw_modules():
+            if m.router is not None:
+                m.router.policy.weight.normal_()
+    before = enc.encode(texts())
+    enc.save(tmp_path / "enc")
+    again = load_encoder(tmp_path / "enc")
+    assert torch.equal(again.encode(texts()), before)
+    enc.save(tmp_path / "enc")  # overwriting a saved folder is atomic and works
+    assert torch.equal(load_encoder(tmp_path / "enc").encode(texts()), before)
+
+
+def test_depth_wider_than_head_is_a_clear_error(tiny_model):
+    with pytest.raises(UserError, match="does not fit a head of width 8"):
+        build_encoder(cfg_for(tiny_model, "maw.enabled=true", "maw.depth=9"))
+
+
+def test_layer_out_of_range_is_a_clear_error(tiny_model):
+    with pytest.raises(UserError, match="encoder has 2 layers"):
+        build_encoder(cfg_for(tiny_model, "maw.enabled=true", "maw.layers=[5]"))
+
+
+def test_forward_samples_reuses_lower_layers_and_resamples_maw(tiny_model):
+    enc = build_encoder(cfg_for(tiny_model, "maw.enabled=true", "maw.depth=8", "maw.layers=[-1]")).train()
+    feats = enc.tokenize(texts(), "doc")
+    calls = {"n": 0}
+    first = enc.backbone.encoder.layer[0]
+    first.register_forward_hook(lambda *a: calls.__setitem__("n", calls["n"] + 1))
+    samples = enc.forward_samples(feats, 4)
+    assert calls["n"] == 1  # the layer below MAW ran once for four samples
+    choices = torch.stack([routes[0].choice for _, routes in samples])
+    assert choices.shape == (4, len(texts()))
+    assert len({tuple(c.tolist()) for c in choices}) > 1
+    assert all(emb.shape == (len(texts()), 32) for emb, _ in samples)
+
+
+def test_missing_model_offline_fails_fast():
+    from maw_bench.modeling.resolve import resolve_model
+
+    with pytest.raises(UserError, match="hub is unreachable"):
+        resolve_model("someone/not-a-cached-model")
+
+
+def test_default_model_resolves_to_the_offline_package(minilm_path):
+    from maw_bench.modeling.resolve import resolve_model
+
+    assert resolve_model("sentence-transformers/all-MiniLM-L6-v2") == minilm_path

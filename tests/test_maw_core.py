@@ -1,0 +1,146 @@
+"""MAW arithmetic: shapes, masks, slices, selection paths, gradients, GRPO objective."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from maw_bench.maw import MAWAttention, group_advantages, grpo_objective
+from maw_bench.maw import scores as S
+from maw_bench.maw.grpo import categorical_entropy, categorical_kl
+
+
+def _mask(b: int, l: int, lengths: list[int]) -> torch.Tensor:
+    m = torch.zeros(b, 1, 1, l, dtype=torch.bool)
+    for i, n in enumerate(lengths):
+        m[i, ..., :n] = True
+    return m
+
+
+def test_split_index_uneven_chunks_cover_head():
+    index, widths = S.split_index(10, 4)
+    assert widths.tolist() == [3.0, 3.0, 2.0, 2.0]
+    cols = sorted(int(c) for c in index.flatten() if c < 10)
+    assert cols == list(range(10))
+
+
+def test_scores_are_5d_and_match_a_loop():
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 3, 5, 7), torch.randn(2, 3, 6, 7)
+    index, widths = S.split_index(7, 3)
+    s = S.depth_scores(S.split_depths(q, index), S.split_depths(k, index), widths, None)
+    assert s.shape == (2, 3, 5, 6, 3)
+    for t, chunk in enumerate(torch.arange(7).tensor_split(3)):
+        ref = q[..., chunk] @ k[..., chunk].transpose(-1, -2) / len(chunk) ** 0.5
+        torch.testing.assert_close(s[..., t], ref)
+
+
+def test_every_depth_map_is_row_stochastic_and_padded_keys_get_zero():
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 2, 6, 8), torch.randn(2, 2, 6, 8)
+    mask = _mask(2, 6, [4, 6])
+    index, widths = S.split_index(8, 4)
+    maps = S.depth_maps(S.depth_scores(S.split_depths(q, index), S.split_depths(k, index), widths, mask), mask)
+    torch.testing.assert_close(maps.sum(3), torch.ones(2, 2, 6, 4))
+    assert (maps[0, :, :, 4:, :] == 0).all()
+    combined = S.combine(maps, torch.softmax(torch.randn(2, 4), -1))
+    assert (combined[0, :, :, 4:] == 0).all()
+    torch.testing.assert_close(combined.sum(-1), torch.ones(2, 2, 6))
+    # the depth slices are different maps
+    assert (maps[..., 0] - maps[..., 1]).abs().max() > 1e-3
+
+
+def test_fully_padded_row_gives_no_nan():
+    m = MAWAttention(16, 2, 2, selection="soft").eval()
+    x = torch.randn(2, 5, 16)
+    mask = _mask(2, 5, [0, 5])
+    out = m(x, mask)
+    assert torch.isfinite(out).all()
+    m2 = MAWAttention(16, 2, 2, selection="grpo").eval()
+    assert torch.isfinite(m2(x, mask)).all()
+
+
+@pytest.mark.parametrize("variant", ["split", "full"])
+@pytest.mark.parametrize("router", ["sequence", "head"])
+@pytest.mark.parametrize("selection", ["grpo", "gumbel", "fixed:1"])
+def test_hard_path_equals_full_5d_path_then_selection(variant, router, selection):
+    torch.manual_seed(1)
+    m = MAWAttention(32, 4, 3, variant=variant, selection=selection, router=router).eval()
+    x = torch.randn(3, 9, 32)
+    mask = _mask(3, 9, [9, 5, 2])
+    hard = m(x, mask)
+    chosen = m.last_route.choice
+    m.force_full = True
+    full = m(x, mask)
+    assert torch.equal(m.last_route.choice, chosen)
+    assert (hard - full).abs().max() <= 1e-5
+
+
+def test_hard_path_never_builds_the_5d_tensor(monkeypatch):
+    m = MAWAttention(32, 4, 4, selection="grpo").eval()
+
+    def boom(*a, **k):
+        raise AssertionError("5D scores computed at inference")
+
+    monkeypatch.setattr(S, "depth_scores", boom)
+    m(torch.randn(2, 6, 32), _mask(2, 6, [6, 3]))
+
+
+def test_router_input_depends_on_the_sequence():
+    torch.manual_seed(0)
+    m = MAWAttention(32, 4, 4, selection="soft").eval()
+    m(torch.randn(2, 6, 32), None)
+    w = m.last_route.weights
+    assert (w[0] - w[1]).abs().max() > 1e-4
+
+
+def test_gumbel_gradient_reaches_router():
+    torch.manual_seed(0)
+    m = MAWAttention(32, 4, 4, selection="gumbel").train()
+    out = m(torch.randn(2, 6, 32), _mask(2, 6, [6, 4]))
+    out.pow(2).sum().backward()
+    assert m.router.policy.weight.grad is not None and m.router.policy.weight.grad.abs().sum() > 0
+
+
+def test_grpo_gradient_reaches_router_through_objective():
+    torch.manual_seed(0)
+    m = MAWAttention(32, 4, 4, selection="grpo").train()
+    x = torch.randn(5, 6, 32)
+    logps, kls, ents, rewards = [], [], [], []
+    for g in range(4):
+        m(x, None)
+        r = m.last_route
+        logps.append(r.logp)
+        kls.append(r.kl)
+        ents.append(r.entropy)
+        rewards.append(r.choice.float())  # reward = depth index: prefers deeper
+    logp = torch.stack(logps)
+    loss, stats = grpo_objective(logp, logp.detach(), torch.stack(rewards), torch.stack(kls), torch.stack(ents))
+    loss.backward()
+    assert m.router.policy.weight.grad.abs().sum() > 0
+    assert stats.entropy > 0
+
+
+def test_group_advantages_are_normalised_per_group():
+    r = torch.tensor([[1.0, 5.0], [3.0, 5.0], [2.0, 5.0]])
+    a = group_advantages(r)
+    torch.testing.assert_close(a.mean(0), torch.zeros(2), atol=1e-6, rtol=0)
+    torch.testing.assert_close(a[:, 0], torch.tensor([-1.2247, 1.2247, 0.0]), atol=1e-4, rtol=0)
+    assert (a[:, 1] == 0).all()  # identical rewards: no signal
+
+
+def test_grpo_clip_stops_gradient_beyond_ratio_bound():
+    logp = torch.tensor([[0.5], [-0.5]], requires_grad=True)
+    old = torch.zeros(2, 1)
+    rewards = torch.tensor([[1.0], [0.0]])  # sample 0 advantaged, ratio e^0.5 > 1.2
+    z = torch.zeros(2, 1)
+    loss, _ = grpo_objective(logp, old, rewards, z, z, clip=0.2, kl_coef=0, entropy_coef=0)
+    loss.backward()
+    assert logp.grad[0, 0] == 0  # clipped: positive advantage already above 1 + eps
+
+
+def test_kl_and_entropy():
+    logits = torch.tensor([[0.0, 0.0]])
+    assert torch.allclose(categorical_entropy(logits), torch.tensor([0.6931]), atol=1e-4)
+    assert categorical_kl(logits, logits).item() == 0
+    assert categorical_kl(torch.tensor([[2.0, 0.0]]), logits).item() > 0
