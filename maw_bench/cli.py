@@ -27,6 +27,9 @@ _STATE = {"debug": False}
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")) -> None:
     _STATE["debug"] = debug
+    from maw_bench.console import setup_logging
+
+    setup_logging()
 
 
 def _todo(name: str) -> None:
@@ -65,8 +68,42 @@ def report() -> None:
 
 @datasets_app.command("list")
 def datasets_list() -> None:
-    """Known dataset ids and whether each is available locally."""
-    _todo("datasets list")
+    """Known dataset ids and whether each is available locally (no network)."""
+    from rich.table import Table
+
+    from maw_bench.console import console
+    from maw_bench.data.registry import known_ids, locally_available
+
+    table = Table(title="datasets (ir_datasets ids; local BEIR folders work too)")
+    table.add_column("id")
+    table.add_column("local", justify="center")
+    for dataset_id in known_ids():
+        table.add_row(dataset_id, "yes" if locally_available(dataset_id) else "-")
+    console.print(table)
+
+
+@datasets_app.command("check")
+def datasets_check(
+    dataset: str = typer.Argument(..., help="ir_datasets id, BEIR folder or builtin."),
+    split: str = typer.Option("test", help="Split of a local BEIR folder or builtin."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Load a dataset and count documents, queries, judged queries, qrels and missing judged docs."""
+    import json
+
+    from maw_bench.console import console
+    from maw_bench.data import load_bundle
+
+    bundle = load_bundle(dataset, split)
+    summary = bundle.summary()
+    if as_json:
+        print(json.dumps(summary))
+        return
+    console.print(f"[bold]{bundle.id}[/bold]")
+    for key, value in summary.items():
+        console.print(f"  {key:<20} {value:>10,}")
+    if summary["missing_judged_docs"]:
+        console.print(f"[yellow]{summary['missing_judged_docs']} judged documents are not in the corpus.[/yellow]")
 
 
 def main() -> None:

@@ -11,11 +11,30 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
 
+import tempfile  # noqa: E402
+
 import pytest  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SCIFACT = SHARED / "data" / "beir" / "scifact"
 IRDS_HOME = SHARED / "data" / "ir_datasets_home"
+
+# ir_datasets fixes its home when first imported, so one writable home serves the session:
+# a copy of the shared one (read-only in CI), into which tests may add collections.
+SESSION_TMP = Path(tempfile.mkdtemp(prefix="maw-bench-tests-"))
+SESSION_IRDS = SESSION_TMP / "irds"
+if IRDS_HOME.is_dir():
+    shutil.copytree(IRDS_HOME, SESSION_IRDS)
+    for _p in [SESSION_IRDS, *SESSION_IRDS.rglob("*")]:
+        _p.chmod(0o755 if _p.is_dir() else 0o644)
+else:
+    SESSION_IRDS.mkdir()
+os.environ["IR_DATASETS_HOME"] = str(SESSION_IRDS)
+os.environ["MAW_BENCH_CACHE"] = str(SESSION_TMP / "cache")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_TMP, ignore_errors=True)
 
 WORDS = (
     "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they "
@@ -66,17 +85,11 @@ def minilm_path() -> str:
 
 
 @pytest.fixture()
-def irds_home(tmp_path, monkeypatch) -> Path:
-    """A writable copy of the shared IR_DATASETS_HOME (CI's shared/ is read-only)."""
+def irds_home() -> Path:
+    """The session's writable copy of the shared IR_DATASETS_HOME (holds beir/scifact)."""
     if not IRDS_HOME.is_dir():
         pytest.skip("shared ir_datasets home not available")
-    home = tmp_path / "irds"
-    shutil.copytree(IRDS_HOME, home)
-    for p in home.rglob("*"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    home.chmod(0o755)
-    monkeypatch.setenv("IR_DATASETS_HOME", str(home))
-    return home
+    return SESSION_IRDS
 
 
 @pytest.fixture()

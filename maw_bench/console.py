@@ -1,0 +1,23 @@
+"""One rich console for human output (stdout) and logging set-up (stderr)."""
+
+from __future__ import annotations
+
+import logging
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """maw_bench logs at INFO (WARNING for third parties) through rich on stderr."""
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
+        force=True,
+    )
+    logging.getLogger("maw_bench").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("ir_datasets").setLevel(logging.WARNING)

@@ -1,0 +1,155 @@
+"""``DatasetBundle``: one collection and split, read lazily through ir_datasets.
+
+Documents are streamed and looked up through ir_datasets' docstore, never held in
+a Python dict (MS MARCO has 8.8M passages). Queries and qrels are small and are
+read once on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from maw_bench.data.offline import explain_missing
+
+# BEIR/MTEB drop a hit whose id equals the query id on these collections.
+SELF_HIT_COLLECTIONS = ("beir/arguana", "beir/quora", "beir/cqadupstack")
+
+
+def doc_text(doc: Any) -> str:
+    """``title + ' ' + text`` as BEIR and MTEB build it; plain text where there is no title."""
+    title = getattr(doc, "title", "") or ""
+    text = getattr(doc, "text", None)
+    if text is None:
+        text = doc.default_text() if hasattr(doc, "default_text") else str(doc[1])
+    return f"{title} {text}".strip() if title else text.strip()
+
+
+def query_text(query: Any) -> str:
+    text = getattr(query, "text", None)
+    return (text if text is not None else query.default_text()).strip()
+
+
+@dataclass
+class DatasetBundle:
+    """Corpus, queries and graded qrels of one collection and split.
+
+    ``id`` is stable (an ir_datasets id, ``local/...`` or ``builtin/...``) and keys caches.
+    ``keep_queries`` / ``keep_docs`` are set by sampling caps (``None`` = all).
+    """
+
+    id: str
+    irds: Any
+    keep_queries: set[str] | None = None
+    keep_docs: set[str] | None = None
+    _queries: dict[str, str] | None = field(default=None, repr=False)
+    _qrels: dict[str, dict[str, int]] | None = field(default=None, repr=False)
+
+    @property
+    def drop_self_hits(self) -> bool:
+        return self.id.startswith(SELF_HIT_COLLECTIONS)
+
+    # ------------------------------------------------------------------- docs
+    def has_docs(self) -> bool:
+        return self.irds.has_docs()
+
+    def docs_iter(self) -> Iterator[tuple[str, str]]:
+        """``(doc_id, text)`` in collection order, honouring ``keep_docs``."""
+        with explain_missing(self.id):
+            for doc in self.irds.docs_iter():
+                if self.keep_docs is None or doc.doc_id in self.keep_docs:
+                    yield doc.doc_id, doc_text(doc)
+
+    def doc_ids_iter(self) -> Iterator[str]:
+        for doc_id, _ in self.docs_iter():
+            yield doc_id
+
+    def docs_count(self) -> int:
+        if self.keep_docs is not None:
+            return len(self.keep_docs)
+        with explain_missing(self.id):
+            n = self.irds.docs_count()
+        return n if n is not None else sum(1 for _ in self.irds.docs_iter())
+
+    @functools.cached_property
+    def _store(self):
+        with explain_missing(self.id):
+            return self.irds.docs_store()
+
+    def doc_texts(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """Look documents up by id through the docstore (only the ones asked for)."""
+        ids = list(doc_ids)
+        with explain_missing(self.id):
+            found = self._store.get_many(ids)
+        return {i: doc_text(d) for i, d in found.items()}
+
+    def content_hash(self) -> str:
+        """A hash of every kept document id and text: changes when the corpus does."""
+        h = hashlib.sha256()
+        for doc_id, text in self.docs_iter():
+            h.update(doc_id.encode())
+            h.update(b"\0")
+            h.update(text.encode())
+            h.update(b"\1")
+        return h.hexdigest()[:16]
+
+    # ---------------------------------------------------------------- queries
+    @property
+    def queries(self) -> dict[str, str]:
+        if self._queries is None:
+            with explain_missing(self.id):
+                self._queries = {q.query_id: query_text(q) for q in self.irds.queries_iter()}
+        if self.keep_queries is not None:
+            return {q: t for q, t in self._queries.items() if q in self.keep_queries}
+        return self._queries
+
+    @property
+    def qrels(self) -> dict[str, dict[str, int]]:
+        if self._qrels is None:
+            out: dict[str, dict[str, int]] = {}
+            if self.irds.has_qrels():
+                with explain_missing(self.id):
+                    for r in self.irds.qrels_iter():
+                        out.setdefault(r.query_id, {})[r.doc_id] = int(r.relevance)
+            self._qrels = out
+        if self.keep_queries is not None:
+            return {q: d for q, d in self._qrels.items() if q in self.keep_queries}
+        return self._qrels
+
+    def judged_queries(self) -> dict[str, str]:
+        """Queries with at least one judged document (any grade)."""
+        qrels = self.qrels
+        return {q: t for q, t in self.queries.items() if q in qrels}
+
+    def positives(self, qid: str) -> set[str]:
+        return {d for d, r in self.qrels.get(qid, {}).items() if r > 0}
+
+    # -------------------------------------------------------------- docpairs
+    def has_docpairs(self) -> bool:
+        return self.irds.has_docpairs()
+
+    def docpairs_iter(self) -> Iterator[tuple[str, str, str]]:
+        """``(query_id, positive_id, negative_id)`` from the collection's own triples."""
+        with explain_missing(self.id):
+            for p in self.irds.docpairs_iter():
+                if self.keep_queries is None or p.query_id in self.keep_queries:
+                    yield p.query_id, p.doc_id_a, p.doc_id_b
+
+    def summary(self) -> dict[str, int]:
+        """Counts for ``datasets check``: docs, queries, judged queries, qrels, missing judged docs."""
+        qrels = self.qrels
+        judged_ids = {d for docs in qrels.values() for d in docs}
+        with explain_missing(self.id):
+            present = set(self.doc_texts(judged_ids)) if judged_ids else set()
+        if self.keep_docs is not None:
+            present &= self.keep_docs
+        return {
+            "docs": self.docs_count(),
+            "queries": len(self.queries),
+            "judged_queries": len(self.judged_queries()),
+            "qrels": sum(len(d) for d in qrels.values()),
+            "missing_judged_docs": len(judged_ids - present),
+        }

@@ -1,0 +1,50 @@
+"""Sampling caps for quick runs: ``data.max_queries`` and ``data.max_docs``, deterministic by seed.
+
+Every judged document of a kept query is kept; the rest is filled with documents
+ranked by a seeded hash of their id (one streaming pass, a bounded heap: no list of
+the whole corpus).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+
+from maw_bench.data.bundle import DatasetBundle
+
+log = logging.getLogger("maw_bench")
+
+
+def seeded_rank(seed: int, key: str) -> int:
+    """A stable pseudo-random rank of ``key`` under ``seed`` (same on every machine)."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big")
+
+
+def apply_caps(bundle: DatasetBundle, max_queries: int = 0, max_docs: int = 0, seed: int = 13) -> DatasetBundle:
+    """Restrict ``bundle`` in place to at most ``max_queries`` judged queries and ``max_docs`` documents."""
+    if max_queries > 0:
+        judged = sorted(bundle.judged_queries())
+        if len(judged) > max_queries:
+            bundle.keep_queries = set(sorted(judged, key=lambda q: seeded_rank(seed, q))[:max_queries])
+    if max_docs > 0:
+        required = {d for docs in bundle.qrels.values() for d in docs}
+        need = max_docs - len(required)
+        heap: list[tuple[int, str]] = []  # max-heap of the `need` smallest ranks (negated)
+        if need > 0:
+            for doc_id in bundle.doc_ids_iter():
+                if doc_id in required:
+                    continue
+                item = (-seeded_rank(seed, doc_id), doc_id)
+                if len(heap) < need:
+                    heapq.heappush(heap, item)
+                elif item > heap[0]:
+                    heapq.heapreplace(heap, item)
+        existing = set(bundle.doc_texts(required)) if required else set()
+        bundle.keep_docs = existing | {d for _, d in heap}
+    if max_queries > 0 or max_docs > 0:
+        log.info(
+            "%s: kept %d queries and %d documents (caps: max_queries=%d, max_docs=%d, seed=%d)",
+            bundle.id, len(bundle.judged_queries()), bundle.docs_count(), max_queries, max_docs, seed,
+        )
+    return bundle
