@@ -1,0 +1,193 @@
+"""Corpus encoding into float16 shards on disk, under a cache key that cannot go stale.
+
+The key is a fingerprint of everything that changes the vectors: the encoder's
+weights and configuration (MAW included), pooling, max length, prefix, dtype, the
+dataset id, its document count and a hash of its content. Each shard is written
+atomically and listed with its checksum in ``manifest.json``; a missing, truncated
+or corrupt shard is re-encoded, and an interrupted encode resumes shard by shard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from maw_bench.atomic import atomic_open, write_json
+from maw_bench.data.bundle import DatasetBundle
+from maw_bench.modeling import Encoder
+from maw_bench.progress import progress_bar
+
+log = logging.getLogger("maw_bench")
+
+SHARD_DOCS = 50_000
+
+
+def weights_hash(encoder: Encoder) -> str:
+    """sha256 over every tensor of the encoder (names, shapes, dtypes and bytes)."""
+    h = hashlib.sha256()
+    for name, t in sorted(encoder.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def fingerprint(encoder: Encoder, bundle: DatasetBundle, max_length: int, dtype: str) -> str:
+    parts = {
+        "weights": weights_hash(encoder),
+        "maw": dataclasses.asdict(encoder.maw_cfg),
+        "pooling": encoder.model_cfg.pooling,
+        "doc_prefix": encoder.model_cfg.doc_prefix,
+        "max_length": max_length,
+        "dtype": dtype,
+        "dataset": bundle.id,
+        "docs": bundle.docs_count(),
+        "content": bundle.content_hash(),
+        "format": 1,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class EmbeddingCache:
+    """A folder of shards ``shard_00000.npy`` (float16) + ``ids_00000.json`` + ``manifest.json``."""
+
+    folder: Path
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / "manifest.json"
+
+    def manifest(self) -> dict:
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def entry(self, index: int) -> dict | None:
+        try:
+            return json.loads((self.folder / f"meta_{index:05d}.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def shard_valid(self, index: int) -> bool:
+        entry = self.entry(index)
+        if entry is None:
+            return False
+        emb, ids = self.folder / entry["file"], self.folder / entry["ids"]
+        if not (emb.is_file() and ids.is_file()):
+            return False
+        if emb.stat().st_size != entry["bytes"] or _sha(emb) != entry["sha256"] or _sha(ids) != entry["ids_sha256"]:
+            log.warning("embedding cache shard %s is corrupt or truncated; re-encoding it", emb)
+            return False
+        return True
+
+    def complete(self) -> bool:
+        m = self.manifest()
+        return bool(m.get("complete")) and all(self.shard_valid(i) for i in range(m["num_shards"]))
+
+    def write_shard(self, index: int, ids: list[str], emb: np.ndarray) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        emb_name, ids_name = f"shard_{index:05d}.npy", f"ids_{index:05d}.json"
+        with atomic_open(self.folder / emb_name, "wb") as f:
+            np.save(f, emb.astype(np.float16))
+        with atomic_open(self.folder / ids_name, "w") as f:
+            json.dump(ids, f)
+        entry = {
+            "file": emb_name,
+            "ids": ids_name,
+            "rows": len(ids),
+            "bytes": (self.folder / emb_name).stat().st_size,
+            "sha256": _sha(self.folder / emb_name),
+            "ids_sha256": _sha(self.folder / ids_name),
+        }
+        write_json(self.folder / f"meta_{index:05d}.json", entry)  # one file a shard: ranks never race
+
+    def mark_complete(self, num_shards: int, meta: dict) -> None:
+        write_json(self.manifest_path, {**meta, "num_shards": num_shards, "complete": True})
+
+    def shards(self) -> Iterator[tuple[list[str], np.ndarray]]:
+        """``(doc_ids, float16 embeddings)`` shard by shard: memory bounded by one shard."""
+        for i in range(self.manifest()["num_shards"]):
+            entry = self.entry(i)
+            ids = json.loads((self.folder / entry["ids"]).read_text())
+            yield ids, np.load(self.folder / entry["file"])
+
+
+def _doc_blocks(bundle: DatasetBundle, size: int) -> Iterator[tuple[list[str], list[str]]]:
+    ids, texts = [], []
+    for doc_id, text in bundle.docs_iter():
+        ids.append(doc_id)
+        texts.append(text)
+        if len(ids) == size:
+            yield ids, texts
+            ids, texts = [], []
+    if ids:
+        yield ids, texts
+
+
+def encode_corpus(
+    encoder: Encoder,
+    bundle: DatasetBundle,
+    cache_root: Path,
+    batch_size: int = 64,
+    max_length: int | None = None,
+    dtype: str = "fp32",
+    shard_docs: int = SHARD_DOCS,
+    rank: int = 0,
+    world_size: int = 1,
+    label: str = "",
+) -> EmbeddingCache:
+    """Encode ``bundle``'s corpus into the cache (re-using valid shards) and return it.
+
+    With ``world_size > 1`` each rank encodes shards ``i % world_size == rank``; the
+    caller merges (marks complete) once every rank is done.
+    """
+    max_length = max_length or encoder.model_cfg.max_length
+    key = fingerprint(encoder, bundle, max_length, dtype)
+    cache = EmbeddingCache(cache_root / key)
+    if cache.complete():
+        log.info("%s: re-using cached embeddings %s", bundle.id, cache.folder)
+        return cache
+    total = bundle.docs_count()
+    num_shards = (total + shard_docs - 1) // shard_docs
+    with progress_bar() as bar:
+        task = bar.add_task(f"encode {label or 'corpus'} {bundle.id}", total=total)
+        for index, (ids, texts) in enumerate(_doc_blocks(bundle, shard_docs)):
+            if index % world_size != rank or cache.shard_valid(index):
+                bar.advance(task, len(ids))
+                continue
+            emb = np.empty((len(ids), encoder.dim), dtype=np.float32)
+            for pos, vecs in encoder.encode_batches(texts, batch_size, "doc", max_length, dtype):
+                emb[pos] = vecs.numpy()
+                bar.advance(task, len(pos))
+            cache.write_shard(index, ids, emb)
+    if world_size == 1:
+        cache.mark_complete(num_shards, {"dataset": bundle.id, "docs": total, "dim": encoder.dim})
+    return cache
+
+
+def finish_sharded(cache: EmbeddingCache, bundle: DatasetBundle, dim: int, shard_docs: int = SHARD_DOCS) -> None:
+    """After all ranks wrote their shards: check and mark the cache complete (one rank only)."""
+    total = bundle.docs_count()
+    num_shards = (total + shard_docs - 1) // shard_docs
+    missing = [i for i in range(num_shards) if not cache.shard_valid(i)]
+    if missing:
+        raise RuntimeError(f"embedding shards {missing} are missing after the sharded encode")
+    cache.mark_complete(num_shards, {"dataset": bundle.id, "docs": total, "dim": dim})

@@ -1,0 +1,162 @@
+"""``maw-bench eval``: encode, retrieve, score, compare, and write everything a paper needs.
+
+Outputs in the output folder: ``metrics.json`` (schema below), ``runs/<model>__<dataset>.trec``,
+``per_query.csv``, ``report.md``, ``report.tex``; the same table is printed.
+
+``metrics.json``::
+
+    {"schema": "maw-bench/metrics/v1",
+     "metrics": [...], "reference": "standard",
+     "results": {dataset: {model: {metric: value}}},
+     "queries": {dataset: number of judged queries scored},
+     "comparisons": [{"dataset", "metric", "reference", "model", "n", "mean_diff",
+                      "ci95_low", "ci95_high", "p_student", "p_fisher",
+                      "p_student_holm", "p_fisher_holm"}],
+     "models": {label: {"source", "zero_shot"}},
+     "skipped": {dataset: {"queries_without_judgements": n}}}
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from maw_bench.atomic import write_json, write_text
+from maw_bench.config import BenchmarkConfig
+from maw_bench.console import console
+from maw_bench.data import apply_caps, load_bundle
+from maw_bench.data.bundle import DatasetBundle
+from maw_bench.evaluation.embeddings import encode_corpus
+from maw_bench.evaluation.metrics import cache_dir_default, check_metrics, score_run
+from maw_bench.evaluation.models import ModelRef, resolve_models
+from maw_bench.evaluation.runfiles import write_trec
+from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
+from maw_bench.evaluation.significance import compare
+from maw_bench.results.tables import latex_table, markdown_table, rich_table
+
+log = logging.getLogger("maw_bench")
+SCHEMA = "maw-bench/metrics/v1"
+
+
+def safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("._") or "x"
+
+
+@dataclass
+class EvalOutput:
+    results: dict = field(default_factory=dict)
+    per_query: dict = field(default_factory=dict)
+    comparisons: list = field(default_factory=list)
+    reference: str | None = None
+    timings: dict = field(default_factory=dict)
+
+
+def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBundle]:
+    bundles = []
+    for spec in specs:
+        b = load_bundle(spec, cfg.data.eval_split)
+        apply_caps(b, cfg.data.max_queries, cfg.data.max_docs, cfg.seed)
+        bundles.append(b)
+    return bundles
+
+
+def retrieve(encoder, bundle: DatasetBundle, cfg: BenchmarkConfig, label: str, device: torch.device) -> tuple[Hits, float]:
+    """Encode (or re-use) the corpus and the judged queries, then search. Returns hits and docs/s."""
+    cache_root = Path(cfg.eval.cache_dir) if cfg.eval.cache_dir else cache_dir_default()
+    start = time.perf_counter()
+    cache = encode_corpus(
+        encoder, bundle, cache_root, cfg.eval.batch_size, cfg.eval.max_length or None, cfg.eval.dtype, label=label
+    )
+    rate = bundle.docs_count() / max(time.perf_counter() - start, 1e-9)
+    queries = bundle.judged_queries()
+    qids = list(queries)
+    q_emb = encoder.encode([queries[q] for q in qids], cfg.eval.batch_size, "query", None, cfg.eval.dtype)
+    if cfg.eval.index == "exact":
+        hits = exact_search(q_emb, qids, cache.shards(), cfg.eval.top_k, cfg.eval.chunk_size, bundle.drop_self_hits)
+    else:
+        factory = cfg.eval.index.split(":", 1)[1]
+        hits = faiss_search(factory, q_emb, qids, cache.shards(), cfg.eval.top_k, bundle.drop_self_hits)
+    return hits, rate
+
+
+def bm25_hits(bundle: DatasetBundle, top_k: int) -> Hits:
+    ids, texts = [], []
+    for doc_id, text in bundle.docs_iter():
+        ids.append(doc_id)
+        texts.append(text)
+    return bm25_search(ids, texts, bundle.judged_queries(), top_k, bundle.drop_self_hits)
+
+
+def run_evaluation(
+    cfg: BenchmarkConfig,
+    model_specs: list[str],
+    dataset_specs: list[str],
+    output: Path,
+    bm25: bool = False,
+    device: str | torch.device | None = None,
+    print_table: bool = True,
+) -> EvalOutput:
+    metrics = list(cfg.eval.metrics)
+    check_metrics(metrics)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    refs: list[ModelRef] = resolve_models(model_specs, cfg)
+    bundles = load_eval_bundles(cfg, dataset_specs)
+    out = EvalOutput()
+    (output / "runs").mkdir(parents=True, exist_ok=True)
+    labels = [r.label for r in refs] + (["bm25"] if bm25 else [])
+    for ref in refs:
+        encoder = ref.load(cfg, device)
+        for bundle in bundles:
+            hits, rate = retrieve(encoder, bundle, cfg, ref.label, device)
+            out.timings[f"{ref.label}__{bundle.id}"] = {"docs_per_s": rate}
+            _record(out, bundle, ref.label, hits, metrics, output)
+        del encoder
+    if bm25:
+        for bundle in bundles:
+            _record(out, bundle, "bm25", bm25_hits(bundle, cfg.eval.top_k), metrics, output)
+    out.reference = "standard" if "standard" in labels else labels[0]
+    out.comparisons = [c.to_dict() for c in compare(out.per_query, out.reference, metrics, seed=cfg.seed)]
+    write_outputs(out, metrics, output, refs, bundles)
+    if print_table:
+        console.print(rich_table(out.results, metrics, out.comparisons, title=f"maw-bench eval (reference: {out.reference})"))
+        console.print(f"outputs in {output}")
+    return out
+
+
+def _record(out: EvalOutput, bundle: DatasetBundle, label: str, hits: Hits, metrics: list[str], output: Path) -> None:
+    write_trec(output / "runs" / f"{safe_name(label)}__{safe_name(bundle.id)}.trec", hits, label)
+    means, per_query = score_run(bundle.qrels, hits, metrics, name=label)
+    out.results.setdefault(bundle.id, {})[label] = means
+    out.per_query.setdefault(bundle.id, {})[label] = per_query
+
+
+def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[ModelRef], bundles: list[DatasetBundle]) -> None:
+    doc = {
+        "schema": SCHEMA,
+        "metrics": metrics,
+        "reference": out.reference,
+        "results": out.results,
+        "queries": {b.id: len(b.qrels) for b in bundles},
+        "comparisons": out.comparisons,
+        "models": {r.label: {"source": r.source, "zero_shot": r.zero_shot} for r in refs},
+        "skipped": {b.id: {"queries_without_judgements": len(b.queries) - len(b.judged_queries())} for b in bundles},
+        "timings": out.timings,
+    }
+    write_json(output / "metrics.json", doc)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["dataset", "model", "query_id", "metric", "value"])
+    for dataset, models in out.per_query.items():
+        for model, per_metric in models.items():
+            for metric, scores in per_metric.items():
+                for qid in sorted(scores):
+                    w.writerow([dataset, model, qid, metric, f"{scores[qid]:.6f}"])
+    write_text(output / "per_query.csv", buf.getvalue())
+    write_text(output / "report.md", "# maw-bench evaluation\n\n" + markdown_table(out.results, metrics, out.comparisons, out.reference))
+    write_text(output / "report.tex", latex_table(out.results, metrics, out.comparisons, out.reference))

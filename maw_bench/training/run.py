@@ -1,0 +1,155 @@
+"""``maw-bench train``: one run folder, one or both arms, the same data and seed for each.
+
+Layout::
+
+    RUN/run.json                  arms, dataset ids, creation time
+    RUN/<arm>/model/              the final encoder (``load_encoder``)
+    RUN/<arm>/checkpoints/        step-XXXXXXX (newest two)
+    RUN/<arm>/train_log.jsonl     one line per optimiser step
+    RUN/<arm>/config.yaml         the resolved config of that arm
+    RUN/<arm>/manifest.json       versions, git commit, seed, datasets, device, wall time
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import platform
+import shutil
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from maw_bench.atomic import write_json, write_text
+from maw_bench.config import BenchmarkConfig
+from maw_bench.data import apply_caps, build_examples, check_leakage, load_bundle
+from maw_bench.data.bundle import DatasetBundle
+from maw_bench.data.negatives import TrainingExample
+from maw_bench.errors import UserError
+from maw_bench.modeling import build_encoder
+from maw_bench.training.trainer import Trainer, TrainResult, apply_lora, merge_lora
+
+log = logging.getLogger("maw_bench")
+ARMS = ("standard", "maw")
+RUN_FILE = "run.json"
+
+
+def arm_config(cfg: BenchmarkConfig, arm: str) -> BenchmarkConfig:
+    return dataclasses.replace(cfg, maw=dataclasses.replace(cfg.maw, enabled=(arm == "maw")))
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("maw-bench", "torch", "transformers", "ir_datasets", "ranx", "peft", "bm25s"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        return res.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def prepare_data(cfg: BenchmarkConfig) -> tuple[DatasetBundle, list[TrainingExample], dict]:
+    """The training bundle and examples (shared by both arms) after caps and the leakage check."""
+    train = load_bundle(cfg.data.train, cfg.data.train_split)
+    apply_caps(train, cfg.data.max_queries, cfg.data.max_docs, cfg.seed)
+    evals = [load_bundle(spec, cfg.data.eval_split) for spec in cfg.data.eval]
+    reports = check_leakage(train, evals, cfg.data.allow_leakage)
+    t = cfg.train
+    limit = None
+    if train.has_docpairs() and (cfg.data.negatives.source == "triples" or not train.irds.has_qrels()):
+        steps = t.max_steps if t.max_steps > 0 else None
+        limit = steps * t.batch_size * t.grad_accum if steps else (cfg.data.max_queries or None)
+    examples = build_examples(
+        train, cfg.data.negatives.source, t.negatives, tuple(cfg.data.negatives.bm25_window), cfg.seed, limit
+    )
+    info = {
+        "train": {"id": train.id, "examples": len(examples), "queries": len(train.judged_queries())},
+        "leakage": {r.eval_id: r.count for r in reports},
+    }
+    return train, examples, info
+
+
+def check_run_folder(output: Path, resume: bool, overwrite: bool) -> None:
+    if (output / RUN_FILE).is_file() and not (resume or overwrite):
+        raise UserError(f"{output} already holds a training run; pass --resume to continue it or --overwrite to replace it.")
+    if overwrite and (output / RUN_FILE).is_file():
+        for arm in ARMS:
+            shutil.rmtree(output / arm, ignore_errors=True)
+
+
+def train_arms(
+    cfg: BenchmarkConfig,
+    arms: list[str],
+    output: Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str | torch.device | None = None,
+    stop_after: int | None = None,
+) -> dict[str, TrainResult | None]:
+    """Train every arm into ``output``; a finished arm is skipped on ``resume``."""
+    bad = [a for a in arms if a not in ARMS]
+    if bad or not arms:
+        raise UserError(f"--arms {','.join(arms)}: use standard, maw or standard,maw.")
+    check_run_folder(output, resume, overwrite)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    output.mkdir(parents=True, exist_ok=True)
+    bundle, examples, info = prepare_data(cfg)
+    write_json(output / RUN_FILE, {"arms": arms, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "data": info})
+    torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
+    results: dict[str, TrainResult | None] = {}
+    for arm in arms:
+        folder = output / arm
+        if (folder / "model" / "maw_bench.json").is_file() and resume:
+            log.info("%s is finished; skipping", folder)
+            results[arm] = None
+            continue
+        acfg = arm_config(cfg, arm)
+        torch.manual_seed(cfg.seed)
+        encoder = build_encoder(acfg, device)
+        if acfg.train.lora.enabled:
+            apply_lora(encoder, acfg)
+        trainer = Trainer(encoder, bundle, examples, acfg, folder, device, stop_after=stop_after)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text(folder / "config.yaml", acfg.to_yaml())
+        torch.manual_seed(cfg.seed)  # the same RNG stream (dropout, sampling) for every arm
+        result = trainer.train(resume=resume)
+        results[arm] = result
+        if result.steps < trainer.total_steps:
+            log.info("%s stopped at step %d of %d; rerun with --resume", arm, result.steps, trainer.total_steps)
+            continue
+        if acfg.train.lora.enabled:
+            merge_lora(encoder)
+        encoder.save(folder / "model")
+        write_json(folder / "manifest.json", {
+            "arm": arm,
+            "seed": cfg.seed,
+            "steps": result.steps,
+            "examples": result.examples,
+            "final_loss": result.final_loss,
+            "wall_s": round(result.wall_s, 2),
+            "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+            "datasets": info,
+            "versions": versions(),
+            "git_commit": git_commit(),
+        })
+    return results
+
+
+def load_train_log(folder: Path) -> list[dict]:
+    path = folder / "train_log.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
