@@ -7,6 +7,7 @@ shows the traceback).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -21,49 +22,172 @@ app = typer.Typer(
 datasets_app = typer.Typer(no_args_is_help=True, help="List and check datasets.")
 app.add_typer(datasets_app, name="datasets")
 
-_STATE = {"debug": False}
+CONFIG_OPT = typer.Option(None, "--config", "-c", help="YAML config file.")
+SET_OPT = typer.Option(None, "--set", "-s", help="Override a config key: key=value (repeatable).")
+DATASET_OPT = typer.Option(None, "--dataset", "-d", help="ir_datasets id, BEIR folder or builtin (repeatable).")
+BEIR_OPT = typer.Option(None, "--beir", help="BEIR collection name, e.g. scifact (repeatable).")
+SPLIT_OPT = typer.Option(None, "--split", help="Split of a local BEIR folder / builtin.")
 
 
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")) -> None:
-    _STATE["debug"] = debug
     from maw_bench.console import setup_logging
 
     setup_logging()
 
 
-def _todo(name: str) -> None:
-    raise UserError(f"`maw-bench {name}` is not implemented yet in this version.")
+def load_config(config: Path | None, sets: list[str] | None, extra: list[str] | None = None):
+    from maw_bench.config import BenchmarkConfig
+
+    return BenchmarkConfig.load(config, overrides=[*(extra or []), *(sets or [])])
+
+
+def _eval_specs(datasets: list[str] | None, beir: list[str] | None, msmarco: bool, split: str) -> list[str]:
+    from maw_bench.data.registry import MSMARCO_EVAL, beir_shortcut
+
+    out = list(datasets or [])
+    out += [beir_shortcut(name, split) for name in beir or []]
+    if msmarco:
+        out += MSMARCO_EVAL
+    return out
 
 
 @app.command()
-def train() -> None:
-    """Fine-tune the standard and MAW arms contrastively."""
-    _todo("train")
+def train(
+    config: Path = CONFIG_OPT,
+    sets: list[str] = SET_OPT,
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Training dataset (ir_datasets id, BEIR folder, builtin)."),
+    msmarco: bool = typer.Option(False, "--msmarco", help="Train on MS MARCO triples; evaluate on dev/small, DL19, DL20."),
+    split: str = SPLIT_OPT,
+    arms: str = typer.Option("maw", "--arms", help="standard, maw or standard,maw (same seed, data and steps)."),
+    use_maw: bool = typer.Option(False, "--use-maw", help="Shorthand for --arms maw."),
+    maw_depth: int = typer.Option(None, "--maw-depth", help="maw.depth"),
+    maw_layers: str = typer.Option(None, "--maw-layers", help="maw.layers, e.g. -1 or [-2,-1] or all"),
+    maw_selection: str = typer.Option(None, "--maw-selection", help="maw.selection"),
+    output: Path = typer.Option(None, "--output", "-o", help="Run folder (default: results/train-...)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --output."),
+) -> None:
+    """Fine-tune the standard and/or MAW arm contrastively (InfoNCE + hard negatives; GRPO router)."""
+    from maw_bench.console import console
+    from maw_bench.data.registry import MSMARCO_EVAL, MSMARCO_TRAIN
+    from maw_bench.locks import folder_lock
+    from maw_bench.results.folders import ensure_writable, new_output_dir
+    from maw_bench.training.run import train_arms
+
+    extra = []
+    if msmarco:
+        extra += [f"data.train={MSMARCO_TRAIN}", f"data.eval={MSMARCO_EVAL}", "data.negatives.source=triples"]
+    if dataset:
+        extra.append(f"data.train={dataset}")
+    if split:
+        extra.append(f"data.train_split={split}")
+    for key, value in (("maw.depth", maw_depth), ("maw.layers", maw_layers), ("maw.selection", maw_selection)):
+        if value is not None:
+            extra.append(f"{key}={value}")
+    cfg = load_config(config, sets, extra)
+    arm_list = ["maw"] if use_maw else [a.strip() for a in arms.split(",") if a.strip()]
+    if output is None:
+        if resume:
+            raise UserError("--resume needs --output naming the run folder to continue.")
+        output = new_output_dir("train", [cfg.data.train])
+    ensure_writable(output)
+    with folder_lock(output):
+        results = train_arms(cfg, arm_list, output, resume=resume, overwrite=overwrite)
+    for arm, res in results.items():
+        if res is not None:
+            console.print(f"{arm}: {res.steps} steps, final loss {res.final_loss:.4f}, {res.wall_s:.1f} s")
+    console.print(f"run folder: {output}  (evaluate with `maw-bench eval --model {output}`)")
 
 
 @app.command("eval")
-def evaluate() -> None:
-    """Encode, retrieve and score models with ranx."""
-    _todo("eval")
+def evaluate(
+    model: list[str] = typer.Option(None, "--model", "-m", help="Run folder, saved encoder or HF model (repeatable)."),
+    dataset: list[str] = DATASET_OPT,
+    beir: list[str] = BEIR_OPT,
+    msmarco: bool = typer.Option(False, "--msmarco", help="Evaluate on MS MARCO dev/small, DL19 and DL20."),
+    split: str = typer.Option("test", "--split", help="Split of local BEIR folders / builtin / --beir."),
+    output: Path = typer.Option(None, "--output", "-o", help="Output folder (default: results/eval-...)."),
+    bm25: bool = typer.Option(False, "--bm25", help="Add a BM25 baseline (bm25s)."),
+    metrics: str = typer.Option(None, "--metrics", help="Comma-separated ranx metrics."),
+    dtype: str = typer.Option(None, "--dtype", help="fp32 | bf16 | fp16"),
+    batch_size: int = typer.Option(None, "--batch-size"),
+    max_length: int = typer.Option(None, "--max-length", help="Document max length."),
+    index: str = typer.Option(None, "--index", help="exact or faiss:<factory>"),
+    config: Path = CONFIG_OPT,
+    sets: list[str] = SET_OPT,
+) -> None:
+    """Encode, retrieve and score models with ranx; significance against the reference arm."""
+    from maw_bench.evaluation.pipeline import run_evaluation
+    from maw_bench.locks import folder_lock
+    from maw_bench.results.folders import ensure_writable, new_output_dir
+
+    extra = [f"data.eval_split={split}"]
+    for key, value in (("eval.dtype", dtype), ("eval.batch_size", batch_size), ("eval.max_length", max_length),
+                       ("eval.index", index)):
+        if value is not None:
+            extra.append(f"{key}={value}")
+    if metrics:
+        extra.append(f"eval.metrics=[{metrics}]")
+    cfg = load_config(config, sets, extra)
+    specs = _eval_specs(dataset, beir, msmarco, split) or list(cfg.data.eval)
+    output = ensure_writable(output) if output else new_output_dir("eval", specs)
+    with folder_lock(output):
+        run_evaluation(cfg, list(model or []), specs, output, bm25=bm25 or cfg.eval.bm25)
 
 
 @app.command()
-def smoke() -> None:
-    """The whole pipeline on the built-in dataset, offline, in about a minute."""
-    _todo("smoke")
+def smoke(
+    output: Path = typer.Option(None, "--output", "-o", help="Output folder (default: results/smoke-...)."),
+    config: Path = CONFIG_OPT,
+    sets: list[str] = SET_OPT,
+) -> None:
+    """The whole pipeline on the built-in dataset, offline: train both arms, evaluate, compare, report."""
+    from maw_bench.smoke import run_smoke
+
+    code = run_smoke(config, sets or [], output)
+    raise typer.Exit(code)
 
 
 @app.command()
-def sweep() -> None:
-    """Run a YAML grid of experiments; resumes where it stopped."""
-    _todo("sweep")
+def sweep(
+    file: Path = typer.Argument(..., help="Sweep YAML: base config, datasets, grid, standard arm."),
+    output: Path = typer.Option(None, "--output", "-o", help="Sweep folder (default: results/sweep-<name>)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and exit."),
+) -> None:
+    """Run a YAML grid of experiments; finished cells are skipped when run again."""
+    from maw_bench.sweep import run_sweep
+
+    run_sweep(file, output, dry_run)
 
 
 @app.command()
-def report() -> None:
-    """Rebuild tables and plots from existing run and eval folders."""
-    _todo("report")
+def report(folders: list[Path] = typer.Argument(..., help="Eval, train-run or sweep folders.")) -> None:
+    """Rebuild tables and plots from existing folders without recomputing anything."""
+    from maw_bench.results.rebuild import rebuild
+
+    rebuild(folders)
+
+
+@app.command("config-keys")
+def config_keys() -> None:
+    """Every config key with its default and help."""
+    import dataclasses
+    import typing
+
+    from maw_bench.config import BenchmarkConfig
+    from maw_bench.console import console
+
+    def walk(cls, obj, prefix=""):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], value, f"{prefix}{f.name}.")
+            else:
+                console.print(f"[bold]{prefix}{f.name}[/bold] = {value!r}  [dim]{f.metadata.get('help', '')}[/dim]")
+
+    walk(BenchmarkConfig, BenchmarkConfig())
 
 
 @datasets_app.command("list")
@@ -107,26 +231,15 @@ def datasets_check(
 
 
 def main() -> None:
-    """Console entry point: run the app, turning ``UserError`` into one line and exit 2."""
+    """Console entry point: ``UserError`` becomes one line on stderr and exit status 2."""
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        app()  # standalone: Typer handles usage errors (exit 2) and --help
     except UserError as exc:
         if debug:
             raise
         print(f"maw-bench: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("maw-bench: interrupted.", file=sys.stderr)
+        print("maw-bench: interrupted; rerun the same command (with --resume for train) to continue.", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            print(f"maw-bench: error: {exc.format_message()}", file=sys.stderr)
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise

@@ -131,7 +131,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     metrics: list = _f(["ndcg@10", "mrr@10", "recall@100", "recall@1000", "map@1000"], "ranx metric names.")
-    batch_size: int = _f(64, "Encoding batch size.")
+    batch_size: int = _f(32, "Encoding batch size.")
     dtype: str = _f("fp32", "fp32 | bf16 | fp16 for encoding.")
     max_length: int = _f(0, "Document max length at evaluation (0 = the model's own model.max_length).")
     top_k: int = _f(1000, "Hits kept per query.")

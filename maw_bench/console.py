@@ -20,4 +20,5 @@ def setup_logging(verbose: bool = False) -> None:
         force=True,
     )
     logging.getLogger("maw_bench").setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.getLogger("ir_datasets").setLevel(logging.WARNING)
+    for noisy in ("ir_datasets", "bm25s", "numba", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

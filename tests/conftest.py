@@ -53,7 +53,7 @@ def _make_tiny_bert(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS)) + [f"w{i}" for i in range(60)]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
     tok.save_pretrained(folder)
     import torch
 
@@ -108,3 +108,41 @@ def texts() -> list[str]:
 
     rng = random.Random(3)
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40))) for _ in range(12)]
+
+
+def write_toy_beir(folder: Path, n_docs: int = 120, n_queries: int = 60, seed: int = 0) -> Path:
+    """A small BEIR folder in the tiny model's vocabulary: each query is a few words of its document."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    docs = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20))) for _ in range(n_docs)]
+    with (folder / "corpus.jsonl").open("w") as f:
+        for i, d in enumerate(docs):
+            f.write(json.dumps({"_id": f"d{i}", "title": "", "text": d}) + "\n")
+    with (folder / "queries.jsonl").open("w") as f:
+        for q in range(n_queries):
+            words = docs[q].split()
+            f.write(json.dumps({"_id": f"q{q}", "text": " ".join(rng.sample(words, 4))}) + "\n")
+    half = n_queries // 2
+    for split, qs in (("train", range(half)), ("test", range(half, n_queries))):
+        with (folder / "qrels" / f"{split}.tsv").open("w") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            for q in qs:
+                f.write(f"q{q}\td{q}\t1\n")
+    return folder
+
+
+@pytest.fixture()
+def toy_beir(tmp_path) -> Path:
+    return write_toy_beir(tmp_path / "toy")
+
+
+def tiny_overrides(model: str, data: Path, *extra: str) -> list[str]:
+    """A fast training recipe on the toy folder with the tiny model."""
+    return [
+        f"model.name={model}", f"data.train={data}", f"data.eval=[{data}]", "data.negatives.source=random",
+        "model.max_length=32", "model.query_max_length=16", "train.batch_size=8", "train.lr=1e-3",
+        "train.warmup_ratio=0.0", "maw.depth=4", "train.max_steps=10", *extra,
+    ]

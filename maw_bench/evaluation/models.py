@@ -36,9 +36,10 @@ def _arm_model(folder: Path) -> Path | None:
 def resolve_models(specs: list[str], cfg: BenchmarkConfig) -> list[ModelRef]:
     """Expand ``--model`` values; no value means the zero-shot base encoder of ``cfg``."""
     refs: list[ModelRef] = []
+    runs = [s for s in specs if (Path(s).expanduser() / RUN_FILE).is_file()]
     for spec in specs or [cfg.model.name]:
         path = Path(spec).expanduser()
-        prefix = path.name if len(specs) > 1 else ""
+        prefix = path.name if len(runs) > 1 else ""
         if (path / RUN_FILE).is_file():
             arms = json.loads((path / RUN_FILE).read_text())["arms"]
             for arm in arms:
@@ -50,7 +51,7 @@ def resolve_models(specs: list[str], cfg: BenchmarkConfig) -> list[ModelRef]:
         elif is_saved_encoder(path):
             refs.append(ModelRef(path.name, str(path), False))
         else:
-            refs.append(ModelRef("zero-shot" if not prefix else f"zero-shot:{path.name}", spec, True))
+            refs.append(ModelRef("zero-shot", spec, True))
     seen: dict[str, int] = {}
     for r in refs:  # unique labels
         if r.label in seen:

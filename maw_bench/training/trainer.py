@@ -210,7 +210,7 @@ class Trainer:
                     if not torch.isfinite(out.loss.detach()):
                         good = latest_valid(self.ckpt_dir)
                         raise TrainingDiverged(
-                            f"loss became {float(out.loss)} at step {step + 1}; the last good checkpoint is "
+                            f"loss became {float(out.loss.detach())} at step {step + 1}; the last good checkpoint is "
                             f"{good or 'none'}; lower train.lr or use train.dtype=fp32, then rerun with --resume."
                         )
                     (self.scaler.scale(loss) if self.scaler else loss).backward()

@@ -1,0 +1,59 @@
+"""``maw-bench report``: rebuild tables and plots from existing folders, recomputing nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from maw_bench.atomic import write_text
+from maw_bench.console import console
+from maw_bench.errors import UserError
+from maw_bench.results.plots import depth_histograms, loss_curves
+from maw_bench.results.tables import latex_table, markdown_table, rich_table
+
+RUN_FILE = "run.json"
+
+
+def read_log(folder: Path) -> list[dict]:
+    path = folder / "train_log.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_run_plots(run: Path, out: Path) -> list[Path]:
+    """Loss curves and depth histograms of a training run folder."""
+    arms = json.loads((run / RUN_FILE).read_text())["arms"]
+    logs = {arm: read_log(run / arm) for arm in arms}
+    written = [loss_curves(logs, out / "loss_curves.png")]
+    hist = depth_histograms(logs, out / "depth_histograms.png")
+    if hist is not None:
+        written.append(hist)
+    return written
+
+
+def rebuild_eval(folder: Path) -> None:
+    doc = json.loads((folder / "metrics.json").read_text())
+    metrics, results, comps, ref = doc["metrics"], doc["results"], doc["comparisons"], doc["reference"]
+    write_text(folder / "report.md", "# maw-bench evaluation\n\n" + markdown_table(results, metrics, comps, ref))
+    write_text(folder / "report.tex", latex_table(results, metrics, comps, ref))
+    console.print(rich_table(results, metrics, comps, title=f"{folder} (reference: {ref})"))
+
+
+def rebuild(folders: list[Path]) -> None:
+    from maw_bench.sweep import summarise_sweep
+
+    for folder in folders:
+        if (folder / "metrics.json").is_file():
+            rebuild_eval(folder)
+        elif (folder / RUN_FILE).is_file():
+            for p in write_run_plots(folder, folder):
+                console.print(f"wrote {p}")
+        elif (folder / "sweep.json").is_file():
+            summarise_sweep(folder)
+        elif (folder / "eval" / "metrics.json").is_file():  # a smoke folder
+            rebuild_eval(folder / "eval")
+            if (folder / "run" / RUN_FILE).is_file():
+                write_run_plots(folder / "run", folder)
+        else:
+            raise UserError(f"{folder} is not an eval, training-run or sweep folder; nothing to rebuild.")

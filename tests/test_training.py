@@ -1,0 +1,177 @@
+"""Training: the loss falls, resume is exact, GRPO learns, the schedule, identical data for both arms."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_overrides
+from maw_bench.config import BenchmarkConfig
+from maw_bench.errors import UserError
+from maw_bench.maw import MAWAttention, grpo_objective
+from maw_bench.training import batches as batches_mod
+from maw_bench.training.run import train_arms
+
+
+def _cfg(tiny_model, toy_beir, *extra):
+    return BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, *extra))
+
+
+def _log(folder):
+    return [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("arm, selection", [("standard", "grpo"), ("maw", "grpo"), ("maw", "gumbel")])
+def test_loss_falls_for_each_arm(tiny_model, toy_beir, tmp_path, arm, selection):
+    cfg = _cfg(tiny_model, toy_beir, "train.max_steps=30", f"maw.selection={selection}")
+    train_arms(cfg, [arm], tmp_path / "run")
+    losses = [r["loss"] for r in _log(tmp_path / "run" / arm)]
+    assert len(losses) == 30
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+
+
+def test_resumed_run_ends_with_the_same_weights(tiny_model, toy_beir, tmp_path):
+    extra = ("train.max_steps=6", "train.save_every=1", "train.deterministic=true", "maw.selection=grpo")
+    cfg = _cfg(tiny_model, toy_beir, *extra)
+    train_arms(cfg, ["maw"], tmp_path / "full")
+    train_arms(cfg, ["maw"], tmp_path / "part", stop_after=3)
+    assert not (tmp_path / "part" / "maw" / "model").exists()
+    train_arms(cfg, ["maw"], tmp_path / "part", resume=True)
+    a = load_file(str(tmp_path / "full" / "maw" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "part" / "maw" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), k
+    assert [r["step"] for r in _log(tmp_path / "part" / "maw")] == list(range(1, 7))
+    assert [r["loss"] for r in _log(tmp_path / "part" / "maw")] == [r["loss"] for r in _log(tmp_path / "full" / "maw")]
+
+
+def test_lr_reaches_zero_at_the_last_optimizer_step_with_accumulation(tiny_model, toy_beir, tmp_path, monkeypatch):
+    from maw_bench.training import trainer as trainer_mod
+
+    seen = {}
+    original = trainer_mod.Trainer.train
+
+    def spy(self, resume=False):
+        out = original(self, resume)
+        seen["last_lr"] = self.scheduler.get_last_lr()
+        seen["scheduler_steps"] = self.scheduler.last_epoch
+        return out
+
+    monkeypatch.setattr(trainer_mod.Trainer, "train", spy)
+    cfg = _cfg(tiny_model, toy_beir, "train.max_steps=5", "train.grad_accum=3", "train.warmup_ratio=0.2")
+    train_arms(cfg, ["standard"], tmp_path / "run")
+    log = _log(tmp_path / "run" / "standard")
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5]  # optimiser steps, not 15 micro-batches
+    assert seen["scheduler_steps"] == 5 and set(seen["last_lr"]) == {0.0}
+    lrs = [r["lr"] for r in log]
+    assert lrs[0] < lrs[1] and lrs[1] > lrs[2] > lrs[3] > lrs[4] > 0  # warm-up, then linear decay
+
+
+def test_both_arms_see_the_same_examples_in_the_same_order(tiny_model, toy_beir, tmp_path, monkeypatch):
+    seen: list[list[str]] = []
+    original = batches_mod.materialise
+
+    def spy(examples, bundle):
+        seen.append([e.query_id + ">" + e.positive_id + ">" + ",".join(e.negative_ids) for e in examples])
+        return original(examples, bundle)
+
+    from maw_bench.training import trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "materialise", spy)
+    cfg = _cfg(tiny_model, toy_beir, "train.max_steps=5")
+    train_arms(cfg, ["standard", "maw"], tmp_path / "run")
+    assert len(seen) == 10
+    assert seen[:5] == seen[5:]
+
+
+def test_grpo_moves_probability_to_the_better_depth():
+    """A toy task whose reward is highest for depth 2: the policy must learn to pick it."""
+    torch.manual_seed(0)
+    m = MAWAttention(32, 4, 4, selection="grpo").train()
+    x = torch.randn(16, 8, 32)
+    with torch.no_grad():
+        m.eval()
+        m.selection = type(m.selection)("fixed", 4, 2)
+        target = m(x)
+        m.selection = type(m.selection)("grpo", 4)
+        m.train()
+    opt = torch.optim.Adam(m.router.parameters(), lr=0.05)
+    before = torch.softmax(m.router(m.router.state(x, None))[0], -1)[:, 2].mean().item()
+    for _ in range(60):
+        logps, rewards, kls, ents = [], [], [], []
+        for _ in range(4):
+            out = m(x)
+            r = m.last_route
+            rewards.append(-((out.detach() - target) ** 2).mean((1, 2)))
+            logps.append(r.logp)
+            kls.append(r.kl)
+            ents.append(r.entropy)
+        lp = torch.stack(logps)
+        loss, _ = grpo_objective(lp, lp.detach(), torch.stack(rewards), torch.stack(kls), torch.stack(ents), kl_coef=0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = torch.softmax(m.router(m.router.state(x, None))[0], -1)[:, 2].mean().item()
+    assert before < 0.4 and after > 0.8, (before, after)
+
+
+def test_grpo_training_updates_the_router_and_fixed_has_none(tiny_model, toy_beir, tmp_path):
+    from maw_bench.modeling import load_encoder
+
+    cfg = _cfg(tiny_model, toy_beir, "train.max_steps=4", "maw.selection=grpo")
+    train_arms(cfg, ["maw"], tmp_path / "grpo")
+    log = _log(tmp_path / "grpo" / "maw")
+    assert all("grpo" in r and sum(r["depth_histogram"][0]) > 0 for r in log)
+    enc = load_encoder(tmp_path / "grpo" / "maw" / "model")
+    router = enc.maw_modules()[0].router
+    assert not torch.equal(router.policy.weight, router.ref_weight)  # moved away from the reference
+
+    cfg = _cfg(tiny_model, toy_beir, "train.max_steps=4", "maw.selection=fixed:1")
+    train_arms(cfg, ["maw"], tmp_path / "fixed")
+    log = _log(tmp_path / "fixed" / "maw")
+    assert all("grpo" not in r for r in log)
+    assert all(r["depth_histogram"][0][1] == sum(r["depth_histogram"][0]) for r in log)
+    enc = load_encoder(tmp_path / "fixed" / "maw" / "model")
+    assert enc.maw_modules()[0].router is None
+
+
+def test_existing_run_folder_is_not_overwritten(tiny_model, toy_beir, tmp_path):
+    cfg = _cfg(tiny_model, toy_beir, "train.max_steps=1")
+    train_arms(cfg, ["standard"], tmp_path / "run")
+    with pytest.raises(UserError, match="--resume"):
+        train_arms(cfg, ["standard"], tmp_path / "run")
+    train_arms(cfg, ["standard"], tmp_path / "run", overwrite=True)
+
+
+def test_nan_loss_stops_with_a_clear_message(tiny_model, toy_beir, tmp_path, monkeypatch):
+    from maw_bench.training import trainer as trainer_mod
+
+    original = trainer_mod.Trainer._micro_step
+    calls = {"n": 0}
+
+    def poisoned(self, index):
+        out = original(self, index)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_micro_step", poisoned)
+    cfg = _cfg(tiny_model, toy_beir, "train.max_steps=5", "train.save_every=1")
+    with pytest.raises(trainer_mod.TrainingDiverged, match="loss became nan at step 3.*step-0000002"):
+        train_arms(cfg, ["standard"], tmp_path / "run")
+    assert (tmp_path / "run" / "standard" / "checkpoints" / "step-0000002").is_dir()
+
+
+def test_lora_arm_keeps_the_router_trainable(tiny_model, toy_beir, tmp_path):
+    from maw_bench.modeling import load_encoder
+
+    cfg = _cfg(tiny_model, toy_beir, "train.max_steps=3", "train.lora.enabled=true", "maw.selection=gumbel")
+    train_arms(cfg, ["maw"], tmp_path / "run")
+    enc = load_encoder(tmp_path / "run" / "maw" / "model")  # merged back into a plain encoder
+    assert enc.maw_modules()[0].router is not None
