@@ -75,7 +75,6 @@ class MAWConfig:
 @dataclass
 class NegativesConfig:
     source: str = _f("bm25", "Hard negatives: triples (collection's own) | bm25 | random.")
-    count: int = _f(1, "Hard negatives per training example.")
     bm25_window: list = _f([10, 100], "BM25 rank window [lo, hi) negatives are drawn from.")
 
 
@@ -117,7 +116,7 @@ class TrainConfig:
     warmup_ratio: float = _f(0.1, "Fraction of optimiser steps of linear warm-up.")
     temperature: float = _f(0.05, "InfoNCE temperature.")
     symmetric: bool = _f(False, "Add the passage-to-query InfoNCE term.")
-    negatives: int = _f(1, "Hard negatives per query in each batch.")
+    negatives: int = _f(1, "Hard negatives per query (drawn as data.negatives.source says).")
     max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 = off).")
     dtype: str = _f("fp32", "fp32 | bf16 | fp16 (fp16 only on CUDA, with a grad scaler).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")

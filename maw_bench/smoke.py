@@ -25,7 +25,7 @@ SMOKE: dict = {
     "maw": {"depth": 4, "layers": [-1], "selection": "grpo", "grpo": {"group_size": 4}},
     "data": {
         "train": "builtin", "train_split": "train", "eval": ["builtin"], "eval_split": "test",
-        "max_queries": 120, "max_docs": 1000, "negatives": {"source": "bm25", "count": 1, "bm25_window": [5, 50]},
+        "max_queries": 120, "max_docs": 1000, "negatives": {"source": "bm25", "bm25_window": [5, 50]},
     },
     "train": {"max_steps": 8, "batch_size": 16, "lr": 5e-5, "router_lr": 5e-3, "warmup_ratio": 0.1, "dtype": "bf16",
               "negatives": 1},

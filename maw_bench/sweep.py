@@ -1,15 +1,278 @@
-"""Sweeps: placeholder until the sweep runner lands."""
+"""``maw-bench sweep FILE.yaml``: a grid of experiments that resumes where it stopped.
+
+A sweep file::
+
+    name: depth_layers                      # folder name under results/ (optional)
+    base: ../scifact_finetune.yaml          # base config, relative to this file (optional)
+    set: [train.max_steps=50]               # overrides applied to the base (optional)
+    datasets: [beir/scifact/test]           # evaluation datasets (default: data.eval of the base)
+    grid:                                   # any config keys; every combination is a cell
+      maw.depth: [2, 4, 8]
+      maw.layers: [[-1], [-2, -1]]
+      maw.selection: [grpo, gumbel]
+      seed: [1, 2, 3]
+    standard: true                          # also train the standard arm it is compared with
+
+MAW cells take the whole grid with ``maw.enabled=true``; standard cells take only
+the grid's non-``maw.`` keys (e.g. the seeds). A cell is a folder named from its
+values with ``run/`` (training) and ``eval/`` (evaluation) and, once finished,
+``cell.json``; a rerun skips finished cells and resumes the unfinished one.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
+import json
+import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from maw_bench.atomic import write_json, write_text
+from maw_bench.config import BenchmarkConfig, all_keys, read_yaml_mapping
+from maw_bench.console import console
 from maw_bench.errors import UserError
+from maw_bench.results.folders import slug
+
+log = logging.getLogger("maw_bench")
+SWEEP_KEYS = ("name", "base", "set", "datasets", "grid", "standard")
 
 
-def run_sweep(file: Path, output: Path | None, dry_run: bool) -> None:
-    raise UserError("`maw-bench sweep` is not implemented yet in this version.")
+@dataclass
+class Cell:
+    name: str
+    arm: str  # "standard" or "maw"
+    values: dict  # grid key -> value for this cell
+
+    def overrides(self) -> list[str]:
+        out = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}" for k, v in self.values.items()]
+        return [*out, f"maw.enabled={'true' if self.arm == 'maw' else 'false'}"]
 
 
-def summarise_sweep(folder: Path) -> None:
-    raise UserError("`maw-bench sweep` is not implemented yet in this version.")
+@dataclass
+class SweepSpec:
+    name: str
+    base: BenchmarkConfig
+    datasets: list[str]
+    grid: dict[str, list]
+    standard: bool
+
+
+def _value_slug(v) -> str:
+    if isinstance(v, list):
+        return "_".join(_value_slug(x) for x in v)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v).replace("-", "m")  # -1 -> m1, so [-1] and [1] get different names
+    return slug(str(v), 40)
+
+
+def cell_name(arm: str, values: dict) -> str:
+    """``maw__depth-4__layers-m2_m1__selection-grpo__seed-1``: readable, unique, never a path."""
+    parts = [arm] + [f"{k.split('.')[-1]}-{_value_slug(v)}" for k, v in values.items()]
+    return slug("__".join(parts), 200).replace("/", "_")
+
+
+def load_sweep(path: Path) -> SweepSpec:
+    raw = read_yaml_mapping(path)
+    unknown = [k for k in raw if k not in SWEEP_KEYS]
+    if unknown:
+        raise UserError(f"{path}: unknown sweep key {unknown[0]!r}; a sweep file has {', '.join(SWEEP_KEYS)}.")
+    grid = raw.get("grid") or {}
+    if not isinstance(grid, dict) or not grid or any(not isinstance(v, list) or not v for v in grid.values()):
+        raise UserError(f"{path}: 'grid' must map config keys to non-empty lists, e.g. maw.depth: [2, 4].")
+    keys = set(all_keys())
+    for k in grid:
+        if k not in keys:
+            BenchmarkConfig.load(overrides=[f"{k}=0"])  # raises the unknown-key error with a suggestion
+    base_path = raw.get("base")
+    base_file = (path.parent / base_path) if base_path and not Path(base_path).is_absolute() else base_path
+    if base_file is not None and not Path(base_file).is_file() and Path(base_path).is_file():
+        base_file = Path(base_path)
+    base = BenchmarkConfig.load(base_file, overrides=list(raw.get("set") or []))
+    datasets = list(raw.get("datasets") or base.data.eval)
+    name = str(raw.get("name") or path.stem)
+    return SweepSpec(name, base, datasets, grid, bool(raw.get("standard", True)))
+
+
+def expand(spec: SweepSpec) -> list[Cell]:
+    """Every MAW cell of the grid, plus the standard cells (grid without maw.* keys)."""
+    cells = []
+    keys = list(spec.grid)
+    for combo in itertools.product(*(spec.grid[k] for k in keys)):
+        values = dict(zip(keys, combo))
+        cells.append(Cell(cell_name("maw", values), "maw", values))
+    if spec.standard:
+        std_keys = [k for k in keys if not k.startswith("maw.")]
+        for combo in itertools.product(*(spec.grid[k] for k in std_keys)):
+            values = dict(zip(std_keys, combo))
+            cells.append(Cell(cell_name("standard", values), "standard", values))
+    for c in cells:  # validate every cell before running any
+        spec.base.with_overrides(c.overrides())
+    return cells
+
+
+def run_sweep(file: Path, output: Path | None, dry_run: bool) -> Path:
+    from maw_bench.evaluation.pipeline import run_evaluation
+    from maw_bench.locks import folder_lock
+    from maw_bench.results.folders import ensure_writable
+    from maw_bench.training.run import train_arms
+
+    spec = load_sweep(file)
+    cells = expand(spec)
+    if dry_run:
+        for c in cells:
+            console.print(f"{c.name}  [dim]{' '.join(c.overrides())}[/dim]")
+        console.print(f"{len(cells)} cells")
+        return output or Path("results") / f"sweep-{slug(spec.name)}"
+    output = ensure_writable(output or Path("results") / f"sweep-{slug(spec.name)}")
+    with folder_lock(output):
+        write_json(output / "sweep.json", {"name": spec.name, "datasets": spec.datasets, "grid": spec.grid,
+                                           "cells": [{"name": c.name, "arm": c.arm, "values": c.values} for c in cells]})
+        write_text(output / "base_config.yaml", spec.base.to_yaml())
+        for i, c in enumerate(cells, 1):
+            folder = output / "cells" / c.name
+            if (folder / "cell.json").is_file():
+                console.print(f"[{i}/{len(cells)}] {c.name}: done, skipped")
+                continue
+            console.print(f"[{i}/{len(cells)}] {c.name}")
+            cfg = spec.base.with_overrides(c.overrides())
+            train_arms(cfg, [c.arm], folder / "run", resume=(folder / "run").exists())
+            out = run_evaluation(cfg, [str(folder / "run")], spec.datasets, folder / "eval", print_table=False)
+            write_json(folder / "cell.json", {"name": c.name, "arm": c.arm, "values": c.values,
+                                              "results": {d: m[c.arm] for d, m in out.results.items()}})
+        summarise_sweep(output)
+    return output
+
+
+# ------------------------------------------------------------------------ summary
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, 0.0
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def group_key(values: dict) -> tuple:
+    return tuple((k, json.dumps(v)) for k, v in values.items() if k != "seed")
+
+
+def summarise_cells(cells: list[dict], metrics: list[str]) -> list[dict]:
+    """One row per (arm, config without seed, dataset): mean and std over seeds of each metric."""
+    groups: dict[tuple, list[dict]] = {}
+    for c in cells:
+        for dataset, res in c["results"].items():
+            groups.setdefault((c["arm"], group_key(c["values"]), dataset), []).append(res)
+    rows = []
+    for (arm, key, dataset), results in groups.items():
+        row = {"arm": arm, "config": ", ".join(f"{k}={json.loads(v)}" for k, v in key) or "-", "dataset": dataset,
+               "seeds": len(results), "values": dict((k, json.loads(v)) for k, v in key)}
+        for m in metrics:
+            row[m], row[f"{m}_std"] = mean_std([r[m] for r in results if m in r])
+        rows.append(row)
+    return rows
+
+
+def _per_query(folder: Path) -> dict:
+    """``{dataset: {metric: {qid: score}}}`` of a finished cell's eval."""
+    out: dict = {}
+    with (folder / "eval" / "per_query.csv").open() as f:
+        for r in csv.DictReader(f):
+            out.setdefault(r["dataset"], {}).setdefault(r["metric"], {})[r["query_id"]] = float(r["value"])
+    return out
+
+
+def summarise_sweep(output: Path) -> None:
+    """Write summary.md/csv/tex and plots from the finished cells (recomputes nothing else)."""
+    from maw_bench.evaluation.significance import compare
+    from maw_bench.results.plots import depth_histograms, loss_curves, metric_vs_depth
+    from maw_bench.results.rebuild import read_log
+
+    sweep = json.loads((output / "sweep.json").read_text())
+    done = [json.loads((output / "cells" / c["name"] / "cell.json").read_text())
+            for c in sweep["cells"] if (output / "cells" / c["name"] / "cell.json").is_file()]
+    if not done:
+        raise UserError(f"{output}: no finished cell to summarise yet.")
+    metrics = list(next(iter(done[0]["results"].values())).keys())
+    rows = summarise_cells(done, metrics)
+
+    # paired significance: each MAW config against the standard arm, per-query scores averaged over seeds
+    per_query: dict = {}
+    for arm_label, cells in _by_config(done).items():
+        for c in cells:
+            for dataset, per_metric in _per_query(output / "cells" / c["name"]).items():
+                slot = per_query.setdefault(dataset, {}).setdefault(arm_label, {})
+                for metric, scores in per_metric.items():
+                    acc = slot.setdefault(metric, {})
+                    for q, v in scores.items():
+                        acc[q] = acc.get(q, 0.0) + v / len(cells)
+    comparisons = [c.to_dict() for c in compare(per_query, "standard", metrics)] if any(
+        "standard" in m for m in per_query.values()) else []
+    _write_summary(output, rows, metrics, comparisons)
+
+    main = metrics[0]
+    for dataset in sorted({r["dataset"] for r in rows}):
+        plot_rows = []
+        for r in rows:
+            if r["dataset"] != dataset:
+                continue
+            depth = r["values"].get("maw.depth") if r["arm"] == "maw" else None
+            series = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in r["values"].items() if k != "maw.depth") or "maw"
+            if r["arm"] == "maw" and depth is None:
+                depth = sweep_base_depth(output)
+            plot_rows.append({"depth": depth, "series": series, "mean": r[main], "std": r[f"{main}_std"]})
+        metric_vs_depth(plot_rows, main, output / f"{slug(dataset)}_{slug(main)}_vs_depth.png")
+    logs = {c["name"]: read_log(output / "cells" / c["name"] / "run" / c["arm"]) for c in done}
+    loss_curves(logs, output / "loss_curves.png")
+    depth_histograms({k: v for k, v in logs.items() if k.startswith("maw")}, output / "depth_histograms.png")
+    console.print(f"summary in {output / 'summary.md'}")
+
+
+def sweep_base_depth(output: Path) -> int | None:
+    try:
+        return yaml.safe_load((output / "base_config.yaml").read_text())["maw"]["depth"]
+    except (OSError, KeyError, TypeError):
+        return None
+
+
+def _by_config(done: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for c in done:
+        label = "standard" if c["arm"] == "standard" else "maw: " + ", ".join(
+            f"{k.split('.')[-1]}={v}" for k, v in c["values"].items() if k != "seed")
+        out.setdefault(label, []).append(c)
+    return out
+
+
+def _write_summary(output: Path, rows: list[dict], metrics: list[str], comparisons: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["dataset", "arm", "config", "seeds", *[x for m in metrics for x in (m, f"{m}_std")]])
+    for r in rows:
+        w.writerow([r["dataset"], r["arm"], r["config"], r["seeds"], *[f"{r[x]:.6f}" for m in metrics for x in (m, f"{m}_std")]])
+    write_text(output / "summary.csv", buf.getvalue())
+
+    def p_of(dataset: str, label: str, metric: str) -> str:
+        for c in comparisons:
+            if c["dataset"] == dataset and c["model"] == label and c["metric"] == metric:
+                return f" (Δ {c['mean_diff']:+.4f}, p={c['p_fisher_holm']:.3g})"
+        return ""
+
+    md = ["# Sweep summary", "", "Mean ± std over seeds; Δ and Holm-corrected Fisher p against the standard arm.", "",
+          "| dataset | arm | config | seeds | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 4)]
+    tex = [r"\begin{tabular}{lllr" + "r" * len(metrics) + "}", r"\toprule",
+           "Dataset & Arm & Config & Seeds & " + " & ".join(m.replace("_", r"\_") for m in metrics) + r" \\", r"\midrule"]
+    for r in rows:
+        label = "standard" if r["arm"] == "standard" else "maw: " + ", ".join(
+            f"{k.split('.')[-1]}={v}" for k, v in r["values"].items())
+        cells = [f"{r[m]:.4f} ± {r[m + '_std']:.4f}" + (p_of(r["dataset"], label, m) if r["arm"] == "maw" else "") for m in metrics]
+        md.append(f"| {r['dataset']} | {r['arm']} | {r['config']} | {r['seeds']} | " + " | ".join(cells) + " |")
+        tex.append(" & ".join([r["dataset"], r["arm"], r["config"], str(r["seeds"])] + [f"{r[m]:.4f} $\\pm$ {r[m + '_std']:.4f}" for m in metrics]).replace("_", r"\_") + r" \\")
+    tex += [r"\bottomrule", r"\end{tabular}"]
+    write_text(output / "summary.md", "\n".join(md) + "\n")
+    write_text(output / "summary.tex", "\n".join(tex) + "\n")
+    write_json(output / "comparisons.json", comparisons)

@@ -170,6 +170,15 @@ class MAWAttention(nn.Module):
                 ref_logits = self.router.reference_logits(state).float()
         weights, choice = self.selection.choose(logits, b, self.num_heads, self.training, self.tau, x.device)
 
+        v = self._heads(self.value(x))
+        focus = None
+        need_probs = self.want_focus and self.training
+        if choice is not None and not self.force_full and not need_probs:
+            # the common inference path: one slice, fused attention, never the 5D tensor
+            q_sel, k_sel, scale = self._chosen_qk(x, choice)
+            self._record(logits, ref_logits, values, choice, weights, None)
+            out = S.hard_attention_fused(q_sel, k_sel, v, scale, mask, self.dropout.p if self.training else 0.0)
+            return out.transpose(1, 2).reshape(b, l, self.hidden_size)
         if choice is not None and not self.force_full:
             q_sel, k_sel, scale = self._chosen_qk(x, choice)
             probs = S.hard_attention_probs(q_sel, k_sel, scale, mask)
@@ -180,13 +189,11 @@ class MAWAttention(nn.Module):
             maps = S.depth_maps(S.depth_scores(qd, kd, self.chunk_widths, mask), mask)
             probs = S.combine(maps, weights)
 
-        focus = None
-        if self.want_focus and self.training:
+        if need_probs:
             focus = -S.map_entropy(probs.detach().float(), mask, token_mask)
         self._record(logits, ref_logits, values, choice, weights, focus)
 
         probs = self.dropout(probs)
-        v = self._heads(self.value(x))
         out = torch.matmul(probs.to(v.dtype), v)
         return out.transpose(1, 2).reshape(b, l, self.hidden_size)
 
@@ -235,6 +242,6 @@ class StandardAttention(nn.Module):
             return t.view(b, l, self.num_heads, self.head_dim).transpose(1, 2)
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        probs = S.masked_softmax(torch.matmul(q, k.transpose(-1, -2)) * self.head_dim**-0.5, mask)
-        probs = F.dropout(probs, self.p, self.training)
-        return torch.matmul(probs.to(v.dtype), v).transpose(1, 2).reshape(b, l, self.hidden_size)
+        scale = torch.tensor(self.head_dim**-0.5, device=x.device)
+        out = S.hard_attention_fused(q, k, v, scale, mask, self.p if self.training else 0.0)
+        return out.transpose(1, 2).reshape(b, l, self.hidden_size)

@@ -110,6 +110,20 @@ def hard_attention_probs(q_sel: torch.Tensor, k_sel: torch.Tensor, scale: torch.
     return masked_softmax(s, mask)
 
 
+def hard_attention_fused(
+    q_sel: torch.Tensor, k_sel: torch.Tensor, v: torch.Tensor, scale: torch.Tensor, mask: torch.Tensor | None, dropout: float
+) -> torch.Tensor:
+    """The chosen slice through ``scaled_dot_product_attention`` (flash/memory-efficient kernels).
+
+    Equal to ``hard_attention_probs(...) @ v``; a query whose keys are all masked gets 0, not NaN.
+    """
+    q = q_sel * scale.to(q_sel.dtype)  # per-(sequence, head) scale folded into the query
+    out = F.scaled_dot_product_attention(q, k_sel.to(q.dtype), v.to(q.dtype), attn_mask=mask, dropout_p=dropout, scale=1.0)
+    if mask is not None:
+        out = torch.nan_to_num(out, nan=0.0)
+    return out
+
+
 def map_entropy(probs: torch.Tensor, mask: torch.Tensor | None, query_mask: torch.Tensor | None) -> torch.Tensor:
     """Mean row entropy of an attention map per sequence, ``(B, H, Lq, Lk) -> (B,)``.
 

@@ -1,0 +1,127 @@
+"""What MAW costs: encoding throughput and peak memory, and the time of one training step.
+
+MiniLM, 512 passages at max length 256, one process. Arms: standard attention; MAW with
+depth 4 on the last layer and a hard selection (grpo at inference = argmax). Training step:
+16 queries + 16 passages, standard vs MAW gumbel vs MAW grpo (group size 4).
+
+    python scripts/bench_maw.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ARMS = {
+    "standard": [],
+    "maw-d4-last-hard": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=grpo"],
+}
+TRAIN_ARMS = {
+    "standard": [],
+    "maw-gumbel": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=gumbel"],
+    "maw-grpo-g4": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=grpo", "maw.grpo.group_size=4"],
+}
+
+
+def texts(n: int) -> list[str]:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_encode import scifact_texts
+
+    return scifact_texts(n)
+
+
+def peak_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def encode_child(arm: str, n: int, batch: int, dtype: str) -> None:
+    """Runs in its own process so the peak-memory reading belongs to one arm."""
+    import torch
+
+    from maw_bench import BenchmarkConfig, build_encoder
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    docs = texts(n)
+    enc = build_encoder(BenchmarkConfig.load(overrides=["model.max_length=256", *ARMS[arm]]), device)
+    enc.encode(docs[:batch], batch_size=batch, dtype=dtype)  # warm-up
+    base = peak_mb()
+    start = time.perf_counter()
+    enc.encode(docs, batch_size=batch, dtype=dtype)
+    rate = len(docs) / (time.perf_counter() - start)
+    print(f"RESULT {rate:.2f} {peak_mb():.1f} {base:.1f}")
+
+
+def train_steps(reps: int, dtype: str) -> dict[str, float]:
+    import torch
+
+    from maw_bench import BenchmarkConfig, build_encoder
+    from maw_bench.modeling.encoder import autocast_context
+    from maw_bench.training.step import contrastive_step, grpo_step
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    docs = texts(64)
+    queries = [d[:80] for d in docs[32:48]]
+    out = {}
+    for arm, overrides in TRAIN_ARMS.items():
+        cfg = BenchmarkConfig.load(overrides=["model.max_length=256", *overrides])
+        enc = build_encoder(cfg, device).train()
+        opt = torch.optim.AdamW(enc.parameters(), lr=1e-5)
+        q = {k: v.to(device) for k, v in enc.tokenize(queries, "query").items()}
+        d = {k: v.to(device) for k, v in enc.tokenize(docs[:16], "doc").items()}
+        exclude = torch.zeros(16, 16, dtype=torch.bool, device=device)
+        step = grpo_step if cfg.maw.selection == "grpo" and cfg.maw.enabled else contrastive_step
+        times = []
+        for i in range(reps + 1):
+            start = time.perf_counter()
+            with autocast_context(device, dtype):
+                res = step(enc, enc, q, d, cfg, exclude)
+            res.loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i:  # the first step warms up
+                times.append(time.perf_counter() - start)
+        out[arm] = sorted(times)[len(times) // 2]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--passages", type=int, default=512)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--dtype", default="fp32")
+    ap.add_argument("--train-reps", type=int, default=5)
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        encode_child(args.child, args.passages, args.batch_size, args.dtype)
+        return
+    print(f"encode: {args.passages} passages, max length 256, batch {args.batch_size}, {args.dtype}")
+    rates = {}
+    for arm in ARMS:
+        res = subprocess.run([sys.executable, __file__, "--child", arm, "--passages", str(args.passages),
+                              "--batch-size", str(args.batch_size), "--dtype", args.dtype],
+                             capture_output=True, text=True, check=True)
+        rate, peak, base = map(float, res.stdout.split("RESULT")[-1].split())
+        rates[arm] = rate
+        print(f"  {arm:<18} {rate:8.1f} docs/s   peak memory {peak:8.1f} MB (after warm-up {base:.1f} MB)")
+    print(f"  MAW/standard throughput: {rates['maw-d4-last-hard'] / rates['standard']:.3f}x (goal >= 0.95x)")
+    print(f"train step: 16 queries + 16 passages, {args.dtype}, median of {args.train_reps}")
+    times = train_steps(args.train_reps, args.dtype)
+    for arm, t in times.items():
+        print(f"  {arm:<18} {t * 1000:8.1f} ms   {t / times['standard']:.2f}x standard (goal <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()

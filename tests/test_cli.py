@@ -1,0 +1,68 @@
+"""The command line: smoke end to end, failing stages, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from maw_bench.cli import app
+from maw_bench.smoke import SMOKE
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def test_configs_smoke_yaml_is_the_builtin_recipe():
+    assert yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text()) == SMOKE
+
+
+def _tiny_smoke_args(tiny_model: str, out: Path) -> list[str]:
+    return ["smoke", "--output", str(out), "--set", f"model.name={tiny_model}", "--set", "train.max_steps=2",
+            "--set", "data.max_docs=200", "--set", "data.max_queries=30", "--set", "eval.dtype=fp32",
+            "--set", "train.dtype=fp32", "--set", f"eval.cache_dir={out / 'cache'}"]
+
+
+def test_smoke_runs_every_stage(tiny_model, tmp_path):
+    result = runner.invoke(app, _tiny_smoke_args(tiny_model, tmp_path / "s"))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "s" / "eval" / "metrics.json").read_text())
+    assert set(metrics["results"]["builtin/test"]) == {"standard", "maw", "zero-shot"}
+    assert (tmp_path / "s" / "loss_curves.png").stat().st_size > 1000
+    assert (tmp_path / "s" / "depth_histograms.png").stat().st_size > 1000
+
+
+def test_smoke_exits_non_zero_when_a_stage_fails(tiny_model, tmp_path, monkeypatch):
+    from maw_bench.evaluation import pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("index exploded")
+
+    monkeypatch.setattr(pipeline, "run_evaluation", broken)
+    result = runner.invoke(app, _tiny_smoke_args(tiny_model, tmp_path / "s"))
+    assert result.exit_code == 1
+    assert "smoke stage 'eval' failed" in result.output and "index exploded" in result.output
+
+
+def _cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "maw_bench", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_help_lists_the_commands():
+    proc = _cli("--help")
+    assert proc.returncode == 0
+    for cmd in ("train", "eval", "smoke", "sweep", "report", "datasets"):
+        assert cmd in proc.stdout
+
+
+def test_datasets_check_json_on_builtin():
+    proc = _cli("datasets", "check", "builtin", "--split", "test", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"docs": 2400, "queries": 250, "judged_queries": 250, "qrels": 1238, "missing_judged_docs": 0}

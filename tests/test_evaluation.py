@@ -1,0 +1,129 @@
+"""Evaluation: run files agree with an independent scorer, the cache cannot go stale, significance, search."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from maw_bench.config import BenchmarkConfig
+from maw_bench.data import load_bundle
+from maw_bench.evaluation.embeddings import encode_corpus
+from maw_bench.evaluation.pipeline import run_evaluation
+from maw_bench.evaluation.runfiles import read_trec
+from maw_bench.evaluation.search import exact_search, faiss_search
+from maw_bench.evaluation.significance import compare, holm
+from maw_bench.modeling import build_encoder
+
+
+def _cfg(tiny_model, toy_beir, *extra):
+    return BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, *extra))
+
+
+def test_trec_run_scored_independently_matches_metrics_json(tiny_model, toy_beir, tmp_path):
+    import ir_measures
+    from ir_measures import nDCG, RR
+
+    cfg = _cfg(tiny_model, toy_beir, f"eval.cache_dir={tmp_path / 'cache'}")
+    out = tmp_path / "eval"
+    run_evaluation(cfg, [], [str(toy_beir)], out, bm25=True, print_table=False)
+    metrics = json.loads((out / "metrics.json").read_text())
+    (dataset,) = metrics["results"]
+    bundle = load_bundle(str(toy_beir), "test")
+    qrels = [ir_measures.Qrel(q, d, r) for q, docs in bundle.qrels.items() for d, r in docs.items()]
+    for label in ("zero-shot", "bm25"):
+        run_file = next((out / "runs").glob(f"{label}__*.trec"))
+        lines = run_file.read_text().splitlines()
+        assert all(len(line.split()) == 6 and line.split()[1] == "Q0" for line in lines)
+        run = [ir_measures.ScoredDoc(q, d, s) for q, docs in read_trec(run_file).items() for d, s in docs.items()]
+        agg = ir_measures.calc_aggregate([nDCG @ 10, RR @ 10], qrels, run)
+        assert abs(agg[nDCG @ 10] - metrics["results"][dataset][label]["ndcg@10"]) < 1e-4
+        assert abs(agg[RR @ 10] - metrics["results"][dataset][label]["mrr@10"]) < 1e-4
+    for name in ("per_query.csv", "report.md", "report.tex"):
+        assert (out / name).stat().st_size > 0
+
+
+def _cache(tiny_model, toy_beir, tmp_path, enc=None, max_length=32, bundle=None):
+    cfg = _cfg(tiny_model, toy_beir)
+    enc = enc or build_encoder(cfg)
+    bundle = bundle or load_bundle(str(toy_beir), "test")
+    return encode_corpus(enc, bundle, tmp_path / "cache", 16, max_length), enc
+
+
+def test_cache_hits_and_misses(tiny_model, toy_beir, tmp_path):
+    first, enc = _cache(tiny_model, toy_beir, tmp_path)
+    again, _ = _cache(tiny_model, toy_beir, tmp_path, enc=enc)
+    assert again.folder == first.folder  # re-used
+    shorter, _ = _cache(tiny_model, toy_beir, tmp_path, enc=enc, max_length=16)
+    assert shorter.folder != first.folder  # max length changes the key
+    with torch.no_grad():
+        enc.backbone.embeddings.word_embeddings.weight[5, 0] += 1.0
+    changed, _ = _cache(tiny_model, toy_beir, tmp_path, enc=enc)
+    assert changed.folder != first.folder  # weights change the key
+    capped = load_bundle(str(toy_beir), "test")
+    from maw_bench.data import apply_caps
+
+    apply_caps(capped, max_docs=80, seed=1)
+    fewer, _ = _cache(tiny_model, toy_beir, tmp_path, enc=enc, bundle=capped)
+    assert fewer.folder != changed.folder  # the document set changes the key
+
+
+def test_truncated_cache_is_rebuilt_not_read(tiny_model, toy_beir, tmp_path):
+    cache, enc = _cache(tiny_model, toy_beir, tmp_path)
+    good = [e.copy() for _, e in cache.shards()]
+    shard = cache.folder / "shard_00000.npy"
+    shard.write_bytes(shard.read_bytes()[:100])
+    assert not cache.complete()
+    rebuilt, _ = _cache(tiny_model, toy_beir, tmp_path, enc=enc)
+    assert rebuilt.folder == cache.folder and rebuilt.complete()
+    assert all(np.array_equal(a, e) for a, (_, e) in zip(good, rebuilt.shards()))
+
+
+def test_significance_large_difference_and_identical_runs():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 0.5, 80)
+    per_query = {"d": {
+        "standard": {"ndcg@10": {f"q{i}": v for i, v in enumerate(base)}},
+        "better": {"ndcg@10": {f"q{i}": v + 0.4 for i, v in enumerate(base)}},
+        "same": {"ndcg@10": {f"q{i}": v for i, v in enumerate(base)}},
+    }}
+    comps = {c.model: c for c in compare(per_query, "standard", ["ndcg@10"])}
+    assert comps["better"].p_student_holm < 1e-6 and comps["better"].p_fisher_holm < 0.01
+    assert comps["better"].ci95_low > 0.39 and abs(comps["better"].mean_diff - 0.4) < 1e-9
+    assert comps["same"].p_student_holm == 1.0 and comps["same"].p_fisher_holm == 1.0
+
+
+def test_holm_by_hand():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_exact_search_equals_brute_force_and_drops_self_hits():
+    torch.manual_seed(0)
+    docs = torch.nn.functional.normalize(torch.randn(57, 8), dim=-1)
+    queries = docs[:5].clone()
+    ids = [f"d{i}" for i in range(57)]
+    shards = [(ids[:30], docs[:30].numpy()), (ids[30:], docs[30:].numpy())]
+    hits = exact_search(queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7, chunk_size=11)
+    brute = (queries @ docs.T).topk(7, dim=1).indices
+    for row, qid in enumerate(["d0", "d1", "d2", "d3", "d4"]):
+        assert list(hits[qid]) == [ids[j] for j in brute[row].tolist()]
+    no_self = exact_search(queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7, chunk_size=11, drop_self=True)
+    assert all(q not in h and len(h) == 7 for q, h in no_self.items())
+    flat = faiss_search("Flat", queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7)
+    assert {q: list(h) for q, h in flat.items()} == {q: list(h) for q, h in hits.items()}
+
+
+def test_eval_of_a_training_run_expands_to_both_arms(tiny_model, toy_beir, tmp_path):
+    from maw_bench.training.run import train_arms
+
+    cfg = _cfg(tiny_model, toy_beir, "train.max_steps=3", f"eval.cache_dir={tmp_path / 'cache'}")
+    train_arms(cfg, ["standard", "maw"], tmp_path / "run")
+    out = run_evaluation(cfg, [str(tmp_path / "run")], [str(toy_beir)], tmp_path / "eval", print_table=False)
+    (dataset,) = out.results
+    assert set(out.results[dataset]) == {"standard", "maw"}
+    assert out.reference == "standard"
+    assert {c["model"] for c in out.comparisons} == {"maw"}
