@@ -52,6 +52,12 @@ def _eval_specs(datasets: list[str] | None, beir: list[str] | None, msmarco: boo
     return out
 
 
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
 @app.command()
 def train(
     config: Path = CONFIG_OPT,
@@ -85,14 +91,17 @@ def train(
     for key, value in (("maw.depth", maw_depth), ("maw.layers", maw_layers), ("maw.selection", maw_selection)):
         if value is not None:
             extra.append(f"{key}={value}")
+    from maw_bench.distributed import launched_distributed
+
     cfg = load_config(config, sets, extra)
     arm_list = ["maw"] if use_maw else [a.strip() for a in arms.split(",") if a.strip()]
+    distributed = launched_distributed()
     if output is None:
-        if resume:
-            raise UserError("--resume needs --output naming the run folder to continue.")
+        if resume or distributed:
+            raise UserError("--resume and torchrun need --output naming the run folder (every rank must agree on it).")
         output = new_output_dir("train", [cfg.data.train])
     ensure_writable(output)
-    with folder_lock(output):
+    with folder_lock(output, enabled=not distributed or _rank() == 0):
         results = train_arms(cfg, arm_list, output, resume=resume, overwrite=overwrite)
     for arm, res in results.items():
         if res is not None:
@@ -129,10 +138,14 @@ def evaluate(
             extra.append(f"{key}={value}")
     if metrics:
         extra.append(f"eval.metrics=[{metrics}]")
+    from maw_bench.distributed import launched_distributed
+
     cfg = load_config(config, sets, extra)
     specs = _eval_specs(dataset, beir, msmarco, split) or list(cfg.data.eval)
+    if output is None and launched_distributed():
+        raise UserError("torchrun needs --output naming the evaluation folder (every rank must agree on it).")
     output = ensure_writable(output) if output else new_output_dir("eval", specs)
-    with folder_lock(output):
+    with folder_lock(output, enabled=not launched_distributed() or _rank() == 0):
         run_evaluation(cfg, list(model or []), specs, output, bm25=bm25 or cfg.eval.bm25)
 
 

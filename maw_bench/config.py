@@ -136,6 +136,7 @@ class EvalConfig:
     top_k: int = _f(1000, "Hits kept per query.")
     index: str = _f("exact", "exact (chunked matmul + top-k) | faiss:<factory>.")
     chunk_size: int = _f(50000, "Documents per search chunk (bounds memory).")
+    shard_docs: int = _f(50000, "Documents per embedding shard on disk (and per rank under torchrun).")
     cache_dir: str = _f("", "Embedding cache folder ('' = ~/.cache/maw-bench/embeddings).")
     bm25: bool = _f(False, "Add a BM25 (bm25s) baseline.")
 
@@ -231,8 +232,8 @@ class BenchmarkConfig:
             raise UserError("train.negatives, train.max_steps and train.save_every must be >= 0.")
         if self.model.max_length < 2 or self.model.query_max_length < 2:
             raise UserError("model.max_length and model.query_max_length must be >= 2.")
-        if self.eval.batch_size < 1 or self.eval.top_k < 1 or self.eval.chunk_size < 1:
-            raise UserError("eval.batch_size, eval.top_k and eval.chunk_size must be >= 1.")
+        if min(self.eval.batch_size, self.eval.top_k, self.eval.chunk_size, self.eval.shard_docs) < 1:
+            raise UserError("eval.batch_size, eval.top_k, eval.chunk_size and eval.shard_docs must be >= 1.")
         if not isinstance(self.eval.metrics, list) or not self.eval.metrics:
             raise UserError("eval.metrics must be a non-empty list such as [ndcg@10, mrr@10].")
         if not (self.eval.index == "exact" or self.eval.index.startswith("faiss:")):

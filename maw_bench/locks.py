@@ -14,13 +14,16 @@ LOCK_NAME = ".maw-bench.lock"
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
+def folder_lock(folder: Path, enabled: bool = True) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``folder/.maw-bench.lock``; a second holder fails at once.
 
     The kernel drops the lock when the process dies (even on SIGKILL), so a stale
     lock file never blocks a rerun.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    if not enabled:  # the other ranks of a distributed job: rank 0 holds the lock
+        yield
+        return
     path = folder / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -154,8 +154,8 @@ def test_nan_loss_stops_with_a_clear_message(tiny_model, toy_beir, tmp_path, mon
     original = trainer_mod.Trainer._micro_step
     calls = {"n": 0}
 
-    def poisoned(self, index):
-        out = original(self, index)
+    def poisoned(self, index, sync=None):
+        out = original(self, index, sync)
         calls["n"] += 1
         if calls["n"] == 3:
             out.loss = out.loss * float("nan")

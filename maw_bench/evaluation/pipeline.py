@@ -32,7 +32,9 @@ from maw_bench.config import BenchmarkConfig
 from maw_bench.console import console
 from maw_bench.data import apply_caps, load_bundle
 from maw_bench.data.bundle import DatasetBundle
-from maw_bench.evaluation.embeddings import encode_corpus
+from maw_bench.distributed import DistInfo
+from maw_bench.distributed import setup as dist_setup
+from maw_bench.evaluation.embeddings import encode_corpus, finish_sharded
 from maw_bench.evaluation.metrics import cache_dir_default, check_metrics, score_run
 from maw_bench.evaluation.models import ModelRef, resolve_models
 from maw_bench.evaluation.runfiles import write_trec
@@ -66,13 +68,23 @@ def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBun
     return bundles
 
 
-def retrieve(encoder, bundle: DatasetBundle, cfg: BenchmarkConfig, label: str, device: torch.device) -> tuple[Hits, float]:
-    """Encode (or re-use) the corpus and the judged queries, then search. Returns hits and docs/s."""
+def retrieve(encoder, bundle: DatasetBundle, cfg: BenchmarkConfig, label: str, ctx: DistInfo) -> tuple[Hits, float] | None:
+    """Encode (or re-use) the corpus and the judged queries, then search. Returns hits and docs/s.
+
+    Under torchrun every rank encodes its own shards; after a barrier rank 0 alone
+    checks the shards, encodes the queries and searches (the others return None).
+    """
     cache_root = Path(cfg.eval.cache_dir) if cfg.eval.cache_dir else cache_dir_default()
     start = time.perf_counter()
     cache = encode_corpus(
-        encoder, bundle, cache_root, cfg.eval.batch_size, cfg.eval.max_length or None, cfg.eval.dtype, label=label
+        encoder, bundle, cache_root, cfg.eval.batch_size, cfg.eval.max_length or None, cfg.eval.dtype,
+        shard_docs=cfg.eval.shard_docs, rank=ctx.rank, world_size=ctx.world_size, label=label,
     )
+    ctx.barrier()
+    if not ctx.is_main:
+        return None
+    if ctx.world_size > 1 and not cache.complete():
+        finish_sharded(cache, bundle, encoder.dim, cfg.eval.shard_docs)
     rate = bundle.docs_count() / max(time.perf_counter() - start, 1e-9)
     queries = bundle.judged_queries()
     qids = list(queries)
@@ -104,19 +116,24 @@ def run_evaluation(
 ) -> EvalOutput:
     metrics = list(cfg.eval.metrics)
     check_metrics(metrics)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    ctx = dist_setup(device)
     refs: list[ModelRef] = resolve_models(model_specs, cfg)
     bundles = load_eval_bundles(cfg, dataset_specs)
     out = EvalOutput()
     (output / "runs").mkdir(parents=True, exist_ok=True)
     labels = [r.label for r in refs] + (["bm25"] if bm25 else [])
     for ref in refs:
-        encoder = ref.load(cfg, device)
+        encoder = ref.load(cfg, ctx.device)
         for bundle in bundles:
-            hits, rate = retrieve(encoder, bundle, cfg, ref.label, device)
+            res = retrieve(encoder, bundle, cfg, ref.label, ctx)
+            if res is None:  # not rank 0
+                continue
+            hits, rate = res
             out.timings[f"{ref.label}__{bundle.id}"] = {"docs_per_s": rate}
             _record(out, bundle, ref.label, hits, metrics, output)
         del encoder
+    if not ctx.is_main:
+        return out
     if bm25:
         for bundle in bundles:
             _record(out, bundle, "bm25", bm25_hits(bundle, cfg.eval.top_k), metrics, output)

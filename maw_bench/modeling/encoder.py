@@ -61,6 +61,7 @@ class Encoder(nn.Module):
         self.model_cfg = model_cfg
         self.maw_cfg = maw_cfg
         self.maw_layers: list[int] = []
+        self.sample_routes: list[list[RouteRecord]] = []
         self.blocks = nn.ModuleList()
         if maw_cfg.placement == "append":
             self.blocks = build_appended(backbone, maw_cfg, maw_cfg.enabled)
@@ -93,7 +94,25 @@ class Encoder(nn.Module):
         return {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
 
     # ----------------------------------------------------------------- forward
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        samples: int = 0,
+    ) -> torch.Tensor:
+        """Embeddings ``(B, dim)``; with ``samples=G``, ``(G, B, dim)`` from :meth:`forward_samples`.
+
+        The ``samples`` path goes through ``forward`` so a DDP wrapper sees every pass;
+        the route records of sample ``g`` are in ``self.sample_routes[g]``.
+        """
+        if samples:
+            feats = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                feats["token_type_ids"] = token_type_ids
+            out = self.forward_samples(feats, samples)
+            self.sample_routes = [routes for _, routes in out]
+            return torch.stack([emb for emb, _ in out])
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         return self._head(hidden, attention_mask)
@@ -128,7 +147,7 @@ class Encoder(nn.Module):
 
         handle = layers[first].register_forward_pre_hook(grab, with_kwargs=True)
         try:
-            out.append((self.forward(**features), self.routes()))
+            out.append((self.forward(**features), self.routes()))  # noqa: the plain path, samples=0
         finally:
             handle.remove()
         args, kwargs = captured["args"], captured["kwargs"]

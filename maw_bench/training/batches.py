@@ -28,13 +28,14 @@ class Batch:
 class BatchPlan:
     """Micro-batches over ``examples`` for ``total_steps`` optimiser steps."""
 
-    def __init__(self, examples: list[TrainingExample], batch_size: int, seed: int) -> None:
+    def __init__(self, examples: list[TrainingExample], batch_size: int, seed: int, drop_last: bool = False) -> None:
         if not examples:
             raise ValueError("no training examples")
         self.examples = examples
         self.batch_size = min(batch_size, len(examples))
         self.seed = seed
-        self.per_epoch = math.ceil(len(examples) / self.batch_size)
+        # several ranks need full global batches (equal slices); one process keeps the remainder
+        self.per_epoch = len(examples) // self.batch_size if drop_last else math.ceil(len(examples) / self.batch_size)
         self._order_cache: dict[int, list[int]] = {}
 
     def order(self, epoch: int) -> list[int]:

@@ -29,6 +29,7 @@ from maw_bench.config import BenchmarkConfig
 from maw_bench.data import apply_caps, build_examples, check_leakage, load_bundle
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.data.negatives import TrainingExample
+from maw_bench.distributed import setup as dist_setup
 from maw_bench.errors import UserError
 from maw_bench.modeling import build_encoder
 from maw_bench.training.trainer import Trainer, TrainResult, apply_lora, merge_lora
@@ -103,11 +104,16 @@ def train_arms(
     bad = [a for a in arms if a not in ARMS]
     if bad or not arms:
         raise UserError(f"--arms {','.join(arms)}: use standard, maw or standard,maw.")
-    check_run_folder(output, resume, overwrite)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    ctx = dist_setup(device)
+    if ctx.is_main:
+        check_run_folder(output, resume, overwrite)
+    ctx.barrier()
+    device = ctx.device
     output.mkdir(parents=True, exist_ok=True)
     bundle, examples, info = prepare_data(cfg)
-    write_json(output / RUN_FILE, {"arms": arms, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "data": info})
+    if ctx.is_main:
+        write_json(output / RUN_FILE, {"arms": arms, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "data": info,
+                                       "world_size": ctx.world_size})
     torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
     results: dict[str, TrainResult | None] = {}
     for arm in arms:
@@ -121,14 +127,23 @@ def train_arms(
         encoder = build_encoder(acfg, device)
         if acfg.train.lora.enabled:
             apply_lora(encoder, acfg)
-        trainer = Trainer(encoder, bundle, examples, acfg, folder, device, stop_after=stop_after)
+        freeze_unused(encoder)
+        ddp = None
+        if ctx.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ddp = DistributedDataParallel(encoder, device_ids=[device.index] if device.type == "cuda" else None)
+        trainer = Trainer(encoder, bundle, examples, acfg, folder, device, ctx.rank, ctx.world_size, ddp, stop_after)
         folder.mkdir(parents=True, exist_ok=True)
-        write_text(folder / "config.yaml", acfg.to_yaml())
+        if ctx.is_main:
+            write_text(folder / "config.yaml", acfg.to_yaml())
         torch.manual_seed(cfg.seed)  # the same RNG stream (dropout, sampling) for every arm
         result = trainer.train(resume=resume)
         results[arm] = result
         if result.steps < trainer.total_steps:
             log.info("%s stopped at step %d of %d; rerun with --resume", arm, result.steps, trainer.total_steps)
+            continue
+        if not ctx.is_main:
             continue
         if acfg.train.lora.enabled:
             merge_lora(encoder)
@@ -141,11 +156,20 @@ def train_arms(
             "final_loss": result.final_loss,
             "wall_s": round(result.wall_s, 2),
             "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+            "world_size": ctx.world_size,
             "datasets": info,
             "versions": versions(),
             "git_commit": git_commit(),
         })
+    ctx.barrier()
     return results
+
+
+def freeze_unused(encoder) -> None:
+    """No selection trains the routers' value heads yet; frozen, DDP need not look for unused parameters."""
+    for m in encoder.maw_modules():
+        if m.router is not None:
+            m.router.value.requires_grad_(False)
 
 
 def load_train_log(folder: Path) -> list[dict]:

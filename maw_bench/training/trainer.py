@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from maw_bench.progress import progress_bar
 from maw_bench.training.batches import BatchPlan, materialise, total_optimizer_steps
 from maw_bench.training.checkpoint import latest_valid, load_checkpoint, save_checkpoint
 from maw_bench.training.schedule import linear_schedule
-from maw_bench.training.step import StepOutput, contrastive_step, grpo_step
+from maw_bench.training.step import DistContext, StepOutput, contrastive_step, grad_cache_step, grpo_step
 
 log = logging.getLogger("maw_bench")
 
@@ -100,7 +99,6 @@ class Trainer:
         rank: int = 0,
         world_size: int = 1,
         ddp_model: torch.nn.Module | None = None,
-        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
         stop_after: int | None = None,
     ) -> None:
         self.encoder = encoder
@@ -110,10 +108,10 @@ class Trainer:
         self.folder = folder
         self.device = device
         self.rank, self.world_size = rank, world_size
-        self.gather = gather
+        self.dist = DistContext(rank, world_size) if world_size > 1 else None
         self.stop_after = stop_after
         t = cfg.train
-        self.plan = BatchPlan(examples, t.batch_size * world_size, cfg.seed)
+        self.plan = BatchPlan(examples, t.batch_size * world_size, cfg.seed, drop_last=world_size > 1)
         self.total_steps = total_optimizer_steps(len(examples), t.batch_size * world_size, t.grad_accum, t.epochs, t.max_steps)
         self.optimizer = torch.optim.AdamW(param_groups(encoder, cfg), lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = linear_schedule(self.optimizer, self.total_steps, t.warmup_ratio)
@@ -121,6 +119,8 @@ class Trainer:
         if t.dtype == "fp16" and device.type != "cuda":
             raise UserError("train.dtype=fp16 needs a CUDA device; use bf16 or fp32 on the CPU.")
         self.use_grpo = cfg.maw.enabled and cfg.maw.selection == "grpo" and bool(encoder.maw_modules())
+        if t.grad_cache.chunk_size and self.use_grpo:
+            raise UserError("train.grad_cache works with the standard arm and maw.selection gumbel/soft/uniform/fixed, not grpo.")
         for m in encoder.maw_modules():
             m.want_focus = cfg.maw.reward == "focus"
         self.positives = {q: bundle.positives(q) for q in {e.query_id for e in examples}}
@@ -131,41 +131,42 @@ class Trainer:
         return self.folder / "checkpoints"
 
     def _local_slice(self, examples: list[TrainingExample]) -> list[TrainingExample]:
+        """This rank's share of a global batch (the plan is the same on every rank)."""
         if self.world_size == 1:
             return examples
-        per = math.ceil(len(examples) / self.world_size)
+        per = len(examples) // self.world_size
         return examples[self.rank * per : (self.rank + 1) * per]
 
-    def _micro_step(self, micro_index: int) -> StepOutput:
-        examples = self._local_slice(self.plan.examples_at(micro_index))
-        batch = materialise(examples, self.bundle)
+    def _no_sync(self, active: bool = True):
+        """DDP's ``no_sync`` (skip the gradient all-reduce) when ``active``; otherwise nothing."""
+        if active and hasattr(self.model, "no_sync"):
+            return self.model.no_sync()
+        return contextlib.nullcontext()
+
+    def _micro_step(self, micro_index: int, sync_ctx=None) -> StepOutput:
+        global_examples = self.plan.examples_at(micro_index)
+        batch = materialise(self._local_slice(global_examples), self.bundle)
         enc = self.encoder
         q_feats = {k: v.to(self.device) for k, v in enc.tokenize(batch.queries, "query").items()}
         d_feats = {k: v.to(self.device) for k, v in enc.tokenize(batch.docs, "doc").items()}
-        all_doc_ids = batch.doc_ids
-        if self.gather is not None:
-            all_doc_ids = self._gathered_doc_ids(batch)
-        exclude = self._exclude(batch.query_ids, all_doc_ids)
-        step = grpo_step if self.use_grpo else contrastive_step
+        exclude = self._exclude(global_examples if self.world_size > 1 else batch.examples)
         with autocast_context(self.device, self.cfg.train.dtype):
-            return step(self.encoder, self.model, q_feats, d_feats, self.cfg, exclude, self.gather)
+            if self.cfg.train.grad_cache.chunk_size:
+                return grad_cache_step(enc, self.model, q_feats, d_feats, self.cfg, exclude, self.dist, sync_ctx)
+            step = grpo_step if self.use_grpo else contrastive_step
+            return step(enc, self.model, q_feats, d_feats, self.cfg, exclude, self.dist)
 
-    def _gathered_doc_ids(self, batch) -> list[str]:
-        import torch.distributed as dist
+    def _exclude(self, examples: list[TrainingExample]) -> torch.Tensor:
+        """``True`` where document ``j`` is a positive of query ``i`` other than its own column.
 
-        gathered: list = [None] * self.world_size
-        dist.all_gather_object(gathered, batch.doc_ids)
-        self._doc_offset = sum(len(g) for g in gathered[: self.rank])
-        return [d for g in gathered for d in g]
-
-    def _exclude(self, query_ids: list[str], doc_ids: list[str]) -> torch.Tensor:
-        offset = getattr(self, "_doc_offset", 0)
-        mask = torch.zeros(len(query_ids), len(doc_ids), dtype=torch.bool)
-        for i, qid in enumerate(query_ids):
-            own = offset + i
-            pos = self.positives.get(qid, set())
+        Columns follow the loss' layout: every positive (one per query), then every negative.
+        """
+        doc_ids = [e.positive_id for e in examples] + [n for e in examples for n in e.negative_ids]
+        mask = torch.zeros(len(examples), len(doc_ids), dtype=torch.bool)
+        for i, e in enumerate(examples):
+            pos = self.positives.get(e.query_id, set()) | {e.positive_id}
             for j, d in enumerate(doc_ids):
-                if j != own and (d in pos or d == doc_ids[own]):
+                if j != i and d in pos:
                     mask[i, j] = True
         return mask.to(self.device)
 
@@ -205,20 +206,24 @@ class Trainer:
                 tick = time.perf_counter()
                 total, n_ex, grpo_stats, hist = 0.0, 0, {}, None
                 for micro in range(t.grad_accum):
-                    out = self._micro_step(step * t.grad_accum + micro)
-                    loss = out.loss / t.grad_accum
-                    if not torch.isfinite(out.loss.detach()):
-                        good = latest_valid(self.ckpt_dir)
-                        raise TrainingDiverged(
-                            f"loss became {float(out.loss.detach())} at step {step + 1}; the last good checkpoint is "
-                            f"{good or 'none'}; lower train.lr or use train.dtype=fp32, then rerun with --resume."
-                        )
-                    (self.scaler.scale(loss) if self.scaler else loss).backward()
+                    last_micro = micro == t.grad_accum - 1
+                    with self._no_sync(not last_micro):  # DDP reduces gradients once per optimiser step
+                        out = self._micro_step(step * t.grad_accum + micro, self._no_sync if last_micro else None)
+                        loss = out.loss / t.grad_accum
+                        if not torch.isfinite(out.loss.detach()):
+                            good = latest_valid(self.ckpt_dir)
+                            raise TrainingDiverged(
+                                f"loss became {float(out.loss.detach())} at step {step + 1}; the last good checkpoint is "
+                                f"{good or 'none'}; lower train.lr or use train.dtype=fp32, then rerun with --resume."
+                            )
+                        if not out.backward_done:
+                            (self.scaler.scale(loss) if self.scaler else loss).backward()
                     total += out.contrastive / t.grad_accum
                     n_ex += self.plan.batch_size
                     for k, v in out.grpo.items():
                         grpo_stats[k] = grpo_stats.get(k, 0.0) + v / t.grad_accum
                     hist = self._histogram(out.choices, hist)
+                grpo_stats = self._mean_across_ranks(grpo_stats)
                 lr = self.scheduler.get_last_lr()[0]
                 if self.scaler:
                     self.scaler.unscale_(self.optimizer)
@@ -258,6 +263,17 @@ class Trainer:
             import torch.distributed as dist
 
             dist.barrier()
+
+    def _mean_across_ranks(self, stats: dict[str, float]) -> dict[str, float]:
+        """GRPO statistics averaged over ranks (every rank calls this, so the log is global)."""
+        if self.world_size == 1 or not stats:
+            return stats
+        import torch.distributed as dist
+
+        keys = sorted(stats)
+        t = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
+        dist.all_reduce(t)
+        return {k: float(v) / self.world_size for k, v in zip(keys, t.tolist())}
 
     def _histogram(self, choices: list[torch.Tensor], hist: list[list[int]] | None) -> list[list[int]] | None:
         if not choices:
