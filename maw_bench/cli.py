@@ -73,6 +73,7 @@ def train(
     output: Path = typer.Option(None, "--output", "-o", help="Run folder (default: results/train-...)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --output."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub to run."),
 ) -> None:
     """Fine-tune the standard and/or MAW arm contrastively (InfoNCE + hard negatives; GRPO router)."""
     from maw_bench.console import console
@@ -81,7 +82,7 @@ def train(
     from maw_bench.results.folders import ensure_writable, new_output_dir
     from maw_bench.training.run import train_arms
 
-    extra = []
+    extra = ["model.trust_remote_code=true"] if trust_remote_code else []
     if msmarco:
         extra += [f"data.train={MSMARCO_TRAIN}", f"data.eval={MSMARCO_EVAL}", "data.negatives.source=triples"]
     if dataset:
@@ -125,13 +126,14 @@ def evaluate(
     index: str = typer.Option(None, "--index", help="exact or faiss:<factory>"),
     config: Path = CONFIG_OPT,
     sets: list[str] = SET_OPT,
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub to run."),
 ) -> None:
     """Encode, retrieve and score models with ranx; significance against the reference arm."""
     from maw_bench.evaluation.pipeline import run_evaluation
     from maw_bench.locks import folder_lock
     from maw_bench.results.folders import ensure_writable, new_output_dir
 
-    extra = [f"data.eval_split={split}"]
+    extra = [f"data.eval_split={split}"] + (["model.trust_remote_code=true"] if trust_remote_code else [])
     for key, value in (("eval.dtype", dtype), ("eval.batch_size", batch_size), ("eval.max_length", max_length),
                        ("eval.index", index)):
         if value is not None:

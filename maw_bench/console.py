@@ -22,3 +22,11 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("maw_bench").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("ir_datasets", "bm25s", "numba", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def import_bm25s():
+    """``import bm25s``, which sets its own logger to DEBUG on import; put it back to WARNING."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s

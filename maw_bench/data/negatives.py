@@ -68,7 +68,9 @@ def random_negatives(bundle: DatasetBundle, count: int, seed: int) -> list[Train
 
 def bm25_negatives(bundle: DatasetBundle, count: int, window: tuple[int, int], seed: int) -> list[TrainingExample]:
     """Negatives drawn from BM25 ranks ``[lo, hi)`` of each query, excluding judged positives."""
-    import bm25s
+    from maw_bench.console import import_bm25s
+
+    bm25s = import_bm25s()
 
     ids, texts = [], []
     for doc_id, text in bundle.docs_iter():

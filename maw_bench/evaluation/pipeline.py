@@ -162,7 +162,8 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         "queries": {b.id: len(b.qrels) for b in bundles},
         "comparisons": out.comparisons,
         "models": {r.label: {"source": r.source, "zero_shot": r.zero_shot} for r in refs},
-        "skipped": {b.id: {"queries_without_judgements": len(b.queries) - len(b.judged_queries())} for b in bundles},
+        "skipped": {b.id: {"queries_without_judgements": len(b.queries) - len(b.judged_queries()),
+                           "judged_docs_missing_from_corpus": b.summary()["missing_judged_docs"]} for b in bundles},
         "timings": out.timings,
     }
     write_json(output / "metrics.json", doc)
@@ -175,5 +176,13 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
                 for qid in sorted(scores):
                     w.writerow([dataset, model, qid, metric, f"{scores[qid]:.6f}"])
     write_text(output / "per_query.csv", buf.getvalue())
-    write_text(output / "report.md", "# maw-bench evaluation\n\n" + markdown_table(out.results, metrics, out.comparisons, out.reference))
+    notes = "".join(
+        f"\n{b.id}: {n} queries without judgements were skipped.\n"
+        for b in bundles if (n := doc["skipped"][b.id]["queries_without_judgements"])
+    ) + "".join(
+        f"\n{b.id}: {n} judged documents are not in the corpus (they count as unretrieved).\n"
+        for b in bundles if (n := doc["skipped"][b.id]["judged_docs_missing_from_corpus"])
+    )
+    write_text(output / "report.md", "# maw-bench evaluation\n\n"
+               + markdown_table(out.results, metrics, out.comparisons, out.reference) + notes)
     write_text(output / "report.tex", latex_table(out.results, metrics, out.comparisons, out.reference))

@@ -92,7 +92,9 @@ def _to_hits(query_ids, scores, idx, all_ids, top_k, drop_self) -> Hits:
 
 def bm25_search(doc_ids: list[str], texts: list[str], queries: dict[str, str], top_k: int, drop_self: bool = False) -> Hits:
     """The BM25 baseline through ``bm25s`` (Lucene-style scoring, English stopwords)."""
-    import bm25s
+    from maw_bench.console import import_bm25s
+
+    bm25s = import_bm25s()
 
     retriever = bm25s.BM25()
     retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)

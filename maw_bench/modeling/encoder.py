@@ -284,6 +284,28 @@ def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None
     return enc.to(device) if device is not None else enc
 
 
+def check_model_fits(cfg: BenchmarkConfig) -> None:
+    """Check MAW settings against the model's config (depth vs head width, layer indices) before any work."""
+    from transformers import AutoConfig
+
+    from maw_bench.modeling.layers import check_depth, resolve_layers
+
+    source = resolve_model(cfg.model.name)
+    try:
+        mcfg = AutoConfig.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the config of model {cfg.model.name}: {str(exc).splitlines()[0]}") from exc
+    m = cfg.maw
+    if m.placement == "append":
+        heads = m.num_heads or mcfg.num_attention_heads
+        if mcfg.hidden_size % heads:
+            raise UserError(f"maw.num_heads={heads} does not divide the hidden size {mcfg.hidden_size}; pick a divisor.")
+        check_depth(m, mcfg.hidden_size, heads)
+    else:
+        check_depth(m, mcfg.hidden_size, mcfg.num_attention_heads)
+        resolve_layers(m.layers, mcfg.num_hidden_layers)
+
+
 def load_encoder(directory: str | Path, device: str | torch.device | None = None) -> Encoder:
     """Load what ``Encoder.save`` wrote, exactly."""
     path = Path(directory)

@@ -106,6 +106,8 @@ def is_valid(ckpt: Path) -> bool:
 
 
 def latest_valid(folder: Path) -> Path | None:
+    for stale in folder.glob(".tmp-step-*"):  # a save killed half-way
+        shutil.rmtree(stale, ignore_errors=True)
     for ckpt in sorted(folder.glob("step-*"), reverse=True):
         if is_valid(ckpt):
             return ckpt

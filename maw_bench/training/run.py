@@ -32,6 +32,7 @@ from maw_bench.data.negatives import TrainingExample
 from maw_bench.distributed import setup as dist_setup
 from maw_bench.errors import UserError
 from maw_bench.modeling import build_encoder
+from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.training.trainer import Trainer, TrainResult, apply_lora, merge_lora
 
 log = logging.getLogger("maw_bench")
@@ -104,6 +105,9 @@ def train_arms(
     bad = [a for a in arms if a not in ARMS]
     if bad or not arms:
         raise UserError(f"--arms {','.join(arms)}: use standard, maw or standard,maw.")
+    for arm in arms:
+        if arm == "maw":
+            check_model_fits(arm_config(cfg, arm))  # fail before any data work
     ctx = dist_setup(device)
     if ctx.is_main:
         check_run_folder(output, resume, overwrite)

@@ -295,6 +295,12 @@ class Trainer:
         path = self.folder / "train_log.jsonl"
         if self.rank != 0 or not path.is_file():
             return
-        keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= step:
+                    keep.append(line)
+            except (ValueError, KeyError):  # a line cut short by a kill
+                continue
         with atomic_open(path, "w") as f:
             f.write("".join(line + "\n" for line in keep))

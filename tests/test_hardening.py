@@ -1,0 +1,177 @@
+"""Bad input gets one line and exit 2; a killed run resumes exactly; nothing unsafe is loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_overrides, write_toy_beir
+
+
+def _cli(args: list[str], cwd: Path | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MAW_BENCH_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "maw_bench", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    """Files for the table below."""
+    root = tmp_path_factory.mktemp("bad")
+    (root / "list.yaml").write_text("- 1\n- 2\n")
+    (root / "broken.yaml").write_text("maw: {depth: 4\n")
+    (root / "evil.yaml").write_text("seed: !!python/object/apply:os.system ['echo pwned']\n")
+    (root / "sweep_unknown.yaml").write_text("grid: {seed: [1]}\nfoo: 1\n")
+    (root / "sweep_empty.yaml").write_text("grid: {seed: []}\n")
+    empty = root / "empty_beir"
+    empty.mkdir()
+    badjson = write_toy_beir(root / "badjson")
+    with (badjson / "corpus.jsonl").open("a") as f:
+        f.write("{not json\n")
+    noqrels = write_toy_beir(root / "noqrels")
+    (noqrels / "qrels" / "test.tsv").unlink()
+    noheader = write_toy_beir(root / "noheader")
+    lines = (noheader / "qrels" / "test.tsv").read_text().splitlines()[1:]
+    (noheader / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    notmodel = root / "not_a_model"
+    notmodel.mkdir()
+    return root
+
+
+CASES = [
+    ("misspelt key", ["train", "--set", "maw.dpeth=4"], "did you mean maw.depth"),
+    ("unknown section", ["train", "--set", "modle.name=x"], "unknown config key 'modle'"),
+    ("depth 0", ["train", "--set", "maw.depth=0"], "maw.depth=0 must be >= 1"),
+    ("fixed index", ["train", "--set", "maw.selection=fixed:7"], "needs 0 <= t < maw.depth=4"),
+    ("learning rate", ["train", "--set", "train.lr=3"], "train.lr=3.0 is out of range"),
+    ("batch size", ["train", "--set", "train.batch_size=0"], "train.batch_size=0 must be >= 1"),
+    ("temperature", ["train", "--set", "train.temperature=-1"], "train.temperature=-1.0 must be > 0"),
+    ("non-mapping yaml", ["train", "--config", "{root}/list.yaml"], "must be a mapping"),
+    ("malformed yaml", ["train", "--config", "{root}/broken.yaml"], "not valid (safe) YAML"),
+    ("python tag yaml", ["train", "--config", "{root}/evil.yaml"], "not valid (safe) YAML"),
+    ("unknown dataset", ["eval", "--dataset", "beir/scifakt/test"], "did you mean beir/scifact/test"),
+    ("empty beir folder", ["datasets", "check", "{root}/empty_beir"], "corpus.jsonl is missing"),
+    ("bad json line", ["datasets", "check", "{root}/badjson"], "corpus.jsonl line 121: not valid JSON"),
+    ("missing qrels", ["datasets", "check", "{root}/noqrels"], "qrels/test.tsv is missing"),
+    ("qrels header", ["datasets", "check", "{root}/noheader"], "must be the header"),
+    ("unknown metric", ["eval", "--dataset", "builtin", "--metrics", "ndgc@10"], "unknown metric 'ndgc@10'"),
+    ("not a model", ["eval", "--model", "{root}/not_a_model", "--dataset", "builtin"], "is not a model folder"),
+    ("unwritable output", ["eval", "--dataset", "builtin", "--output", "{root}/list.yaml/out"], "cannot be written"),
+    ("sweep unknown key", ["sweep", "{root}/sweep_unknown.yaml"], "unknown sweep key 'foo'"),
+    ("sweep empty grid", ["sweep", "{root}/sweep_empty.yaml"], "non-empty lists"),
+    ("depth too wide", ["train", "--set", "maw.depth=64", "--use-maw"], "does not fit a head of width 32"),
+    ("layer out of range", ["train", "--set", "maw.layers=[9]", "--use-maw"], "encoder has 6 layers"),
+]
+
+
+@pytest.mark.parametrize("name, args, needle", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gives_one_line_and_exit_2(bad_inputs, tmp_path, name, args, needle):
+    args = [a.replace("{root}", str(bad_inputs)) for a in args]
+    if args[0] in ("train",) and "--output" not in args:
+        args += ["--output", str(tmp_path / "run")]
+    proc = _cli(args)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("maw-bench: error: ") and needle in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_debug_shows_the_traceback():
+    proc = _cli(["--debug", "train", "--set", "maw.dpeth=4"])
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def _train_args(tiny_model: str, data: Path, out: Path, *extra: str) -> list[str]:
+    sets = tiny_overrides(tiny_model, data, "train.max_steps=12", "train.save_every=1", "train.deterministic=true",
+                          "maw.selection=grpo", *extra)
+    return ["train", "--arms", "maw", "--output", str(out), *[x for s in sets for x in ("--set", s)]]
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "maw" / "model" / "model.safetensors"))
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
+
+
+def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tiny_model, toy_beir, tmp_path):
+    full = tmp_path / "full"
+    assert _cli(_train_args(tiny_model, toy_beir, full)).returncode == 0
+    run = tmp_path / "killed"
+    env = {**os.environ, "MAW_BENCH_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "maw_bench", *_train_args(tiny_model, toy_beir, run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    log = run / "maw" / "train_log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log.is_file() and len(log.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (run / "maw" / "model").exists(), "the run finished before it was killed"
+    resumed = _cli([*_train_args(tiny_model, toy_beir, run), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert _same(_weights(full), _weights(run))
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert steps == list(range(1, 13))
+
+
+def test_truncated_newest_checkpoint_falls_back_to_the_previous(tiny_model, toy_beir, tmp_path, caplog):
+    from maw_bench.config import BenchmarkConfig
+    from maw_bench.training.run import train_arms
+
+    overrides = tiny_overrides(tiny_model, toy_beir, "train.max_steps=6", "train.save_every=1",
+                               "train.deterministic=true", "maw.selection=grpo")
+    cfg = BenchmarkConfig.load(overrides=overrides)
+    train_arms(cfg, ["maw"], tmp_path / "full")
+    train_arms(cfg, ["maw"], tmp_path / "part", stop_after=4)
+    ckpts = sorted((tmp_path / "part" / "maw" / "checkpoints").glob("step-*"))
+    assert [c.name for c in ckpts] == ["step-0000003", "step-0000004"]
+    weights = ckpts[-1] / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="maw_bench"):
+        train_arms(cfg, ["maw"], tmp_path / "part", resume=True)
+    assert any("truncated or corrupt" in r.message for r in caplog.records)
+    assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "part"))
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    from maw_bench.errors import UserError
+    from maw_bench.locks import folder_lock
+
+    with folder_lock(tmp_path):
+        with pytest.raises(UserError, match="is in use by pid"):
+            with folder_lock(tmp_path):
+                pass
+    with folder_lock(tmp_path):  # released: usable again
+        pass
+
+
+def test_checkpoints_are_loaded_without_pickle_code(tiny_model, toy_beir, tmp_path):
+    from maw_bench.config import BenchmarkConfig
+    from maw_bench.training.run import train_arms
+
+    cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=2", "train.save_every=1"))
+    train_arms(cfg, ["standard"], tmp_path / "run", stop_after=1)
+    optim = next((tmp_path / "run" / "standard" / "checkpoints").glob("step-*")) / "optim.pt"
+    torch.load(optim, weights_only=True)  # what resume does; an arbitrary pickle would be refused
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"optimizer": Evil()}, optim)
+    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+        torch.load(optim, weights_only=True)
