@@ -211,13 +211,17 @@ def datasets_list() -> None:
     from rich.table import Table
 
     from maw_bench.console import console
-    from maw_bench.data.registry import known_ids, locally_available
+    from maw_bench.data.registry import known_ids, known_sizes, locally_available
 
     table = Table(title="datasets (ir_datasets ids; local BEIR folders work too)")
     table.add_column("id")
+    for col in ("docs", "queries", "qrels"):
+        table.add_column(col, justify="right")
     table.add_column("local", justify="center")
     for dataset_id in known_ids():
-        table.add_row(dataset_id, "yes" if locally_available(dataset_id) else "-")
+        sizes = known_sizes(dataset_id)
+        cells = [f"{sizes[c]:,}" if sizes.get(c) is not None else "?" for c in ("docs", "queries", "qrels")]
+        table.add_row(dataset_id, *cells, "yes" if locally_available(dataset_id) else "-")
     console.print(table)
 
 

@@ -88,6 +88,7 @@ class DataConfig:
     max_docs: int = _f(0, "Keep at most this many documents (0 = all); judged ones are always kept.")
     negatives: NegativesConfig = field(default_factory=NegativesConfig)
     allow_leakage: bool = _f(False, "Run even if training queries appear in evaluation.")
+    drop_leaked: bool = _f(False, "Drop training queries that appear in evaluation (by id or text) and run.")
 
 
 @dataclass
@@ -152,7 +153,7 @@ class BenchmarkConfig:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> "BenchmarkConfig":
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> BenchmarkConfig:
         """Read YAML (optional), apply ``key=value`` overrides, validate."""
         raw: dict = {}
         if path is not None:
@@ -163,7 +164,7 @@ class BenchmarkConfig:
         return cls.from_dict(raw)
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "BenchmarkConfig":
+    def from_dict(cls, raw: dict) -> BenchmarkConfig:
         cfg = _build(cls, raw, prefix="")
         cfg.validate()
         return cfg
@@ -174,7 +175,7 @@ class BenchmarkConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
-    def with_overrides(self, overrides: list[str]) -> "BenchmarkConfig":
+    def with_overrides(self, overrides: list[str]) -> BenchmarkConfig:
         raw = self.to_dict()
         for item in overrides:
             key, value = parse_override(item)

@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="Documents (0 = all).")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--rounds", type=int, default=2, help="Alternating rounds; the best of each is reported.")
     args = ap.parse_args()
 
     from sentence_transformers import SentenceTransformer
@@ -48,15 +49,17 @@ def main() -> None:
     print(f"{len(texts)} documents, max length 256, batch {args.batch_size}, device {device}, threads {torch.get_num_threads()}")
     print(f"{'dtype':<6} {'maw-bench docs/s':>17} {'sentence-transformers docs/s':>29} {'ratio':>7}")
     for dtype in args.dtypes.split(","):
-        start = time.perf_counter()
-        ours = enc.encode(texts, batch_size=args.batch_size, dtype=dtype)
-        t_ours = time.perf_counter() - start
-        start = time.perf_counter()
-        with autocast_context(device, dtype):
-            theirs = st.encode(texts, batch_size=args.batch_size, convert_to_tensor=True, normalize_embeddings=True)
-        t_st = time.perf_counter() - start
+        best_ours = best_st = float("inf")
+        for _ in range(args.rounds):  # alternate, so a slow spell of the machine hits both
+            start = time.perf_counter()
+            ours = enc.encode(texts, batch_size=args.batch_size, dtype=dtype)
+            best_ours = min(best_ours, time.perf_counter() - start)
+            start = time.perf_counter()
+            with autocast_context(device, dtype):
+                theirs = st.encode(texts, batch_size=args.batch_size, convert_to_tensor=True, normalize_embeddings=True)
+            best_st = min(best_st, time.perf_counter() - start)
         cos = torch.nn.functional.cosine_similarity(ours, theirs.float().cpu()).min().item()
-        r_ours, r_st = len(texts) / t_ours, len(texts) / t_st
+        r_ours, r_st = len(texts) / best_ours, len(texts) / best_st
         print(f"{dtype:<6} {r_ours:>17.1f} {r_st:>29.1f} {r_ours / r_st:>6.2f}x   (min cosine {cos:.5f})")
 
 

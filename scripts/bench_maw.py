@@ -71,17 +71,19 @@ def train_steps(reps: int, dtype: str) -> dict[str, float]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     docs = texts(64)
     queries = [d[:80] for d in docs[32:48]]
-    out = {}
+    setups = {}
     for arm, overrides in TRAIN_ARMS.items():
         cfg = BenchmarkConfig.load(overrides=["model.max_length=256", *overrides])
         enc = build_encoder(cfg, device).train()
         opt = torch.optim.AdamW(enc.parameters(), lr=1e-5)
         q = {k: v.to(device) for k, v in enc.tokenize(queries, "query").items()}
         d = {k: v.to(device) for k, v in enc.tokenize(docs[:16], "doc").items()}
-        exclude = torch.zeros(16, 16, dtype=torch.bool, device=device)
         step = grpo_step if cfg.maw.selection == "grpo" and cfg.maw.enabled else contrastive_step
-        times = []
-        for i in range(reps + 1):
+        setups[arm] = (cfg, enc, opt, q, d, step)
+    exclude = torch.zeros(16, 16, dtype=torch.bool, device=device)
+    times: dict[str, list[float]] = {arm: [] for arm in setups}
+    for i in range(reps + 1):  # arms interleaved, so drifts of the machine hit all of them alike
+        for arm, (cfg, enc, opt, q, d, step) in setups.items():
             start = time.perf_counter()
             with autocast_context(device, dtype):
                 res = step(enc, enc, q, d, cfg, exclude)
@@ -90,9 +92,9 @@ def train_steps(reps: int, dtype: str) -> dict[str, float]:
             opt.zero_grad()
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            if i:  # the first step warms up
-                times.append(time.perf_counter() - start)
-        out[arm] = sorted(times)[len(times) // 2]
+            if i:  # the first round warms up
+                times[arm].append(time.perf_counter() - start)
+    out = {arm: sorted(t)[len(t) // 2] for arm, t in times.items()}
     return out
 
 
@@ -101,7 +103,7 @@ def main() -> None:
     ap.add_argument("--passages", type=int, default=512)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--dtype", default="fp32")
-    ap.add_argument("--train-reps", type=int, default=5)
+    ap.add_argument("--train-reps", type=int, default=9)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

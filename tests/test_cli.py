@@ -36,6 +36,28 @@ def test_smoke_runs_every_stage(tiny_model, tmp_path):
     assert (tmp_path / "s" / "depth_histograms.png").stat().st_size > 1000
 
 
+def test_report_rebuilds_tables_and_plots_without_recomputing(tiny_model, tmp_path, monkeypatch):
+    out = tmp_path / "s"
+    assert runner.invoke(app, _tiny_smoke_args(tiny_model, out)).exit_code == 0
+    before = (out / "eval" / "report.md").read_text()
+    for p in (out / "eval" / "report.md", out / "eval" / "report.tex", out / "loss_curves.png"):
+        p.unlink()
+    from maw_bench.evaluation import pipeline
+
+    monkeypatch.setattr(pipeline, "run_evaluation", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recomputed")))
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "eval" / "report.md").read_text() == before
+    assert (out / "eval" / "report.tex").stat().st_size > 0 and (out / "loss_curves.png").stat().st_size > 1000
+
+
+def test_datasets_list_shows_sizes_without_network():
+    result = runner.invoke(app, ["datasets", "list"])
+    assert result.exit_code == 0, result.output
+    assert "msmarco-passage/dev/small" in result.output and "8,841,823" in result.output
+    assert "beir/scifact/test" in result.output
+
+
 def test_smoke_exits_non_zero_when_a_stage_fails(tiny_model, tmp_path, monkeypatch):
     from maw_bench.evaluation import pipeline
 

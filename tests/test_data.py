@@ -103,7 +103,19 @@ def test_leakage_check_catches_a_planted_overlap():
     train.queries[f"planted-{qid}"] = text.upper() + "!"  # same text after normalisation
     with pytest.raises(UserError, match="also appear in training data"):
         check_leakage(train, [test])
-    assert check_leakage(train, [test], allow=True)[0].text_overlap == [qid]
+    reports = check_leakage(train, [test], allow=True)
+    assert reports[0].text_overlap == [qid] and reports[0].train_ids == {f"planted-{qid}"}
+    from maw_bench.data.leakage import drop_leaked
+
+    assert drop_leaked(train, reports) == 1 and f"planted-{qid}" not in train.queries
+
+
+def test_scifact_has_two_test_claims_repeated_in_train(irds_home):
+    train, test = load_bundle("beir/scifact/train"), load_bundle("beir/scifact/test")
+    with pytest.raises(UserError, match="2 evaluation queries of beir/scifact/test also appear"):
+        check_leakage(train, [test])
+    (report,) = check_leakage(train, [test], allow=True)
+    assert sorted(report.text_overlap) == ["1292", "870"] and report.train_ids == {"871", "1291"}
 
 
 def test_builtin_is_deterministic_and_splits_share_no_query():

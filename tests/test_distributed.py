@@ -10,9 +10,9 @@ import sys
 
 import pytest
 import torch
+from conftest import tiny_overrides
 from safetensors.torch import load_file
 
-from conftest import tiny_overrides
 from maw_bench.config import BenchmarkConfig
 from maw_bench.evaluation.runfiles import read_trec
 

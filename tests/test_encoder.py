@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import texts
+
 from maw_bench import BenchmarkConfig, build_encoder, load_encoder
 from maw_bench.errors import UserError
 from maw_bench.maw import DepthRouter

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_overrides
+
 from maw_bench.config import BenchmarkConfig
 from maw_bench.data import load_bundle
 from maw_bench.evaluation.embeddings import encode_corpus
@@ -25,7 +25,7 @@ def _cfg(tiny_model, toy_beir, *extra):
 
 def test_trec_run_scored_independently_matches_metrics_json(tiny_model, toy_beir, tmp_path):
     import ir_measures
-    from ir_measures import nDCG, RR
+    from ir_measures import RR, nDCG
 
     cfg = _cfg(tiny_model, toy_beir, f"eval.cache_dir={tmp_path / 'cache'}")
     out = tmp_path / "eval"

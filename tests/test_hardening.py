@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import tiny_overrides, write_toy_beir
+from safetensors.torch import load_file
 
 
 def _cli(args: list[str], cwd: Path | None = None, timeout: int = 120) -> subprocess.CompletedProcess:

@@ -107,7 +107,7 @@ def test_grpo_gradient_reaches_router_through_objective():
     m = MAWAttention(32, 4, 4, selection="grpo").train()
     x = torch.randn(5, 6, 32)
     logps, kls, ents, rewards = [], [], [], []
-    for g in range(4):
+    for _g in range(4):
         m(x, None)
         r = m.last_route
         logps.append(r.logp)
@@ -144,3 +144,20 @@ def test_kl_and_entropy():
     assert torch.allclose(categorical_entropy(logits), torch.tensor([0.6931]), atol=1e-4)
     assert categorical_kl(logits, logits).item() == 0
     assert categorical_kl(torch.tensor([[2.0, 0.0]]), logits).item() > 0
+
+
+@pytest.mark.parametrize("router", ["sequence", "head"])
+def test_cheap_straight_through_equals_the_full_path(router):
+    """Gumbel training computes one map with a graph; values and gradients equal the 5D path."""
+    results = []
+    for force_full in (False, True):
+        torch.manual_seed(3)
+        m = MAWAttention(32, 4, 4, selection="gumbel", router=router).train()
+        m.force_full = force_full
+        x = torch.randn(3, 7, 32, requires_grad=True)
+        torch.manual_seed(5)  # the same Gumbel noise
+        out = m(x, _mask(3, 7, [7, 5, 3]))
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append((out.detach(), x.grad.clone(), m.router.policy.weight.grad.clone(), m.query.weight.grad.clone()))
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)

@@ -64,6 +64,7 @@ def test_summary_statistics_by_hand():
 
 def test_sweep_resumes_only_the_unfinished_cell(tiny_model, toy_beir, tmp_path, monkeypatch):
     from conftest import tiny_overrides
+
     from maw_bench.evaluation import pipeline
     from maw_bench.training import run as run_mod
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_overrides
 from safetensors.torch import load_file
 
-from conftest import tiny_overrides
 from maw_bench.config import BenchmarkConfig
 from maw_bench.errors import UserError
 from maw_bench.maw import MAWAttention, grpo_objective

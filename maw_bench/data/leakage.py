@@ -29,6 +29,7 @@ class LeakageReport:
     eval_id: str
     id_overlap: list[str] = field(default_factory=list)
     text_overlap: list[str] = field(default_factory=list)
+    train_ids: set[str] = field(default_factory=set)  # the training queries involved
 
     @property
     def count(self) -> int:
@@ -38,7 +39,9 @@ class LeakageReport:
 def check_leakage(train: DatasetBundle, evals: list[DatasetBundle], allow: bool = False) -> list[LeakageReport]:
     """Compare training queries with every evaluation set; raise unless ``allow``."""
     train_q = train.queries
-    train_texts = {normalise(t) for t in train_q.values()}
+    by_text: dict[str, set[str]] = {}
+    for qid, text in train_q.items():
+        by_text.setdefault(normalise(text), set()).add(qid)
     reports = []
     for ev in evals:
         rep = LeakageReport(ev.id)
@@ -46,13 +49,24 @@ def check_leakage(train: DatasetBundle, evals: list[DatasetBundle], allow: bool 
         for qid, text in ev.judged_queries().items():
             if same_collection and qid in train_q:
                 rep.id_overlap.append(qid)
-            if normalise(text) in train_texts:
+                rep.train_ids.add(qid)
+            if normalise(text) in by_text:
                 rep.text_overlap.append(qid)
+                rep.train_ids |= by_text[normalise(text)]
         reports.append(rep)
         if rep.count and not allow:
             example = (rep.id_overlap or rep.text_overlap)[0]
             raise UserError(
                 f"{rep.count} evaluation queries of {ev.id} also appear in training data {train.id} "
-                f"(e.g. query {example}); use another split, or set data.allow_leakage=true to run anyway."
+                f"(e.g. query {example}); set data.drop_leaked=true to train without them, "
+                f"or data.allow_leakage=true to run anyway."
             )
     return reports
+
+
+def drop_leaked(train: DatasetBundle, reports: list[LeakageReport]) -> int:
+    """Remove the training queries that leak into evaluation; return how many were removed."""
+    leaked = set().union(*(r.train_ids for r in reports)) if reports else set()
+    if leaked:
+        train.keep_queries = set(train.queries) - leaked
+    return len(leaked)

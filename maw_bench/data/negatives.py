@@ -51,17 +51,24 @@ def _positive_pairs(bundle: DatasetBundle) -> list[tuple[str, str]]:
     return pairs
 
 
+def _top_up(negs: list[str], pool: list[str], banned: set[str], count: int, rng: random.Random) -> list[str]:
+    """Add random documents from ``pool`` until ``count``, never a judged positive or a repeat."""
+    candidates = [d for d in pool if d not in banned and d not in negs]
+    if len(candidates) < count - len(negs):
+        raise UserError(f"the corpus has too few documents for {count} negatives per query; lower train.negatives.")
+    while len(negs) < count:
+        cand = rng.choice(candidates)
+        if cand not in negs:
+            negs.append(cand)
+    return negs
+
+
 def random_negatives(bundle: DatasetBundle, count: int, seed: int) -> list[TrainingExample]:
     rng = random.Random(seed)
     pool = _reservoir(bundle, RESERVOIR, rng)
     out = []
     for qid, pos in _positive_pairs(bundle):
-        banned = bundle.positives(qid)
-        negs: list[str] = []
-        while len(negs) < count:
-            cand = rng.choice(pool)
-            if cand not in banned and cand not in negs:
-                negs.append(cand)
+        negs = _top_up([], pool, bundle.positives(qid), count, rng)
         out.append(TrainingExample(qid, pos, tuple(negs)))
     return out
 
@@ -89,7 +96,6 @@ def bm25_negatives(bundle: DatasetBundle, count: int, window: tuple[int, int], s
     )
     ranked = {q: [ids[j] for j in row] for q, row in zip(qids, hits.tolist())}
     rng = random.Random(seed)
-    pool: list[str] | None = None
     out = []
     for qid, pos in pairs:
         banned = bundle.positives(qid)
@@ -97,12 +103,7 @@ def bm25_negatives(bundle: DatasetBundle, count: int, window: tuple[int, int], s
         if len(window_ids) >= count:
             negs = rng.sample(window_ids, count)
         else:  # a tiny corpus: top up with random documents
-            pool = pool or [d for d in ids]
-            negs = list(window_ids)
-            while len(negs) < count:
-                cand = rng.choice(pool)
-                if cand not in banned and cand not in negs:
-                    negs.append(cand)
+            negs = _top_up(list(window_ids), ids, banned, count, rng)
         out.append(TrainingExample(qid, pos, tuple(negs)))
     return out
 

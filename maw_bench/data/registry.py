@@ -112,3 +112,24 @@ def locally_available(dataset_id: str) -> bool:
         return bool(handlers) and all(ok(h) for h in handlers)
     except Exception:  # noqa: BLE001 - unknown handler shapes: say "not known to be local"
         return False
+
+
+def known_sizes(dataset_id: str) -> dict[str, int | None]:
+    """Documents, queries and qrels as ir_datasets' shipped metadata gives them (no network, no data)."""
+    import ir_datasets
+
+    if dataset_id.startswith("builtin"):
+        from maw_bench.data.builtin import generate
+
+        docs, _, qrels = generate()
+        table = qrels[dataset_id.rsplit("/", 1)[1]]
+        return {"docs": len(docs), "queries": len(table), "qrels": sum(len(j) for j in table.values())}
+    ds = ir_datasets.registry[dataset_id]
+    out: dict[str, int | None] = {}
+    for key, has, meta in (("docs", ds.has_docs, "docs_metadata"), ("queries", ds.has_queries, "queries_metadata"),
+                           ("qrels", ds.has_qrels, "qrels_metadata")):
+        try:
+            out[key] = getattr(ds, meta)().get("count") if has() else None
+        except Exception:  # noqa: BLE001 - no metadata shipped for this id
+            out[key] = None
+    return out

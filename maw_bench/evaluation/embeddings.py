@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maw_bench.atomic import atomic_open, write_json
+from maw_bench.atomic import atomic_open, sha256_file, write_json
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.modeling import Encoder
 from maw_bench.progress import progress_bar
@@ -56,14 +56,6 @@ def fingerprint(encoder: Encoder, bundle: DatasetBundle, max_length: int, dtype:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass
 class EmbeddingCache:
     """A folder of shards ``shard_00000.npy`` (float16) + ``ids_00000.json`` + ``manifest.json``."""
@@ -93,7 +85,7 @@ class EmbeddingCache:
         emb, ids = self.folder / entry["file"], self.folder / entry["ids"]
         if not (emb.is_file() and ids.is_file()):
             return False
-        if emb.stat().st_size != entry["bytes"] or _sha(emb) != entry["sha256"] or _sha(ids) != entry["ids_sha256"]:
+        if emb.stat().st_size != entry["bytes"] or sha256_file(emb) != entry["sha256"] or sha256_file(ids) != entry["ids_sha256"]:
             log.warning("embedding cache shard %s is corrupt or truncated; re-encoding it", emb)
             return False
         return True
@@ -114,8 +106,8 @@ class EmbeddingCache:
             "ids": ids_name,
             "rows": len(ids),
             "bytes": (self.folder / emb_name).stat().st_size,
-            "sha256": _sha(self.folder / emb_name),
-            "ids_sha256": _sha(self.folder / ids_name),
+            "sha256": sha256_file(self.folder / emb_name),
+            "ids_sha256": sha256_file(self.folder / ids_name),
         }
         write_json(self.folder / f"meta_{index:05d}.json", entry)  # one file a shard: ranks never race
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from maw_bench.config import BenchmarkConfig
 from maw_bench.modeling import Encoder, build_encoder, is_saved_encoder, load_encoder
-
-RUN_FILE = "run.json"
+from maw_bench.results.folders import RUN_FILE
 
 
 @dataclass

@@ -104,6 +104,8 @@ class MAWAttention(nn.Module):
             index, widths = torch.zeros(depth, 1, dtype=torch.long), torch.full((depth,), float(self.head_dim))
         self.register_buffer("chunk_index", index, persistent=False)
         self.register_buffer("chunk_widths", widths, persistent=False)
+        if variant == "split":
+            self.register_buffer("chunk_scale", S.chunk_scale_table(index, widths, self.head_dim), persistent=False)
         self.router = (
             DepthRouter(hidden_size, num_heads, depth, router) if self.selection.needs_router else None
         )
@@ -139,22 +141,20 @@ class MAWAttention(nn.Module):
 
         return proj(self.query_depth), proj(self.key_depth)
 
-    def _chosen_qk(self, x: torch.Tensor, choice: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Only the chosen depth: ``(B, H, L, r)`` queries, keys and ``(B, H, 1, 1)`` scale."""
-        scale = S.chosen_scale(self.chunk_widths, choice, self.num_heads)
+    def _chosen_qk(self, x: torch.Tensor, choice: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Only the chosen depth: a scaled query and a key ``(B, H, L, d_h)`` whose product is that depth's scores."""
+        ch = S.per_head_choice(choice, self.num_heads)
         if self.variant == "split":
             q, k = self._heads(self.query(x)), self._heads(self.key(x))
-            return S.gather_split(q, self.chunk_index, choice), S.gather_split(k, self.chunk_index, choice), scale
-        b = x.shape[0]
-        ch = choice[:, None].expand(b, self.num_heads) if choice.dim() == 1 else choice
+            return q * self.chunk_scale[ch][:, :, None, :].to(q.dtype), k
         heads = torch.arange(self.num_heads, device=x.device)[None, :].expand_as(ch)
 
-        def proj(lin: nn.Linear) -> torch.Tensor:
+        def proj(lin: nn.Linear) -> torch.Tensor:  # the chosen depth's projection only, per sequence and head
             w = lin.weight.view(self.depth, self.num_heads, self.head_dim, self.hidden_size)[ch, heads]
             bias = lin.bias.view(self.depth, self.num_heads, self.head_dim)[ch, heads]
             return torch.einsum("bld,bhrd->bhlr", x, w.to(x.dtype)) + bias[:, :, None, :].to(x.dtype)
 
-        return proj(self.query_depth), proj(self.key_depth), scale
+        return proj(self.query_depth) * self.head_dim**-0.5, proj(self.key_depth)
 
     # -------------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -175,13 +175,15 @@ class MAWAttention(nn.Module):
         need_probs = self.want_focus and self.training
         if choice is not None and not self.force_full and not need_probs:
             # the common inference path: one slice, fused attention, never the 5D tensor
-            q_sel, k_sel, scale = self._chosen_qk(x, choice)
+            q_scaled, k = self._chosen_qk(x, choice)
             self._record(logits, ref_logits, values, choice, weights, None)
-            out = S.hard_attention_fused(q_sel, k_sel, v, scale, mask, self.dropout.p if self.training else 0.0)
+            out = S.hard_attention_fused(q_scaled, k, v, mask, self.dropout.p if self.training else 0.0)
             return out.transpose(1, 2).reshape(b, l, self.hidden_size)
         if choice is not None and not self.force_full:
-            q_sel, k_sel, scale = self._chosen_qk(x, choice)
-            probs = S.hard_attention_probs(q_sel, k_sel, scale, mask)
+            q_scaled, k = self._chosen_qk(x, choice)
+            probs = S.hard_attention_probs(q_scaled, k, mask)
+        elif self._straight_through(weights):
+            probs = self._straight_through_probs(x, weights, mask)
         else:
             if choice is not None:
                 weights = F.one_hot(choice, self.depth).float()
@@ -196,6 +198,26 @@ class MAWAttention(nn.Module):
         probs = self.dropout(probs)
         out = torch.matmul(probs.to(v.dtype), v)
         return out.transpose(1, 2).reshape(b, l, self.hidden_size)
+
+    def _straight_through(self, weights: torch.Tensor | None) -> bool:
+        return self.training and self.selection.kind == "gumbel" and weights is not None and not self.force_full
+
+    def _straight_through_probs(self, x: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Gumbel straight-through, cheaply: the same values and gradients as ``sum_t w_t A_t``.
+
+        The forward value of the hard weights is one-hot, so the gradient reaching Q and K
+        flows through the chosen map only; the router's gradient is ``<dL/dA_bar, A_t>``,
+        which needs the other maps as constants. So: the chosen map with a graph, the
+        ``D`` maps without one, and ``A_bar = A_c + sum_t (w_t - sg(w_t)) A_t`` (the second
+        term is zero in value and carries the router's gradient).
+        """
+        choice = weights.argmax(-1)
+        q_scaled, k = self._chosen_qk(x, choice)
+        chosen = S.hard_attention_probs(q_scaled, k, mask)
+        with torch.no_grad():
+            qd, kd = self._depth_qk(x)
+            maps = S.depth_maps(S.depth_scores(qd, kd, self.chunk_widths, mask), mask)
+        return chosen + S.combine(maps, weights - weights.detach())
 
     def _record(self, logits, ref_logits, values, choice, weights, focus) -> None:
         logp = entropy = kl = None
@@ -242,6 +264,5 @@ class StandardAttention(nn.Module):
             return t.view(b, l, self.num_heads, self.head_dim).transpose(1, 2)
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        scale = torch.tensor(self.head_dim**-0.5, device=x.device)
-        out = S.hard_attention_fused(q, k, v, scale, mask, self.p if self.training else 0.0)
+        out = S.hard_attention_fused(q * self.head_dim**-0.5, k, v, mask, self.p if self.training else 0.0)
         return out.transpose(1, 2).reshape(b, l, self.hidden_size)

@@ -84,41 +84,40 @@ def gather_depth(xd: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
     return torch.gather(xd, 2, idx).squeeze(2)
 
 
-def gather_split(x: torch.Tensor, index: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
-    """The chosen chunk only: ``(B, H, L, d_h) -> (B, H, L, r_max)``.
+def chunk_scale_table(index: torch.Tensor, widths: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """``(D, d_h)``: row ``t`` is ``1/sqrt(r_t)`` on depth ``t``'s columns and 0 elsewhere.
 
-    Gathers the columns before any product, so a hard choice never builds the 5D tensor.
+    Multiplying a head's query by row ``t`` before ``Q K^T`` gives exactly depth ``t``'s
+    scores: the zeroed columns add nothing to the dot product. This is the hard
+    selection's "take only the chosen chunk": it keeps the query, key and value the same
+    width, so PyTorch's fused attention kernels still apply (gathering the chunk into a
+    narrower head makes CPU ``scaled_dot_product_attention`` fall back to its slow math
+    path: 112 ms against 24 ms for B=32, H=12, L=256, d_h=32, r=8).
     """
-    b, h, l, _ = x.shape
-    if choice.dim() == 1:
-        choice = choice[:, None].expand(b, h)
-    cols = index[choice]  # (B, H, r_max)
-    x_ext = F.pad(x, (0, 1))
-    return torch.gather(x_ext, 3, cols[:, :, None, :].expand(b, h, l, cols.shape[-1]))
+    table = torch.zeros(index.shape[0], head_dim + 1)
+    table.scatter_(1, index, widths.rsqrt()[:, None].expand_as(index).float())
+    return table[:, :head_dim]
 
 
-def chosen_scale(widths: torch.Tensor, choice: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """``1/sqrt(r_t)`` of the chosen depth, shaped ``(B, H, 1, 1)``."""
-    if choice.dim() == 1:
-        choice = choice[:, None].expand(choice.shape[0], num_heads)
-    return widths[choice].rsqrt()[:, :, None, None]
+def per_head_choice(choice: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """``(B,)`` (one choice per sequence) or ``(B, H)`` -> ``(B, H)``."""
+    return choice[:, None].expand(choice.shape[0], num_heads) if choice.dim() == 1 else choice
 
 
-def hard_attention_probs(q_sel: torch.Tensor, k_sel: torch.Tensor, scale: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """The one chosen attention map, ``(B, H, Lq, Lk)``: same cost as standard attention."""
-    s = torch.matmul(q_sel, k_sel.transpose(-1, -2)) * scale.to(q_sel.dtype)
-    return masked_softmax(s, mask)
+def hard_attention_probs(q_scaled: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The one chosen attention map ``(B, H, Lq, Lk)`` from an already scaled query."""
+    return masked_softmax(torch.matmul(q_scaled, k.transpose(-1, -2).to(q_scaled.dtype)), mask)
 
 
 def hard_attention_fused(
-    q_sel: torch.Tensor, k_sel: torch.Tensor, v: torch.Tensor, scale: torch.Tensor, mask: torch.Tensor | None, dropout: float
+    q_scaled: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: float
 ) -> torch.Tensor:
-    """The chosen slice through ``scaled_dot_product_attention`` (flash/memory-efficient kernels).
+    """One attention map through ``scaled_dot_product_attention`` (fused kernels), from a scaled query.
 
     Equal to ``hard_attention_probs(...) @ v``; a query whose keys are all masked gets 0, not NaN.
     """
-    q = q_sel * scale.to(q_sel.dtype)  # per-(sequence, head) scale folded into the query
-    out = F.scaled_dot_product_attention(q, k_sel.to(q.dtype), v.to(q.dtype), attn_mask=mask, dropout_p=dropout, scale=1.0)
+    q = q_scaled
+    out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask, dropout_p=dropout, scale=1.0)
     if mask is not None:
         out = torch.nan_to_num(out, nan=0.0)
     return out

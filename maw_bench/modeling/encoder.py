@@ -147,7 +147,7 @@ class Encoder(nn.Module):
 
         handle = layers[first].register_forward_pre_hook(grab, with_kwargs=True)
         try:
-            out.append((self.forward(**features), self.routes()))  # noqa: the plain path, samples=0
+            out.append((self.forward(**features), self.routes()))  # the plain path (samples=0)
         finally:
             handle.remove()
         args, kwargs = captured["args"], captured["kwargs"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from maw_bench.errors import UserError
+
+RUN_FILE = "run.json"  # marks a training run folder: {"arms": [...], ...}
 
 
 def slug(text: str, limit: int = 60) -> str:
@@ -34,7 +37,7 @@ def new_output_dir(command: str, datasets: list[str], root: str | Path = "result
 def ensure_writable(folder: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
+        probe = folder / f".write-test-{os.getpid()}"  # per process: ranks of one job probe at once
         probe.write_text("")
         probe.unlink()
     except OSError as exc:

@@ -8,10 +8,9 @@ from pathlib import Path
 from maw_bench.atomic import write_text
 from maw_bench.console import console
 from maw_bench.errors import UserError
+from maw_bench.results.folders import RUN_FILE
 from maw_bench.results.plots import depth_histograms, loss_curves
 from maw_bench.results.tables import latex_table, markdown_table, rich_table
-
-RUN_FILE = "run.json"
 
 
 def read_log(folder: Path) -> list[dict]:

@@ -8,7 +8,6 @@ match, warning about (and skipping) a truncated or corrupt newer one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,18 +20,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from maw_bench.atomic import write_json
+from maw_bench.atomic import sha256_file, write_json
 
 log = logging.getLogger("maw_bench")
 KEEP = 2
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -84,7 +75,7 @@ def save_checkpoint(folder: Path, step: int, model: torch.nn.Module, optimizer, 
     rng_tensors, rng_meta = rng_state()
     save_file({k: v.contiguous() for k, v in rng_tensors.items()}, str(tmp / "rng.safetensors"))
     (tmp / "state.json").write_text(json.dumps({"step": step, "rng": rng_meta, **extra}))
-    files = {p.name: _sha(p) for p in sorted(tmp.iterdir())}
+    files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
     write_json(tmp / "checksums.json", files)
     for p in tmp.iterdir():
         with p.open("rb") as f:
@@ -100,7 +91,7 @@ def save_checkpoint(folder: Path, step: int, model: torch.nn.Module, optimizer, 
 def is_valid(ckpt: Path) -> bool:
     try:
         sums = json.loads((ckpt / "checksums.json").read_text())
-        return bool(sums) and all(_sha(ckpt / name) == digest for name, digest in sums.items())
+        return bool(sums) and all(sha256_file(ckpt / name) == digest for name, digest in sums.items())
     except (OSError, ValueError):
         return False
 

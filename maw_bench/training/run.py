@@ -13,7 +13,6 @@ Layout::
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import platform
 import shutil
@@ -27,17 +26,18 @@ import torch
 from maw_bench.atomic import write_json, write_text
 from maw_bench.config import BenchmarkConfig
 from maw_bench.data import apply_caps, build_examples, check_leakage, load_bundle
+from maw_bench.data.leakage import drop_leaked
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.data.negatives import TrainingExample
 from maw_bench.distributed import setup as dist_setup
 from maw_bench.errors import UserError
 from maw_bench.modeling import build_encoder
 from maw_bench.modeling.encoder import check_model_fits
+from maw_bench.results.folders import RUN_FILE
 from maw_bench.training.trainer import Trainer, TrainResult, apply_lora, merge_lora
 
 log = logging.getLogger("maw_bench")
 ARMS = ("standard", "maw")
-RUN_FILE = "run.json"
 
 
 def arm_config(cfg: BenchmarkConfig, arm: str) -> BenchmarkConfig:
@@ -68,7 +68,10 @@ def prepare_data(cfg: BenchmarkConfig) -> tuple[DatasetBundle, list[TrainingExam
     train = load_bundle(cfg.data.train, cfg.data.train_split)
     apply_caps(train, cfg.data.max_queries, cfg.data.max_docs, cfg.seed)
     evals = [load_bundle(spec, cfg.data.eval_split) for spec in cfg.data.eval]
-    reports = check_leakage(train, evals, cfg.data.allow_leakage)
+    reports = check_leakage(train, evals, cfg.data.allow_leakage or cfg.data.drop_leaked)
+    dropped = drop_leaked(train, reports) if cfg.data.drop_leaked else 0
+    if dropped:
+        log.warning("dropped %d training queries that also appear in evaluation (data.drop_leaked)", dropped)
     t = cfg.train
     limit = None
     if train.has_docpairs() and (cfg.data.negatives.source == "triples" or not train.irds.has_qrels()):
@@ -80,6 +83,7 @@ def prepare_data(cfg: BenchmarkConfig) -> tuple[DatasetBundle, list[TrainingExam
     info = {
         "train": {"id": train.id, "examples": len(examples), "queries": len(train.judged_queries())},
         "leakage": {r.eval_id: r.count for r in reports},
+        "dropped_training_queries": dropped,
     }
     return train, examples, info
 
@@ -175,9 +179,3 @@ def freeze_unused(encoder) -> None:
         if m.router is not None:
             m.router.value.requires_grad_(False)
 
-
-def load_train_log(folder: Path) -> list[dict]:
-    path = folder / "train_log.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,12 +161,14 @@ class Trainer:
         Columns follow the loss' layout: every positive (one per query), then every negative.
         """
         doc_ids = [e.positive_id for e in examples] + [n for e in examples for n in e.negative_ids]
+        columns: dict[str, list[int]] = {}
+        for j, d in enumerate(doc_ids):
+            columns.setdefault(d, []).append(j)
         mask = torch.zeros(len(examples), len(doc_ids), dtype=torch.bool)
-        for i, e in enumerate(examples):
-            pos = self.positives.get(e.query_id, set()) | {e.positive_id}
-            for j, d in enumerate(doc_ids):
-                if j != i and d in pos:
-                    mask[i, j] = True
+        for i, e in enumerate(examples):  # O(batch x positives), not O(batch x documents)
+            for d in self.positives.get(e.query_id, set()) | {e.positive_id}:
+                for j in columns.get(d, ()):
+                    mask[i, j] = j != i
         return mask.to(self.device)
 
     def _log(self, record: dict) -> None:

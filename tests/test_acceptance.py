@@ -1,0 +1,19 @@
+"""The pipeline reproduces the published zero-shot figure: all-MiniLM-L6-v2 on SciFact, nDCG@10 0.6451."""
+
+from __future__ import annotations
+
+import json
+
+from maw_bench.config import BenchmarkConfig
+from maw_bench.evaluation.pipeline import run_evaluation
+
+PUBLISHED = 0.6451  # MTEB leaderboard, DESIGN section 5
+
+
+def test_zero_shot_minilm_on_scifact_matches_the_published_ndcg(irds_home, minilm_path, tmp_path):
+    cfg = BenchmarkConfig.load(overrides=[
+        f"model.name={minilm_path}", "eval.dtype=bf16", "eval.metrics=[ndcg@10]", f"eval.cache_dir={tmp_path / 'c'}",
+    ])
+    run_evaluation(cfg, [], ["beir/scifact/test"], tmp_path / "eval", print_table=False)
+    ndcg = json.loads((tmp_path / "eval" / "metrics.json").read_text())["results"]["beir/scifact/test"]["zero-shot"]["ndcg@10"]
+    assert abs(ndcg - PUBLISHED) <= 0.005, ndcg
