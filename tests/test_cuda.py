@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import texts, tiny_overrides
+
 from maw_bench import BenchmarkConfig, build_encoder
 
 pytestmark = [

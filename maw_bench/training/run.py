@@ -26,8 +26,8 @@ import torch
 from maw_bench.atomic import write_json, write_text
 from maw_bench.config import BenchmarkConfig
 from maw_bench.data import apply_caps, build_examples, check_leakage, load_bundle
-from maw_bench.data.leakage import drop_leaked
 from maw_bench.data.bundle import DatasetBundle
+from maw_bench.data.leakage import drop_leaked
 from maw_bench.data.negatives import TrainingExample
 from maw_bench.distributed import setup as dist_setup
 from maw_bench.errors import UserError
