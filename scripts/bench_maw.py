@@ -26,6 +26,7 @@ TRAIN_ARMS = {
     "standard": [],
     "maw-gumbel": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=gumbel"],
     "maw-grpo-g4": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=grpo", "maw.grpo.group_size=4"],
+    "maw-grpo-g2": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=grpo", "maw.grpo.group_size=2"],
 }
 
 

@@ -130,33 +130,33 @@ class Encoder(nn.Module):
         Everything below the lowest MAW layer runs once; each further sample re-runs
         only the MAW layers and what lies above them (GRPO's group, cheaply).
         Returns, per sample, the embeddings and that sample's route records.
+        (Stacking the samples into one batch was measured slower on CPU: 1.99x against
+        1.67x a standard step for a group of 4, see README.)
         """
-        out = []
+        mask = features["attention_mask"]
         if self.maw_cfg.placement == "append" or not self.maw_layers:
             kwargs = {k: v for k, v in features.items() if k != "input_ids"}
             hidden = self.backbone(input_ids=features["input_ids"], **kwargs).last_hidden_state
-            for _ in range(n):
-                out.append((self._head(hidden, features["attention_mask"]), self.routes()))
-            return out
+            return [(self._head(hidden, mask), self.routes()) for _ in range(n)]
         layers = encoder_layers(self.backbone)
-        first = self.maw_layers[0]
+        start = self.maw_layers[0]
         captured: dict = {}
 
         def grab(_module, args, kwargs):
             captured["args"], captured["kwargs"] = args, kwargs
 
-        handle = layers[first].register_forward_pre_hook(grab, with_kwargs=True)
+        handle = layers[start].register_forward_pre_hook(grab, with_kwargs=True)
         try:
-            out.append((self.forward(**features), self.routes()))  # the plain path (samples=0)
+            out = [(self.forward(**features), self.routes())]  # the plain path (samples=0)
         finally:
             handle.remove()
         args, kwargs = captured["args"], captured["kwargs"]
         for _ in range(n - 1):
             h = args[0]
-            for layer in layers[first:]:
+            for layer in layers[start:]:
                 h = layer(h, *args[1:], **kwargs)
                 h = h[0] if isinstance(h, tuple) else h
-            out.append((self._head(h, features["attention_mask"]), self.routes()))
+            out.append((self._head(h, mask), self.routes()))
         return out
 
     # ------------------------------------------------------------------ encode
