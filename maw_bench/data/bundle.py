@@ -53,9 +53,6 @@ class DatasetBundle:
         return self.id.startswith(SELF_HIT_COLLECTIONS)
 
     # ------------------------------------------------------------------- docs
-    def has_docs(self) -> bool:
-        return self.irds.has_docs()
-
     def docs_iter(self) -> Iterator[tuple[str, str]]:
         """``(doc_id, text)`` in collection order, honouring ``keep_docs``."""
         with explain_missing(self.id):

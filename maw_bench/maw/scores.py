@@ -72,18 +72,6 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
     return probs.masked_fill(~mask, 0.0)
 
 
-def gather_depth(xd: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
-    """Pick one depth per sequence (``choice (B,)``) or per head (``(B, H)``).
-
-    ``xd (B, H, D, L, r) -> (B, H, L, r)``.
-    """
-    b, h, _, l, r = xd.shape
-    if choice.dim() == 1:
-        choice = choice[:, None].expand(b, h)
-    idx = choice[:, :, None, None, None].expand(b, h, 1, l, r)
-    return torch.gather(xd, 2, idx).squeeze(2)
-
-
 def chunk_scale_table(index: torch.Tensor, widths: torch.Tensor, head_dim: int) -> torch.Tensor:
     """``(D, d_h)``: row ``t`` is ``1/sqrt(r_t)`` on depth ``t``'s columns and 0 elsewhere.
 
