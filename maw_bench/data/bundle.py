@@ -47,6 +47,7 @@ class DatasetBundle:
     keep_docs: set[str] | None = None
     _queries: dict[str, str] | None = field(default=None, repr=False)
     _qrels: dict[str, dict[str, int]] | None = field(default=None, repr=False)
+    _hash: tuple | None = field(default=None, repr=False)
 
     @property
     def drop_self_hits(self) -> bool:
@@ -84,14 +85,21 @@ class DatasetBundle:
         return {i: doc_text(d) for i, d in found.items()}
 
     def content_hash(self) -> str:
-        """A hash of every kept document id and text: changes when the corpus does."""
+        """A hash of every kept document id and text: changes when the corpus does.
+
+        Computed once per document set (one pass over the corpus), not once per model.
+        """
+        key = frozenset(self.keep_docs) if self.keep_docs is not None else None
+        if self._hash is not None and self._hash[0] == key:
+            return self._hash[1]
         h = hashlib.sha256()
         for doc_id, text in self.docs_iter():
             h.update(doc_id.encode())
             h.update(b"\0")
             h.update(text.encode())
             h.update(b"\1")
-        return h.hexdigest()[:16]
+        self._hash = (key, h.hexdigest()[:16])
+        return self._hash[1]
 
     # ---------------------------------------------------------------- queries
     @property

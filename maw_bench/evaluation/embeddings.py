@@ -61,6 +61,7 @@ class EmbeddingCache:
     """A folder of shards ``shard_00000.npy`` (float16) + ``ids_00000.json`` + ``manifest.json``."""
 
     folder: Path
+    reused: bool = False  # True when a complete cache was found and nothing was encoded
 
     @property
     def manifest_path(self) -> Path:
@@ -156,6 +157,7 @@ def encode_corpus(
     cache = EmbeddingCache(cache_root / key)
     if cache.complete():
         log.info("%s: re-using cached embeddings %s", bundle.id, cache.folder)
+        cache.reused = True
         return cache
     total = bundle.docs_count()
     num_shards = (total + shard_docs - 1) // shard_docs

@@ -68,7 +68,7 @@ def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBun
     return bundles
 
 
-def retrieve(encoder, bundle: DatasetBundle, cfg: BenchmarkConfig, label: str, ctx: DistInfo) -> tuple[Hits, float] | None:
+def retrieve(encoder, bundle: DatasetBundle, cfg: BenchmarkConfig, label: str, ctx: DistInfo) -> tuple[Hits, float | None] | None:
     """Encode (or re-use) the corpus and the judged queries, then search. Returns hits and docs/s.
 
     Under torchrun every rank encodes its own shards; after a barrier rank 0 alone
@@ -85,7 +85,8 @@ def retrieve(encoder, bundle: DatasetBundle, cfg: BenchmarkConfig, label: str, c
         return None
     if ctx.world_size > 1 and not cache.complete():
         finish_sharded(cache, bundle, encoder.dim, cfg.eval.shard_docs)
-    rate = bundle.docs_count() / max(time.perf_counter() - start, 1e-9)
+    # docs/s of this encode; None when the cache held the vectors (nothing was encoded)
+    rate = None if cache.reused else bundle.docs_count() / max(time.perf_counter() - start, 1e-9)
     queries = bundle.judged_queries()
     qids = list(queries)
     q_emb = encoder.encode([queries[q] for q in qids], cfg.eval.batch_size, "query", None, cfg.eval.dtype)
