@@ -52,6 +52,33 @@ def _eval_specs(datasets: list[str] | None, beir: list[str] | None, msmarco: boo
     return out
 
 
+def arm_names(cfg, arms: list[str], controls: bool) -> list[str]:
+    """The arms to train: the named ones, then (``--controls``) each MAW arm's uniform and fixed:t controls."""
+    from maw_bench.config import control_arms
+
+    out = list(arms)
+    if controls:
+        for arm in arms:
+            out += [c for c in control_arms(cfg, arm) if c not in out]
+    return out
+
+
+def warn_ignored(cfg, arms: list[str]) -> None:
+    """Warn once per setting that no arm uses (``maw.*`` keys count only in MAW arms); never silence."""
+    import logging
+
+    per_arm = []
+    for arm in arms:
+        acfg = cfg.arm(arm)
+        lines = {line.split(" ")[0].split("=")[0]: line for line in acfg.ignored_settings()}
+        per_arm.append((acfg.maw.enabled, lines))
+    keys = {k for _, lines in per_arm for k in lines}
+    for key in sorted(keys):
+        relevant = [lines for enabled, lines in per_arm if enabled or not key.startswith("maw.")]
+        if relevant and all(key in lines for lines in relevant):
+            logging.getLogger("maw_bench").warning(relevant[0][key])
+
+
 def _rank() -> int:
     import os
 
@@ -65,7 +92,11 @@ def train(
     dataset: str = typer.Option(None, "--dataset", "-d", help="Training dataset (ir_datasets id, BEIR folder, builtin)."),
     msmarco: bool = typer.Option(False, "--msmarco", help="Train on MS MARCO triples; evaluate on dev/small, DL19, DL20."),
     split: str = SPLIT_OPT,
-    arms: str = typer.Option("maw", "--arms", help="standard, maw or standard,maw (same seed, data and steps)."),
+    arms: str = typer.Option(
+        "maw", "--arms", help="Named arms from the config's arms: (standard, maw, maw-nested, ...), comma-separated; "
+        "same seed, data and steps for each."),
+    controls: bool = typer.Option(
+        False, "--controls", help="Add the controls of every MAW arm: <arm>-uniform and <arm>-fixed<t> for each depth."),
     use_maw: bool = typer.Option(False, "--use-maw", help="Shorthand for --arms maw."),
     maw_depth: int = typer.Option(None, "--maw-depth", help="maw.depth"),
     maw_layers: str = typer.Option(None, "--maw-layers", help="maw.layers, e.g. -1 or [-2,-1] or all"),
@@ -95,7 +126,8 @@ def train(
     from maw_bench.distributed import launched_distributed
 
     cfg = load_config(config, sets, extra)
-    arm_list = ["maw"] if use_maw else [a.strip() for a in arms.split(",") if a.strip()]
+    arm_list = arm_names(cfg, ["maw"] if use_maw else [a.strip() for a in arms.split(",") if a.strip()], controls)
+    warn_ignored(cfg, arm_list)
     distributed = launched_distributed()
     if output is None:
         if resume or distributed:
@@ -177,9 +209,39 @@ def sweep(
 
 
 @app.command()
+def study(
+    config: Path = CONFIG_OPT,
+    sets: list[str] = SET_OPT,
+    arms: str = typer.Option("standard,maw", "--arms", help="Named arms (the config's arms:), comma-separated; "
+                             "standard is always included as the reference."),
+    seeds: str = typer.Option("13,14,15", "--seeds", help="Comma-separated seeds; every arm is trained with each."),
+    controls: str = typer.Option("", "--controls", help="MAW arms whose controls (<arm>-uniform, <arm>-fixed<t>) "
+                                 "run at the first seed, comma-separated."),
+    dataset: list[str] = DATASET_OPT,
+    output: Path = typer.Option(None, "--output", "-o", help="Study folder (default: results/study-...); rerun to resume."),
+) -> None:
+    """Arms x seeds (plus controls) with the same data and budget; mean +- std and differences over seeds and queries."""
+    from maw_bench.locks import folder_lock
+    from maw_bench.results.folders import ensure_writable, new_output_dir
+    from maw_bench.study import run_study
+
+    cfg = load_config(config, sets)
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {seeds!r}: give integers, e.g. --seeds 13,14,15.") from None
+    arm_list = [a.strip() for a in arms.split(",") if a.strip()]
+    control_list = [a.strip() for a in controls.split(",") if a.strip()]
+    warn_ignored(cfg, arm_list)
+    output = ensure_writable(output) if output else new_output_dir("study", list(dataset or cfg.data.eval))
+    with folder_lock(output):
+        run_study(cfg, arm_list, seed_list, control_list, output, list(dataset or []) or None)
+
+
+@app.command()
 def report(folders: list[Path] = typer.Argument(..., help="Eval, train-run or sweep folders.")) -> None:
     """Rebuild tables and plots from existing folders without recomputing anything."""
-    from maw_bench.results.rebuild import rebuild
+    from maw_bench.report import rebuild
 
     rebuild(folders)
 

@@ -19,9 +19,19 @@ from typing import Any, Union
 import yaml
 
 from maw_bench.errors import UserError
+from maw_bench.maw.selection import parse_selection
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-SELECTIONS = ("grpo", "gumbel", "soft", "uniform")  # plus "fixed:<t>"
+# Named arms: overrides of ``maw.*`` on the shared config. Every arm gets the same seed, data and steps.
+DEFAULT_ARMS: dict[str, list[str]] = {
+    "standard": ["maw.enabled=false"],
+    "maw": ["maw.enabled=true"],
+    "maw-nested": ["maw.enabled=true", "maw.variant=nested"],
+    "maw-full": ["maw.enabled=true", "maw.variant=full"],
+    "maw-gumbel": ["maw.enabled=true", "maw.selection=gumbel"],
+    "maw-uniform": ["maw.enabled=true", "maw.selection=uniform"],
+    "maw-fixed0": ["maw.enabled=true", "maw.selection=fixed:0"],
+}
 
 
 def _f(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse wording
@@ -48,7 +58,19 @@ class GRPOConfig:
     clip: float = _f(0.2, "PPO-style ratio clip epsilon.")
     kl: float = _f(0.02, "Weight of the KL penalty to the reference policy.")
     entropy: float = _f(0.01, "Weight of the entropy bonus.")
-    ref_update_every: int = _f(0, "Copy the policy into the reference every N optimiser steps (0 = never).")
+    iterations: int = _f(1, "Policy updates per sampled group (mu); the clip acts only when > 1.")
+    ref_update_every: int = _f(
+        0, "Copy the policy into the KL reference every N optimiser steps (0 = keep the initial, uniform policy)."
+    )
+
+
+@dataclass
+class RouterConfig:
+    granularity: str = _f("sequence", "One depth choice per sequence, or per sequence and head: sequence | head.")
+    detach_input: bool = _f(True, "Detach the router's input, so router losses train the router only, not the encoder.")
+    init_last_prob: float = _f(
+        -1.0, "Initial probability of the last depth (0 = uniform; -1 = auto: 0.7 for variant=nested, whose last "
+        "depth is the pretrained head, so the arm starts at the pretrained encoder; uniform otherwise).")
 
 
 @dataclass
@@ -60,13 +82,18 @@ class GumbelConfig:
 class MAWConfig:
     enabled: bool = _f(False, "Use MAW attention (the 'maw' arm); false is the standard arm.")
     depth: int = _f(4, "Number of attention maps (depths) each head chooses among.")
-    variant: str = _f("split", "split (cut the head's Q/K into depth chunks) | full (one projection per depth).")
+    variant: str = _f(
+        "split",
+        "split (cut the head's Q/K into depth chunks) | nested (depth t = first d_h/2^(D-1-t) dims; the last is "
+        "the pretrained head) | full (one projection per depth).",
+    )
+    init_noise: float = _f(0.05, "variant=full: noise (x weight std) added to each depth's copy of Q/K to break symmetry.")
     layers: Any = _f([-1], "Encoder layers whose self-attention becomes MAW: list of indices (negative ok) or 'all'.")
     placement: str = _f("replace", "replace (swap attention in place) | append (add blocks on top).")
     num_blocks: int = _f(1, "With placement=append: how many blocks to add.")
     num_heads: int = _f(0, "With placement=append: heads per added block (0 = the encoder's).")
-    selection: str = _f("grpo", "grpo | gumbel | soft | uniform | fixed:<t>.")
-    router: str = _f("sequence", "Router granularity: sequence | head.")
+    selection: str = _f("grpo", "A registered selection strategy: grpo | gumbel | soft | uniform | fixed:<t>.")
+    router: RouterConfig = field(default_factory=RouterConfig)
     reward: str = _f("task", "GRPO reward: task (-InfoNCE per query) | rank (1/rank of positive) | focus.")
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     gumbel: GumbelConfig = field(default_factory=GumbelConfig)
@@ -97,7 +124,10 @@ class LoRAConfig:
     r: int = _f(8, "LoRA rank.")
     alpha: int = _f(16, "LoRA alpha.")
     dropout: float = _f(0.05, "LoRA dropout.")
-    target_modules: list = _f(["query", "key", "value", "dense"], "Module names LoRA wraps.")
+    target_modules: list = _f(
+        ["query", "key", "value", "dense"],
+        "Module names LoRA wraps (the full variant's query_depth/key_depth are added when present).",
+    )
 
 
 @dataclass
@@ -150,6 +180,7 @@ class BenchmarkConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    arms: dict = _f(DEFAULT_ARMS, "Named arms: name -> list of maw.* overrides (e.g. maw-nested: [maw.enabled=true, maw.variant=nested]).")
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -187,23 +218,23 @@ class BenchmarkConfig:
         """Check what can be checked without the model (depth vs head is checked at build)."""
         m = self.maw
         _choice("model.pooling", self.model.pooling, ("mean", "cls"))
-        _choice("maw.variant", m.variant, ("split", "full"))
+        _choice("maw.variant", m.variant, ("split", "full", "nested"))
         _choice("maw.placement", m.placement, ("replace", "append"))
-        _choice("maw.router", m.router, ("sequence", "head"))
+        _choice("maw.router.granularity", m.router.granularity, ("sequence", "head"))
         _choice("maw.reward", m.reward, ("task", "rank", "focus"))
         _choice("train.dtype", self.train.dtype, ("fp32", "bf16", "fp16"))
         _choice("eval.dtype", self.eval.dtype, ("fp32", "bf16", "fp16"))
         _choice("data.negatives.source", self.data.negatives.source, ("triples", "bm25", "random"))
         if m.depth < 1:
             raise UserError(f"maw.depth={m.depth} must be >= 1; try maw.depth=4.")
-        if m.selection not in SELECTIONS:
-            t = fixed_depth(m.selection)
-            if t is None:
-                raise UserError(
-                    f"maw.selection={m.selection!r} is unknown; use one of {', '.join(SELECTIONS)} or fixed:<t>."
-                )
-            if not 0 <= t < m.depth:
-                raise UserError(f"maw.selection=fixed:{t} needs 0 <= t < maw.depth={m.depth}; lower t or raise the depth.")
+        try:
+            parse_selection(m.selection, m.depth)
+        except ValueError as exc:
+            raise UserError(f"maw.selection: {exc}.") from None
+        if m.init_noise < 0:
+            raise UserError(f"maw.init_noise={m.init_noise} must be >= 0.")
+        if not (m.router.init_last_prob == -1 or 0 <= m.router.init_last_prob < 1):
+            raise UserError(f"maw.router.init_last_prob={m.router.init_last_prob} must be in [0, 1) or -1 (auto).")
         if not (m.layers == "all" or (isinstance(m.layers, list) and m.layers and all(isinstance(i, int) for i in m.layers))):
             raise UserError(f"maw.layers={m.layers!r} must be a non-empty list of layer indices or 'all'.")
         if m.num_blocks < 1 or m.num_heads < 0:
@@ -213,6 +244,8 @@ class BenchmarkConfig:
             raise UserError(f"maw.grpo.group_size={g.group_size} must be >= 2 (advantages are normalised in the group).")
         if g.clip <= 0 or g.kl < 0 or g.entropy < 0:
             raise UserError("maw.grpo.clip must be > 0 and maw.grpo.kl, maw.grpo.entropy >= 0.")
+        if g.iterations < 1 or g.ref_update_every < 0:
+            raise UserError("maw.grpo.iterations must be >= 1 and maw.grpo.ref_update_every >= 0.")
         if m.gumbel.tau <= 0:
             raise UserError(f"maw.gumbel.tau={m.gumbel.tau} must be > 0.")
         t = self.train
@@ -239,19 +272,97 @@ class BenchmarkConfig:
             raise UserError("eval.metrics must be a non-empty list such as [ndcg@10, mrr@10].")
         if not (self.eval.index == "exact" or self.eval.index.startswith("faiss:")):
             raise UserError(f"eval.index={self.eval.index!r}: use exact or faiss:<factory> (e.g. faiss:Flat).")
+        if (t.gradient_checkpointing or t.grad_cache.chunk_size) and m.enabled and m.selection == "grpo":
+            raise UserError(
+                "maw.selection=grpo replays the MAW layers per sample and cannot recompute them in backward; "
+                "turn off train.gradient_checkpointing and train.grad_cache, or use maw.selection=gumbel."
+            )
+        validate_arms(self.arms)
         lo_hi = self.data.negatives.bm25_window
         if not (isinstance(lo_hi, list) and len(lo_hi) == 2 and 0 <= lo_hi[0] < lo_hi[1]):
             raise UserError(f"data.negatives.bm25_window={lo_hi!r} must be [lo, hi] with 0 <= lo < hi.")
 
 
-def fixed_depth(selection: str) -> int | None:
-    """``'fixed:2' -> 2``; anything else -> None."""
-    if isinstance(selection, str) and selection.startswith("fixed:"):
-        try:
-            return int(selection.split(":", 1)[1])
-        except ValueError:
-            return None
-    return None
+    def ignored_settings(self) -> list[str]:
+        """Settings changed from their default that have no effect in this configuration (one line each).
+
+        A key that cannot act is never silently accepted: the commands log these as warnings.
+        """
+        default = BenchmarkConfig()
+        m, d = self.maw, default.maw
+        out = []
+
+        def changed(get) -> bool:
+            return get(self) != get(default)
+
+        grpo = m.selection == "grpo"
+        if not grpo:
+            for key in ("group_size", "clip", "kl", "entropy", "iterations", "ref_update_every"):
+                if getattr(m.grpo, key) != getattr(d.grpo, key):
+                    out.append(f"maw.grpo.{key} has no effect with maw.selection={m.selection} (GRPO only).")
+            if m.reward != d.reward:
+                out.append(f"maw.reward has no effect with maw.selection={m.selection} (GRPO's reward only).")
+        elif m.grpo.iterations == 1 and m.grpo.clip != d.grpo.clip:
+            out.append("maw.grpo.clip has no effect with maw.grpo.iterations=1 (the ratio is 1); set iterations > 1.")
+        if m.selection != "gumbel" and changed(lambda c: c.maw.gumbel.tau):
+            out.append(f"maw.gumbel.tau has no effect with maw.selection={m.selection}.")
+        if not parse_selection(m.selection, m.depth).needs_router:
+            for key in ("granularity", "detach_input", "init_last_prob"):
+                if getattr(m.router, key) != getattr(d.router, key):
+                    out.append(f"maw.router.{key} has no effect with maw.selection={m.selection} (no router).")
+        if m.variant != "full" and changed(lambda c: c.maw.init_noise):
+            out.append(f"maw.init_noise has no effect with maw.variant={m.variant} (full only).")
+        if m.placement != "append":
+            for key in ("num_blocks", "num_heads"):
+                if getattr(m, key) != getattr(d, key):
+                    out.append(f"maw.{key} has no effect with maw.placement={m.placement} (append only).")
+        src = self.data.negatives.source
+        if src == "triples" and self.train.negatives != 1:
+            out.append(f"train.negatives={self.train.negatives} has no effect with data.negatives.source=triples "
+                       "(each triple holds one negative).")
+        if src != "bm25" and changed(lambda c: c.data.negatives.bm25_window):
+            out.append(f"data.negatives.bm25_window has no effect with data.negatives.source={src}.")
+        return out
+
+    def arm(self, name: str) -> BenchmarkConfig:
+        """The config of one named arm: the shared config plus that arm's ``maw.*`` overrides."""
+        return self.with_overrides(arm_overrides(self.arms, name))
+
+
+def validate_arms(arms: Any) -> None:
+    """Each arm is a list of ``maw.*`` overrides: arms may differ in the attention and nothing else."""
+    if not isinstance(arms, dict) or not arms:
+        raise UserError("arms must map arm names to lists of maw.* overrides, e.g. maw-nested: [maw.variant=nested].")
+    for name, items in arms.items():
+        if not isinstance(items, list):
+            raise UserError(f"arms.{name} must be a list of overrides such as [maw.enabled=true].")
+        for item in items:
+            key, _ = parse_override(str(item))
+            if not key.startswith("maw."):
+                raise UserError(
+                    f"arms.{name}: {key} is not a maw.* key; arms may differ only in the attention "
+                    "(seed, data and training settings are shared)."
+                )
+
+
+def arm_overrides(arms: dict, name: str) -> list[str]:
+    """Overrides of a named arm or of a control of one: ``<arm>-uniform``, ``<arm>-fixed<t>``."""
+    if name in arms:
+        return [str(x) for x in arms[name]]
+    for suffix, selection in (("-uniform", "uniform"), ("-fixed", "fixed:")):
+        base, sep, rest = name.rpartition(suffix)
+        if sep and base in arms and (rest.isdigit() if selection == "fixed:" else rest == ""):
+            return [*map(str, arms[base]), f"maw.selection={selection}{rest}"]
+    raise UserError(f"unknown arm {name!r}; use one of {', '.join(arms)} (or <arm>-uniform, <arm>-fixed<t>), "
+                    "or define it under arms: in the config.")
+
+
+def control_arms(cfg: BenchmarkConfig, arm: str) -> list[str]:
+    """The controls of a MAW arm: the same split with no router (``uniform``) and every ``fixed:t``."""
+    acfg = cfg.arm(arm)
+    if not acfg.maw.enabled:
+        return []
+    return [f"{arm}-uniform", *(f"{arm}-fixed{t}" for t in range(acfg.maw.depth))]
 
 
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -343,6 +454,9 @@ def _coerce(key: str, value: Any, t: Any) -> Any:
     elif t is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
+    elif t is dict or origin is dict:
+        if isinstance(value, dict):
+            return value
     elif t is list or origin is list:
         if isinstance(value, list):
             return value
@@ -361,6 +475,8 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         raise UserError(f"config section {prefix.rstrip('.') or 'top level'} must be a mapping, got {raw!r}.")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    if cls is MAWConfig and isinstance(raw.get("router"), str):  # maw.router=head (older spelling)
+        raw = {**raw, "router": {"granularity": raw["router"]}}
     for key in raw:
         if key not in names:
             raise _unknown_key(prefix + str(key))

@@ -76,8 +76,8 @@ def run_smoke(config: Path | None, sets: list[str], output: Path | None) -> int:
     """Run every stage; return the exit status (0 when all stages pass)."""
     from maw_bench.evaluation.pipeline import run_evaluation
     from maw_bench.locks import folder_lock
+    from maw_bench.report import write_run_plots
     from maw_bench.results.folders import ensure_writable, new_output_dir
-    from maw_bench.results.rebuild import write_run_plots
     from maw_bench.training.run import train_arms
 
     begin = time.perf_counter()

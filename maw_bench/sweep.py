@@ -190,7 +190,7 @@ def summarise_sweep(output: Path) -> None:
     """Write summary.md/csv/tex and plots from the finished cells (recomputes nothing else)."""
     from maw_bench.evaluation.significance import compare
     from maw_bench.results.plots import depth_histograms, loss_curves, metric_vs_depth
-    from maw_bench.results.rebuild import read_log
+    from maw_bench.results.records import read_log
 
     sweep = json.loads((output / "sweep.json").read_text())
     done = [json.loads((output / "cells" / c["name"] / "cell.json").read_text())

@@ -47,7 +47,7 @@ WORDS = (
 ).split()
 
 
-def _make_tiny_bert(folder: Path) -> Path:
+def _make_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -65,8 +65,8 @@ def _make_tiny_bert(folder: Path) -> Path:
         num_attention_heads=4,
         intermediate_size=64,
         max_position_embeddings=128,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     BertModel(cfg, add_pooling_layer=False).save_pretrained(folder)
     return folder
@@ -74,8 +74,14 @@ def _make_tiny_bert(folder: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
-    """A random 2-layer BERT (hidden 32, 4 heads) saved as a model folder."""
+    """A random 2-layer BERT (hidden 32, 4 heads, dropout 0.1 like real encoders) saved as a model folder."""
     return str(_make_tiny_bert(tmp_path_factory.mktemp("tiny_bert")))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_no_dropout(tmp_path_factory) -> str:
+    """The same BERT with dropout 0, only for tests whose exact equality dropout would break (each says why)."""
+    return str(_make_tiny_bert(tmp_path_factory.mktemp("tiny_bert_nodrop"), dropout=0.0))
 
 
 @pytest.fixture(scope="session")

@@ -42,9 +42,10 @@ def _sets(*items: str) -> list[str]:
 
 
 @pytest.mark.parametrize("arm, selection", [("standard", "soft"), ("maw", "soft")])
-def test_one_step_on_two_ranks_equals_one_process(tiny_model, toy_beir, tmp_path, arm, selection):
-    """Deterministic arms only: sampled selections (gumbel, grpo) draw different noise per rank."""
-    common = tiny_overrides(tiny_model, toy_beir, "train.max_steps=1", "train.warmup_ratio=0.0",
+def test_one_step_on_two_ranks_equals_one_process(tiny_model_no_dropout, toy_beir, tmp_path, arm, selection):
+    """Deterministic arms only: sampled selections (gumbel, grpo) draw different noise per rank. Dropout off:
+    two ranks draw their masks from two streams and one process from one, and this law is about the reduction."""
+    common = tiny_overrides(tiny_model_no_dropout, toy_beir, "train.max_steps=1", "train.warmup_ratio=0.0",
                             f"maw.selection={selection}", "train.deterministic=true", "train.negatives=2")
     _run(["train", "--arms", arm, "--output", str(tmp_path / "one"), *_sets(*common, "train.batch_size=8")])
     _run(["train", "--arms", arm, "--output", str(tmp_path / "two"), *_sets(*common, "train.batch_size=4")], nproc=2)
@@ -84,24 +85,41 @@ def test_sharded_encoding_on_two_ranks_gives_the_same_run_file(tiny_model, toy_b
     assert shards == ["shard_00000.npy", "shard_00001.npy", "shard_00002.npy"]
 
 
-def test_grad_cache_gives_the_same_gradients_as_plain_info_nce(tiny_model, toy_beir):
+@pytest.mark.parametrize("arm", ["standard", "maw"])
+def test_grad_cache_gives_the_same_gradients_as_plain_info_nce(tiny_model, toy_beir, monkeypatch, arm):
+    """Dropout on (and Gumbel noise in the MAW arm): the replay must draw the masks of the first pass."""
+    from maw_bench import rng
     from maw_bench.data import load_bundle
     from maw_bench.modeling import build_encoder
-    from maw_bench.training.step import contrastive_step, grad_cache_step
+    from maw_bench.training.step import LossSettings, _chunks, batch_loss, grad_cache_step
 
-    cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.grad_cache.chunk_size=3"))
-    enc = build_encoder(cfg).train()
+    cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "maw.selection=gumbel"))
+    enc = build_encoder(cfg.arm(arm)).train()
     bundle = load_bundle(str(toy_beir), "train")
-    queries = list(bundle.queries.values())[:8]
-    docs = [t for _, t in bundle.docs_iter()][:16]
-    q = enc.tokenize(queries, "query")
-    d = enc.tokenize(docs, "doc")
+    q = enc.tokenize(list(bundle.queries.values())[:8], "query")
+    d = enc.tokenize([t for _, t in bundle.docs_iter()][:16], "doc")
     exclude = torch.zeros(8, 16, dtype=torch.bool)
-    plain = contrastive_step(enc, enc, q, d, cfg, exclude)
-    plain.loss.backward()
-    ref = {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
-    enc.zero_grad()
-    cached = grad_cache_step(enc, enc, q, d, cfg, exclude)
-    assert cached.backward_done and abs(float(cached.loss) - float(plain.loss.detach())) < 1e-6
+    settings = LossSettings()
+
+    def grads() -> dict[str, torch.Tensor]:
+        out = {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
+        enc.zero_grad()
+        return out
+
+    torch.manual_seed(0)  # the plain loss over the same chunks, so it draws the same masks in the same order
+    qe = torch.cat([enc(**c).single for c in _chunks(q, 3)])
+    de = torch.cat([enc(**c).single for c in _chunks(d, 3)])
+    plain = batch_loss(qe, de, settings, exclude, None)[0]
+    plain.backward()
+    ref = grads()
+    torch.manual_seed(0)
+    cached = grad_cache_step(enc, enc, q, d, settings, 3, exclude)
+    assert cached.backward_done and abs(float(cached.loss) - float(plain.detach())) < 1e-6
+    got = grads()
     for n, g in ref.items():
-        assert torch.allclose(dict(enc.named_parameters())[n].grad, g, atol=1e-5, rtol=1e-4), n
+        assert torch.allclose(got[n], g, atol=1e-5, rtol=1e-4), n
+    monkeypatch.setattr(rng, "restore", lambda state: None)  # a replay that forgets the random state ...
+    torch.manual_seed(0)
+    grad_cache_step(enc, enc, q, d, settings, 3, exclude)
+    wrong = grads()
+    assert any(not torch.allclose(wrong[n], g, atol=1e-5, rtol=1e-4) for n, g in ref.items())  # ... is caught

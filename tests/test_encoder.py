@@ -100,12 +100,12 @@ def test_forward_samples_reuses_lower_layers_and_resamples_maw(tiny_model):
     calls = {"n": 0}
     first = enc.backbone.encoder.layer[0]
     first.register_forward_hook(lambda *a: calls.__setitem__("n", calls["n"] + 1))
-    samples = enc.forward_samples(feats, 4)
+    out = enc(**feats, samples=4)
     assert calls["n"] == 1  # the layer below MAW ran once for four samples
-    choices = torch.stack([routes[0].choice for _, routes in samples])
+    choices = torch.stack([routes[0].choice for routes in out.routes])
     assert choices.shape == (4, len(texts()))
     assert len({tuple(c.tolist()) for c in choices}) > 1
-    assert all(emb.shape == (len(texts()), 32) for emb, _ in samples)
+    assert out.embeddings.shape == (4, len(texts()), 32)
 
 
 def test_missing_model_offline_fails_fast():

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maw_bench.maw import MAWAttention, group_advantages, grpo_objective
+from maw_bench.maw import (
+    DepthRouter,
+    MAWAttention,
+    PolicySamples,
+    SelectionParams,
+    group_advantages,
+    grpo_objective,
+    grpo_policy_loss,
+)
 from maw_bench.maw import scores as S
 from maw_bench.maw.grpo import categorical_entropy, categorical_kl
 
@@ -15,6 +23,14 @@ def _mask(b: int, l: int, lengths: list[int]) -> torch.Tensor:
     for i, n in enumerate(lengths):
         m[i, ..., :n] = True
     return m
+
+
+def _randomise_routers(m: torch.nn.Module) -> None:
+    """Routers start at zero (the uniform policy); tests of routing need a policy that prefers something."""
+    with torch.no_grad():
+        for r in m.modules():
+            if isinstance(r, DepthRouter):
+                r.policy.weight.normal_(std=0.5)
 
 
 def test_split_index_uneven_chunks_cover_head():
@@ -54,7 +70,7 @@ def test_fully_padded_row_gives_no_nan():
     m = MAWAttention(16, 2, 2, selection="soft").eval()
     x = torch.randn(2, 5, 16)
     mask = _mask(2, 5, [0, 5])
-    out = m(x, mask)
+    out, _ = m.routed(x, mask)
     assert torch.isfinite(out).all()
     m2 = MAWAttention(16, 2, 2, selection="grpo").eval()
     assert torch.isfinite(m2(x, mask)).all()
@@ -66,13 +82,13 @@ def test_fully_padded_row_gives_no_nan():
 def test_hard_path_equals_full_5d_path_then_selection(variant, router, selection):
     torch.manual_seed(1)
     m = MAWAttention(32, 4, 3, variant=variant, selection=selection, router=router).eval()
+    _randomise_routers(m)
     x = torch.randn(3, 9, 32)
     mask = _mask(3, 9, [9, 5, 2])
-    hard = m(x, mask)
-    chosen = m.last_route.choice
+    hard, route = m.routed(x, mask)
     m.force_full = True
-    full = m(x, mask)
-    assert torch.equal(m.last_route.choice, chosen)
+    full, route_full = m.routed(x, mask)
+    assert torch.equal(route_full.choice, route.choice)
     assert (hard - full).abs().max() <= 1e-5
 
 
@@ -86,12 +102,15 @@ def test_hard_path_never_builds_the_5d_tensor(monkeypatch):
     m(torch.randn(2, 6, 32), _mask(2, 6, [6, 3]))
 
 
-def test_router_input_depends_on_the_sequence():
+def test_router_starts_uniform_then_depends_on_the_sequence():
     torch.manual_seed(0)
     m = MAWAttention(32, 4, 4, selection="soft").eval()
-    m(torch.randn(2, 6, 32), None)
-    w = m.last_route.weights
-    assert (w[0] - w[1]).abs().max() > 1e-4
+    x = torch.randn(2, 6, 32)
+    _, route = m.routed(x, None)
+    torch.testing.assert_close(route.weights, torch.full((2, 4), 0.25))  # zero-initialised: the uniform policy
+    _randomise_routers(m)
+    _, route = m.routed(x, None)
+    assert (route.weights[0] - route.weights[1]).abs().max() > 1e-4
 
 
 def test_gumbel_gradient_reaches_router():
@@ -102,23 +121,55 @@ def test_gumbel_gradient_reaches_router():
     assert m.router.policy.weight.grad is not None and m.router.policy.weight.grad.abs().sum() > 0
 
 
-def test_grpo_gradient_reaches_router_through_objective():
+def _group(m: MAWAttention, x: torch.Tensor, g: int, reward) -> PolicySamples:
+    routes = [m.routed(x, None)[1] for _ in range(g)]
+    choices = torch.stack([r.choice for r in routes])
+    return PolicySamples(m.router, torch.stack([r.state for r in routes]), choices, reward(choices).float())
+
+
+def test_grpo_update_moves_the_policy_towards_positive_advantages_only():
+    """Entropy and KL off: the update's sign follows the advantages (a bonus alone cannot pass this)."""
     torch.manual_seed(0)
     m = MAWAttention(32, 4, 4, selection="grpo").train()
-    x = torch.randn(5, 6, 32)
-    logps, kls, ents, rewards = [], [], [], []
-    for _g in range(4):
-        m(x, None)
-        r = m.last_route
-        logps.append(r.logp)
-        kls.append(r.kl)
-        ents.append(r.entropy)
-        rewards.append(r.choice.float())  # reward = depth index: prefers deeper
-    logp = torch.stack(logps)
-    loss, stats = grpo_objective(logp, logp.detach(), torch.stack(rewards), torch.stack(kls), torch.stack(ents))
+    _randomise_routers(m)
+    x = torch.randn(64, 6, 32)
+    params = SelectionParams(kl=0.0, entropy=0.0)
+    samples = _group(m, x, 4, lambda c: (c == 2).float())  # depth 2 earns 1, the others 0
+    loss, stats = grpo_policy_loss([samples], params, first_iteration=True)
     loss.backward()
-    assert m.router.policy.weight.grad.abs().sum() > 0
-    assert stats.entropy > 0
+    with torch.no_grad():
+        before = torch.softmax(m.router(samples.states[0]), -1)[:, 2].mean()
+        for p in m.router.parameters():
+            p -= 0.5 * p.grad
+        after = torch.softmax(m.router(samples.states[0]), -1)[:, 2].mean()
+    assert after > before + 0.01, (before, after)
+    assert stats["entropy"] > 0 and stats["clip_fraction"] == 0.0  # first iteration: ratio exactly 1
+
+
+def test_grpo_iterations_make_the_ratio_and_the_clip_real():
+    torch.manual_seed(0)
+    m = MAWAttention(32, 4, 4, selection="grpo").train()
+    x = torch.randn(32, 6, 32)
+    samples = _group(m, x, 4, lambda c: c.float())
+    moved = torch.randn_like(m.router.policy.weight)
+    grads = {}
+    for clip in (0.2, 1e-6):
+        s = PolicySamples(m.router, samples.states, samples.choices, samples.rewards)
+        params = SelectionParams(clip=clip, kl=0.0, entropy=0.0)
+        m.router.zero_grad()
+        grpo_policy_loss([s], params, first_iteration=True)[0].backward()
+        first = m.router.policy.weight.grad.clone()
+        with torch.no_grad():
+            m.router.policy.weight.add_(moved)  # the policy moved
+        m.router.zero_grad()
+        _, st = grpo_policy_loss([s], params, first_iteration=False)
+        grpo_policy_loss([s], params, first_iteration=False)[0].backward()
+        grads[clip] = (first, m.router.policy.weight.grad.clone(), st["clip_fraction"])
+        with torch.no_grad():
+            m.router.policy.weight.zero_()
+    assert torch.allclose(grads[0.2][0], grads[1e-6][0])  # iteration 1: the clip cannot act (ratio 1)
+    assert not torch.allclose(grads[0.2][1], grads[1e-6][1])  # later iterations: it does
+    assert grads[1e-6][2] > 0.5
 
 
 def test_group_advantages_are_normalised_per_group():

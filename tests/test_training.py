@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from maw_bench.config import BenchmarkConfig
 from maw_bench.errors import UserError
-from maw_bench.maw import MAWAttention, grpo_objective
+from maw_bench.maw import DepthRouter, MAWAttention, PolicySamples, SelectionParams, grpo_policy_loss, parse_selection
 from maw_bench.training import batches as batches_mod
 from maw_bench.training.run import train_arms
 
@@ -92,32 +92,30 @@ def test_both_arms_see_the_same_examples_in_the_same_order(tiny_model, toy_beir,
 def test_grpo_moves_probability_to_the_better_depth():
     """A toy task whose reward is highest for depth 2: the policy must learn to pick it."""
     torch.manual_seed(0)
-    m = MAWAttention(32, 4, 4, selection="grpo").train()
+    m = MAWAttention(32, 4, 4, selection="fixed:2").eval()
     x = torch.randn(16, 8, 32)
     with torch.no_grad():
-        m.eval()
-        m.selection = type(m.selection)("fixed", 4, 2)
         target = m(x)
-        m.selection = type(m.selection)("grpo", 4)
-        m.train()
+    m.strategy = parse_selection("grpo", 4)
+    m.router = DepthRouter(32, 4, 4)
+    m.train()
     opt = torch.optim.Adam(m.router.parameters(), lr=0.05)
-    before = torch.softmax(m.router(m.router.state(x, None))[0], -1)[:, 2].mean().item()
+    params = SelectionParams(kl=0.0)
+
+    def prob_of_2() -> float:
+        return torch.softmax(m.router(m.router.state(x, None)), -1)[:, 2].mean().item()
+
+    before = prob_of_2()
     for _ in range(60):
-        logps, rewards, kls, ents = [], [], [], []
-        for _ in range(4):
-            out = m(x)
-            r = m.last_route
-            rewards.append(-((out.detach() - target) ** 2).mean((1, 2)))
-            logps.append(r.logp)
-            kls.append(r.kl)
-            ents.append(r.entropy)
-        lp = torch.stack(logps)
-        loss, _ = grpo_objective(lp, lp.detach(), torch.stack(rewards), torch.stack(kls), torch.stack(ents), kl_coef=0.0)
+        outs, routes = zip(*(m.routed(x) for _ in range(4)))
+        rewards = torch.stack([-((o.detach() - target) ** 2).mean((1, 2)) for o in outs])
+        samples = PolicySamples(m.router, torch.stack([r.state for r in routes]), torch.stack([r.choice for r in routes]),
+                                rewards)
+        loss, _ = grpo_policy_loss([samples], params, first_iteration=True)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after = torch.softmax(m.router(m.router.state(x, None))[0], -1)[:, 2].mean().item()
-    assert before < 0.4 and after > 0.8, (before, after)
+    assert before == 0.25 and prob_of_2() > 0.8, (before, prob_of_2())
 
 
 def test_grpo_training_updates_the_router_and_fixed_has_none(tiny_model, toy_beir, tmp_path):

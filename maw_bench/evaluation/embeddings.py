@@ -95,7 +95,14 @@ class EmbeddingCache:
         m = self.manifest()
         return bool(m.get("complete")) and all(self.shard_valid(i) for i in range(m["num_shards"]))
 
-    def write_shard(self, index: int, ids: list[str], emb: np.ndarray) -> None:
+    def usage(self) -> dict:
+        """What the encoder reported about its routing while encoding (summed over shards; ``{}`` for none)."""
+        total: dict = {}
+        for i in range(self.manifest().get("num_shards", 0)):
+            total = add_counts(total, (self.entry(i) or {}).get("usage") or {})
+        return total
+
+    def write_shard(self, index: int, ids: list[str], emb: np.ndarray, usage: dict | None = None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         emb_name, ids_name = f"shard_{index:05d}.npy", f"ids_{index:05d}.json"
         with atomic_open(self.folder / emb_name, "wb") as f:
@@ -109,6 +116,7 @@ class EmbeddingCache:
             "bytes": (self.folder / emb_name).stat().st_size,
             "sha256": sha256_file(self.folder / emb_name),
             "ids_sha256": sha256_file(self.folder / ids_name),
+            "usage": usage or {},
         }
         write_json(self.folder / f"meta_{index:05d}.json", entry)  # one file a shard: ranks never race
 
@@ -121,6 +129,18 @@ class EmbeddingCache:
             entry = self.entry(i)
             ids = json.loads((self.folder / entry["ids"]).read_text())
             yield ids, np.load(self.folder / entry["file"])
+
+
+def add_counts(a, b):
+    """Element-wise sum of two nested count structures (dicts of lists of ints, any depth)."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        a, b = a or {}, b or {}
+        return {k: add_counts(a.get(k), b.get(k)) for k in {**a, **b}}
+    if isinstance(a, list) or isinstance(b, list):
+        if a is None or b is None:
+            return a if b is None else b
+        return [add_counts(x, y) for x, y in zip(a, b)]
+    return (a or 0) + (b or 0)
 
 
 def _doc_blocks(bundle: DatasetBundle, size: int) -> Iterator[tuple[list[str], list[str]]]:
@@ -168,10 +188,11 @@ def encode_corpus(
                 bar.advance(task, len(ids))
                 continue
             emb = np.empty((len(ids), encoder.dim), dtype=np.float32)
-            for pos, vecs in encoder.encode_batches(texts, batch_size, "doc", max_length, dtype):
+            usage: dict = {}
+            for pos, vecs in encoder.encode_batches(texts, batch_size, "doc", max_length, dtype, usage=usage):
                 emb[pos] = vecs.numpy()
                 bar.advance(task, len(pos))
-            cache.write_shard(index, ids, emb)
+            cache.write_shard(index, ids, emb, usage)
     if world_size == 1:
         cache.mark_complete(num_shards, {"dataset": bundle.id, "docs": total, "dim": encoder.dim})
     return cache

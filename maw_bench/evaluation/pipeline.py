@@ -13,7 +13,9 @@ Outputs in the output folder: ``metrics.json`` (schema below), ``runs/<model>__<
                       "ci95_low", "ci95_high", "p_student", "p_fisher",
                       "p_student_holm", "p_fisher_holm"}],
      "models": {label: {"source", "zero_shot"}},
-     "skipped": {dataset: {"queries_without_judgements": n}}}
+     "skipped": {dataset: {"queries_without_judgements": n}},
+     "routing": {dataset: {model: {"queries"|"documents": {"layer <i>": [count per depth]
+                                                               (per head: a list per head)]}}}}}
 """
 
 from __future__ import annotations
@@ -40,14 +42,12 @@ from maw_bench.evaluation.models import ModelRef, resolve_models
 from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
+from maw_bench.results.folders import safe_name
+from maw_bench.results.plots import eval_plots
 from maw_bench.results.tables import latex_table, markdown_table, rich_table
 
 log = logging.getLogger("maw_bench")
 SCHEMA = "maw-bench/metrics/v1"
-
-
-def safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("._") or "x"
 
 
 @dataclass
@@ -57,6 +57,7 @@ class EvalOutput:
     comparisons: list = field(default_factory=list)
     reference: str | None = None
     timings: dict = field(default_factory=dict)
+    routing: dict = field(default_factory=dict)
 
 
 def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBundle]:
@@ -68,8 +69,14 @@ def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBun
     return bundles
 
 
-def retrieve(encoder, bundle: DatasetBundle, cfg: BenchmarkConfig, label: str, ctx: DistInfo) -> tuple[Hits, float | None] | None:
-    """Encode (or re-use) the corpus and the judged queries, then search. Returns hits and docs/s.
+def retrieve(
+    encoder, bundle: DatasetBundle, cfg: BenchmarkConfig, label: str, ctx: DistInfo
+) -> tuple[Hits, float | None, dict | None] | None:
+    """Encode (or re-use) the corpus and the judged queries, then search.
+
+    Returns the hits, the docs/s of the encode (None on a cache hit) and what the encoder
+    reported about its routing (depth counts per layer, for queries and documents; None
+    for an encoder without routes).
 
     Under torchrun every rank encodes its own shards; after a barrier rank 0 alone
     checks the shards, encodes the queries and searches (the others return None).
@@ -89,13 +96,18 @@ def retrieve(encoder, bundle: DatasetBundle, cfg: BenchmarkConfig, label: str, c
     rate = None if cache.reused else bundle.docs_count() / max(time.perf_counter() - start, 1e-9)
     queries = bundle.judged_queries()
     qids = list(queries)
-    q_emb = encoder.encode([queries[q] for q in qids], cfg.eval.batch_size, "query", None, cfg.eval.dtype)
+    q_usage: dict = {}
+    q_emb = torch.empty(len(qids), encoder.dim)
+    for pos, vecs in encoder.encode_batches([queries[q] for q in qids], cfg.eval.batch_size, "query", None,
+                                            cfg.eval.dtype, usage=q_usage):
+        q_emb[pos] = vecs
+    routing = {"queries": q_usage, "documents": cache.usage()} if q_usage else None
     if cfg.eval.index == "exact":
         hits = exact_search(q_emb, qids, cache.shards(), cfg.eval.top_k, cfg.eval.chunk_size, bundle.drop_self_hits)
     else:
         factory = cfg.eval.index.split(":", 1)[1]
         hits = faiss_search(factory, q_emb, qids, cache.shards(), cfg.eval.top_k, bundle.drop_self_hits)
-    return hits, rate
+    return hits, rate, routing
 
 
 def bm25_hits(bundle: DatasetBundle, top_k: int) -> Hits:
@@ -129,8 +141,10 @@ def run_evaluation(
             res = retrieve(encoder, bundle, cfg, ref.label, ctx)
             if res is None:  # not rank 0
                 continue
-            hits, rate = res
+            hits, rate, routing = res
             out.timings[f"{ref.label}__{bundle.id}"] = {"docs_per_s": rate}
+            if routing is not None:
+                out.routing.setdefault(bundle.id, {})[ref.label] = routing
             _record(out, bundle, ref.label, hits, metrics, output)
         del encoder
     if not ctx.is_main:
@@ -166,6 +180,7 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         "skipped": {b.id: {"queries_without_judgements": len(b.queries) - len(b.judged_queries()),
                            "judged_docs_missing_from_corpus": b.summary()["missing_judged_docs"]} for b in bundles},
         "timings": out.timings,
+        "routing": out.routing,
     }
     write_json(output / "metrics.json", doc)
     buf = io.StringIO()
@@ -187,3 +202,4 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
     write_text(output / "report.md", "# maw-bench evaluation\n\n"
                + markdown_table(out.results, metrics, out.comparisons, out.reference) + notes)
     write_text(output / "report.tex", latex_table(out.results, metrics, out.comparisons, out.reference))
+    eval_plots(doc, out.per_query, output)

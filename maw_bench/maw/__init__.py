@@ -1,22 +1,40 @@
-"""MAW attention itself: scores, router, selection and the GRPO objective.
+"""MAW attention itself: scores, router, selection strategies and the GRPO objective.
 
 Nothing here knows about retrieval or HuggingFace; ``maw_bench.modeling`` plugs it in.
 """
 
-from maw_bench.maw.attention import MAWAttention, RouteRecord, StandardAttention
-from maw_bench.maw.grpo import GRPOStats, group_advantages, grpo_objective
+from maw_bench.maw.attention import VARIANTS, MAWAttention, RouteRecord, RouteRecorder, StandardAttention
+from maw_bench.maw.grpo import GRPOStats, PolicySamples, group_advantages, grpo_objective, grpo_policy_loss
 from maw_bench.maw.router import DepthRouter
-from maw_bench.maw.selection import Selection, parse_selection, sample_depths
+from maw_bench.maw.selection import (
+    STRATEGIES,
+    Pick,
+    SelectionParams,
+    SelectionStrategy,
+    parse_selection,
+    register,
+    sample_depths,
+    selection_choices,
+)
 
 __all__ = [
+    "STRATEGIES",
+    "VARIANTS",
     "DepthRouter",
     "GRPOStats",
     "MAWAttention",
+    "Pick",
+    "PolicySamples",
     "RouteRecord",
-    "Selection",
+    "RouteRecorder",
+    "SelectionParams",
+    "SelectionStrategy",
     "StandardAttention",
     "group_advantages",
     "grpo_objective",
+    "grpo_policy_loss",
     "parse_selection",
+    "register",
     "sample_depths",
+    "selection_choices",
 ]

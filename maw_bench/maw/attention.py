@@ -2,48 +2,93 @@
 
 ``MAWAttention`` maps a layer input ``(B, L, d)`` and a boolean key mask to the
 per-head context ``(B, L, d)`` (before the output projection, as HF self-attention
-modules do). It knows nothing about retrieval: the training loop reads
-``last_route`` after a forward to build the GRPO objective.
+modules do). It knows nothing about retrieval. What a forward chose is handed to the
+``RouteRecorder`` of that call (the encoder attaches one for the duration of its own
+forward and returns the records in its output), so no caller reads state back from
+the module afterwards.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from maw_bench.maw import scores as S
-from maw_bench.maw.grpo import categorical_entropy, categorical_kl
+from maw_bench.maw.grpo import categorical_entropy, choice_log_prob
 from maw_bench.maw.router import DepthRouter
-from maw_bench.maw.selection import Selection, parse_selection
+from maw_bench.maw.selection import SelectionParams, SelectionStrategy, parse_selection
+
+VARIANTS = ("split", "full", "nested")
 
 
 @dataclass
 class RouteRecord:
-    """What one forward of a MAW layer chose, for GRPO, logs and plots.
+    """What one forward of one MAW layer chose, for GRPO, logs and plots.
 
-    ``logits``: policy logits ``(B, D)`` or ``(B, H, D)`` (with gradient);
-    ``choice``: sampled/argmax/fixed depth ``(B,)`` or ``(B, H)``, or None for mixtures;
-    ``logp``, ``entropy``, ``kl``, ``value``: per sequence ``(B,)`` (summed over heads);
-    ``weights``: the mixture weights actually used (detached);
-    ``focus``: minus the mean row entropy of the combined map (when requested).
+    ``layer``: position of the MAW layer, bottom to top; ``logits``: policy logits
+    ``(B, D)`` or ``(B, H, D)`` (with gradient) or None without a router; ``state``: the
+    router's input ``(B, d)``; ``choice``: depth ``(B,)`` or ``(B, H)``, or None for a
+    mixture; ``weights``: the mixture actually used (detached, one-hot for a hard
+    choice); ``focus``: minus the mean row entropy of the map used (when requested).
     """
 
+    layer: int
     logits: torch.Tensor | None
+    state: torch.Tensor | None
     choice: torch.Tensor | None
-    logp: torch.Tensor | None
-    entropy: torch.Tensor | None
-    kl: torch.Tensor | None
-    value: torch.Tensor | None
     weights: torch.Tensor
     focus: torch.Tensor | None = None
 
+    @property
+    def per_head(self) -> bool:
+        return self.weights.dim() == 3
 
-def _per_sequence(x: torch.Tensor) -> torch.Tensor:
-    """Sum a per-head quantity over heads: ``(B, H) -> (B,)``; ``(B,)`` passes through."""
-    return x.sum(-1) if x.dim() == 2 else x
+    def logp(self) -> torch.Tensor:
+        """Log-probability of the choice per sequence, detached (the GRPO "old" policy)."""
+        assert self.logits is not None and self.choice is not None
+        return choice_log_prob(self.logits.detach(), self.choice, self.choice.dim() == 2).detach()
+
+    def entropy(self) -> torch.Tensor:
+        assert self.logits is not None
+        e = categorical_entropy(self.logits.detach())
+        return e.sum(-1) if e.dim() == 2 else e
+
+    def chosen(self) -> torch.Tensor:
+        """The depth that carried the most weight, ``(B,)`` or ``(B, H)``."""
+        return self.choice if self.choice is not None else self.weights.argmax(-1)
+
+
+@dataclass
+class RouteRecorder:
+    """Collects the route records of one encoder call, sample by sample.
+
+    ``uniforms[g][layer]``: pre-drawn random numbers ``(B, H)`` for GRPO's depth draws
+    of sample ``g`` (the group replays the layers with the same dropout masks, so the
+    draws cannot come from the replayed random stream); ``generator``: the source of
+    any other routing noise (Gumbel), None for the global stream; ``focus``: compute
+    the focus reward of each map.
+    """
+
+    focus: bool = False
+    uniforms: list[list[torch.Tensor]] | None = None
+    generator: torch.Generator | None = None
+    sample: int = 0
+    records: list[list[RouteRecord]] = field(default_factory=lambda: [[]])
+
+    def next_sample(self) -> None:
+        self.sample += 1
+        self.records.append([])
+
+    def uniforms_for(self, layer: int) -> torch.Tensor | None:
+        if self.uniforms is None:
+            return None
+        return self.uniforms[self.sample][layer]
+
+    def add(self, record: RouteRecord) -> None:
+        self.records[self.sample].append(record)
 
 
 class MAWAttention(nn.Module):
@@ -52,14 +97,18 @@ class MAWAttention(nn.Module):
     Args:
         hidden_size, num_heads: the layer's width and heads (``d_h = d / H``).
         depth: ``D``, the number of attention maps per head.
-        variant: ``split`` (chunks of the head's own Q/K; no new weights) or
-            ``full`` (``D`` projections of width ``d_h``, initialised from the
-            pretrained ones plus small noise).
-        selection: ``grpo | gumbel | soft | uniform | fixed:<t>``.
-        router: ``sequence`` or ``head``.
-        tau: Gumbel-softmax temperature.
+        variant: ``split`` (contiguous chunks of the head's own Q/K; no new weights),
+            ``nested`` (depth ``t`` uses the first ``r_t`` columns, ``r_D = d_h``; no new
+            weights, and the last depth is the pretrained head) or ``full`` (``D``
+            projections of width ``d_h``, initialised from the pretrained ones plus
+            ``init_noise`` x their std of Gaussian noise).
+        selection: a name from the strategy registry (``grpo``, ``gumbel``, ``fixed:<t>``...).
+        router: ``sequence`` or ``head``; ``detach_router_input``: see ``DepthRouter``.
+        params: the strategies' knobs (temperature, GRPO group, clip ...).
         dropout: attention-probability dropout (the layer's own).
-        query, key, value: existing projections to adopt (pretrained weights).
+        query, key, value: existing projections to adopt (pretrained weights); new
+            ones are built in the order query, key, value (as ``StandardAttention``
+            does, so both arms of ``append`` start from the same weights).
     """
 
     def __init__(
@@ -70,48 +119,50 @@ class MAWAttention(nn.Module):
         variant: str = "split",
         selection: str = "grpo",
         router: str = "sequence",
-        tau: float = 1.0,
+        params: SelectionParams | None = None,
         dropout: float = 0.0,
         query: nn.Linear | None = None,
         key: nn.Linear | None = None,
         value: nn.Linear | None = None,
-        init_noise: float = 1e-3,
+        init_noise: float = 0.05,
+        detach_router_input: bool = True,
+        router_init_last_prob: float = 0.0,
     ) -> None:
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"hidden size {hidden_size} is not a multiple of {num_heads} heads")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         self.hidden_size = hidden_size
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
         if variant == "split" and not 1 <= depth <= self.head_dim:
             raise ValueError(f"split depth {depth} must be between 1 and the head width {self.head_dim}")
-        if variant not in ("split", "full"):
-            raise ValueError(f"variant must be split or full, got {variant!r}")
         self.depth = depth
         self.variant = variant
-        self.selection: Selection = parse_selection(selection, depth)
-        self.tau = tau
+        self.strategy: SelectionStrategy = parse_selection(selection, depth, params)
         self.dropout = nn.Dropout(dropout)
-        self.value = value if value is not None else nn.Linear(hidden_size, hidden_size)
         query = query if query is not None else nn.Linear(hidden_size, hidden_size)
         key = key if key is not None else nn.Linear(hidden_size, hidden_size)
-        if variant == "split":
-            self.query, self.key = query, key
-            index, widths = S.split_index(self.head_dim, depth)
-        else:
+        self.value = value if value is not None else nn.Linear(hidden_size, hidden_size)
+        if variant == "full":
             self.query_depth = self._depth_projection(query, depth, init_noise)
             self.key_depth = self._depth_projection(key, depth, init_noise)
             index, widths = torch.zeros(depth, 1, dtype=torch.long), torch.full((depth,), float(self.head_dim))
+        else:
+            self.query, self.key = query, key
+            make = S.split_index if variant == "split" else S.nested_index
+            index, widths = make(self.head_dim, depth)
+            self.register_buffer("chunk_scale", S.chunk_scale_table(index, widths, self.head_dim), persistent=False)
         self.register_buffer("chunk_index", index, persistent=False)
         self.register_buffer("chunk_widths", widths, persistent=False)
-        if variant == "split":
-            self.register_buffer("chunk_scale", S.chunk_scale_table(index, widths, self.head_dim), persistent=False)
         self.router = (
-            DepthRouter(hidden_size, num_heads, depth, router) if self.selection.needs_router else None
+            DepthRouter(hidden_size, num_heads, depth, router, detach_router_input, router_init_last_prob)
+            if self.strategy.needs_router else None
         )
+        self.layer_index = 0  # position among the encoder's MAW layers (set by the encoder)
         self.force_full = False  # compute the 5D tensor even for hard choices (tests, ablations)
-        self.want_focus = False  # compute the focus reward (set by the trainer for reward=focus)
-        self.last_route: RouteRecord | None = None
+        self.recorder: RouteRecorder | None = None  # attached by the encoder for one call
 
     @staticmethod
     def _depth_projection(base: nn.Linear, depth: int, noise: float) -> nn.Linear:
@@ -131,7 +182,7 @@ class MAWAttention(nn.Module):
 
     def _depth_qk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """All depths: ``(B, H, D, L, r)`` queries and keys."""
-        if self.variant == "split":
+        if self.variant != "full":
             q, k = self._heads(self.query(x)), self._heads(self.key(x))
             return S.split_depths(q, self.chunk_index), S.split_depths(k, self.chunk_index)
         b, l, _ = x.shape
@@ -144,7 +195,7 @@ class MAWAttention(nn.Module):
     def _chosen_qk(self, x: torch.Tensor, choice: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Only the chosen depth: a scaled query and a key ``(B, H, L, d_h)`` whose product is that depth's scores."""
         ch = S.per_head_choice(choice, self.num_heads)
-        if self.variant == "split":
+        if self.variant != "full":
             q, k = self._heads(self.query(x)), self._heads(self.key(x))
             return q * self.chunk_scale[ch][:, :, None, :].to(q.dtype), k
         heads = torch.arange(self.num_heads, device=x.device)[None, :].expand_as(ch)
@@ -156,51 +207,63 @@ class MAWAttention(nn.Module):
 
         return proj(self.query_depth) * self.head_dim**-0.5, proj(self.key_depth)
 
+    def depth_maps(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Every depth's attention map ``(B, H, L, L, D)`` (for analysis and tests)."""
+        qd, kd = self._depth_qk(x)
+        return S.depth_maps(S.depth_scores(qd, kd, self.chunk_widths, mask), mask)
+
     # -------------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x (B, L, d)``, ``mask`` bool ``(B, 1, Lq|1, Lk)`` (True = may attend) -> ``(B, L, d)``."""
         b, l, _ = x.shape
         token_mask = None if mask is None else mask[:, 0].any(1)  # (B, L) real tokens
-        logits = values = ref_logits = None
+        rec = self.recorder
+        logits = state = None
         if self.router is not None:
-            state = DepthRouter.state(x, token_mask)
-            logits, values = self.router(state)
-            logits = logits.float()
-            if self.training:
-                ref_logits = self.router.reference_logits(state).float()
-        weights, choice = self.selection.choose(logits, b, self.num_heads, self.training, self.tau, x.device)
+            state = self.router.state(x, token_mask)
+            logits = self.router(state).float()
+        uniforms = rec.uniforms_for(self.layer_index) if rec is not None else None
+        generator = rec.generator if rec is not None else None
+        pick = self.strategy.pick(logits, b, self.training, x.device, uniforms, generator)
+        choice, weights = pick.choice, pick.weights
 
         v = self._heads(self.value(x))
-        focus = None
-        need_probs = self.want_focus and self.training
-        if choice is not None and not self.force_full and not need_probs:
-            # the common inference path: one slice, fused attention, never the 5D tensor
+        need_focus = rec is not None and rec.focus and self.training
+        if choice is not None and not self.force_full and not need_focus:
+            # the common path: one slice, fused attention, never the 5D tensor
             q_scaled, k = self._chosen_qk(x, choice)
-            self._record(logits, ref_logits, values, choice, weights, None)
+            self._record(logits, state, choice, weights, None)
             out = S.hard_attention_fused(q_scaled, k, v, mask, self.dropout.p if self.training else 0.0)
             return out.transpose(1, 2).reshape(b, l, self.hidden_size)
         if choice is not None and not self.force_full:
             q_scaled, k = self._chosen_qk(x, choice)
             probs = S.hard_attention_probs(q_scaled, k, mask)
-        elif self._straight_through(weights):
+        elif pick.straight_through and not self.force_full:
+            assert weights is not None
             probs = self._straight_through_probs(x, weights, mask)
         else:
             if choice is not None:
                 weights = F.one_hot(choice, self.depth).float()
-            qd, kd = self._depth_qk(x)
-            maps = S.depth_maps(S.depth_scores(qd, kd, self.chunk_widths, mask), mask)
-            probs = S.combine(maps, weights)
+            assert weights is not None
+            probs = S.combine(self.depth_maps(x, mask), weights)
 
-        if need_probs:
-            focus = -S.map_entropy(probs.detach().float(), mask, token_mask)
-        self._record(logits, ref_logits, values, choice, weights, focus)
-
+        focus = -S.map_entropy(probs.detach().float(), mask, token_mask) if need_focus else None
+        self._record(logits, state, choice, weights, focus)
         probs = self.dropout(probs)
         out = torch.matmul(probs.to(v.dtype), v)
         return out.transpose(1, 2).reshape(b, l, self.hidden_size)
 
-    def _straight_through(self, weights: torch.Tensor | None) -> bool:
-        return self.training and self.selection.kind == "gumbel" and weights is not None and not self.force_full
+    def routed(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, recorder: RouteRecorder | None = None
+    ) -> tuple[torch.Tensor, RouteRecord]:
+        """One forward on its own, with its route record (for using the layer outside an encoder)."""
+        rec = recorder or RouteRecorder()
+        self.recorder = rec
+        try:
+            out = self(x, mask)
+        finally:
+            self.recorder = None
+        return out, rec.records[rec.sample][-1]
 
     def _straight_through_probs(self, x: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Gumbel straight-through, cheaply: the same values and gradients as ``sum_t w_t A_t``.
@@ -215,30 +278,14 @@ class MAWAttention(nn.Module):
         q_scaled, k = self._chosen_qk(x, choice)
         chosen = S.hard_attention_probs(q_scaled, k, mask)
         with torch.no_grad():
-            qd, kd = self._depth_qk(x)
-            maps = S.depth_maps(S.depth_scores(qd, kd, self.chunk_widths, mask), mask)
+            maps = self.depth_maps(x, mask)
         return chosen + S.combine(maps, weights - weights.detach())
 
-    def _record(self, logits, ref_logits, values, choice, weights, focus) -> None:
-        logp = entropy = kl = None
-        if logits is not None:
-            log_probs = torch.log_softmax(logits, -1)
-            if choice is not None:
-                logp = _per_sequence(log_probs.gather(-1, choice.unsqueeze(-1)).squeeze(-1))
-            entropy = _per_sequence(categorical_entropy(logits))
-            if ref_logits is not None:
-                kl = _per_sequence(categorical_kl(logits, ref_logits))
-            values = _per_sequence(values.float()) if values is not None else None
-        self.last_route = RouteRecord(
-            logits=logits,
-            choice=choice,
-            logp=logp,
-            entropy=entropy,
-            kl=kl,
-            value=values,
-            weights=weights.detach() if weights is not None else F.one_hot(choice, self.depth).float(),
-            focus=focus,
-        )
+    def _record(self, logits, state, choice, weights, focus) -> None:
+        if self.recorder is None:
+            return
+        used = weights.detach() if weights is not None else F.one_hot(choice, self.depth).float()
+        self.recorder.add(RouteRecord(self.layer_index, logits, state, choice, used, focus))
 
 
 class StandardAttention(nn.Module):

@@ -79,3 +79,62 @@ def grpo_objective(
             clip_fraction=float(((ratio - 1).abs() > clip).float().mean()),
         )
     return loss, stats
+
+
+@dataclass
+class PolicySamples:
+    """One MAW layer's group of ``G`` samples: what its router saw and chose, and what each got.
+
+    ``states``: ``(G, N, d)`` router inputs (detached when ``maw.router.detach_input``);
+    ``choices``: ``(G, N)`` or ``(G, N, H)`` sampled depths; ``rewards``: ``(G, N)``;
+    ``logp_old``: ``(G, N)`` log-probability of the choices under the policy before the
+    first update (set by that update, then frozen). ``router`` is the layer's ``DepthRouter``.
+    """
+
+    router: torch.nn.Module
+    states: torch.Tensor
+    choices: torch.Tensor
+    rewards: torch.Tensor
+    logp_old: torch.Tensor | None = None
+
+
+def choice_log_prob(logits: torch.Tensor, choices: torch.Tensor, per_head: bool) -> torch.Tensor:
+    """Log-probability of ``choices`` per sequence (summed over heads when routing per head)."""
+    lp = torch.log_softmax(logits.float(), -1).gather(-1, choices.unsqueeze(-1)).squeeze(-1)
+    return _per_sequence(lp, per_head)
+
+
+def _per_sequence(x: torch.Tensor, per_head: bool) -> torch.Tensor:
+    """Sum a per-head quantity over the head axis (the last); per-sequence values pass through."""
+    return x.sum(-1) if per_head else x
+
+
+def grpo_policy_loss(samples: list[PolicySamples], params, first_iteration: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    """The GRPO objective of every MAW layer, summed; statistics averaged over layers.
+
+    The router's logits are recomputed from the stored states (in fp32, outside any
+    autocast), so the same function serves the first update, which freezes
+    ``logp_old`` (ratio 1: with ``iterations=1`` this is REINFORCE with the group mean
+    as baseline, plus the KL and entropy terms), and each further update of
+    ``maw.grpo.iterations`` on the same group (the ratio moves away from 1 and the
+    clip acts). Later iterations use detached states: only the router learns.
+    """
+    total = None
+    stats: dict[str, float] = {}
+    for s in samples:
+        states = (s.states if first_iteration else s.states.detach()).float()
+        with torch.autocast(states.device.type, enabled=False):
+            logits = s.router(states).float()  # (G, N, D) or (G, N, H, D)
+            ref = s.router.reference_logits(states.detach()).float()
+        per_head = s.choices.dim() == 3
+        lp = choice_log_prob(logits, s.choices, per_head)
+        if first_iteration or s.logp_old is None:
+            s.logp_old = lp.detach()
+        kl = _per_sequence(categorical_kl(logits, ref), per_head)
+        ent = _per_sequence(categorical_entropy(logits), per_head)
+        loss, st = grpo_objective(lp, s.logp_old, s.rewards.float(), kl, ent, params.clip, params.kl, params.entropy)
+        total = loss if total is None else total + loss
+        for k, v in vars(st).items():
+            stats[k] = stats.get(k, 0.0) + v / len(samples)
+    assert total is not None
+    return total, stats

@@ -1,12 +1,23 @@
-"""The depth router (DESIGN section 2, step 4): a policy ``pi(t | s)`` and a value ``V(s)``.
+"""The depth router (DESIGN section 2, step 4): a policy ``pi(t | s)`` over depths.
 
 The state ``s`` is the masked mean of the layer input over real tokens, per
 sequence, so it depends on the input (the prototype this replaces fed the router a
-constant). A frozen copy of the policy weights, kept as buffers (saved with the
-model, not counted as parameters), is the GRPO reference policy.
+constant). By default the state is detached (``maw.router.detach_input``): the
+router's own objective (GRPO's policy, KL and entropy terms) then trains the router
+only, and the encoder below it learns from the retrieval loss alone, as the standard
+arm's does.
+
+The policy starts at zero weights, i.e. the same distribution over depths for every
+input: uniform, or leaning towards the last depth (``init_last_prob``).
+A copy of the policy weights, kept as buffers (saved with the model, not counted as
+parameters), is the GRPO reference: the initial (uniform) policy unless
+``maw.grpo.ref_update_every`` refreshes it. GRPO needs no critic, so there is no
+value head.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
@@ -14,7 +25,7 @@ import torch.nn.functional as F
 
 
 class DepthRouter(nn.Module):
-    """Policy and value heads at ``sequence`` or ``head`` granularity.
+    """Policy head at ``sequence`` or ``head`` granularity.
 
     Args:
         hidden_size: width of the layer input the state is pooled from.
@@ -22,29 +33,38 @@ class DepthRouter(nn.Module):
         depth: number of depths to choose among.
         granularity: ``"sequence"`` (one choice per sequence) or ``"head"``
             (one choice per sequence and head).
+        detach_input: pool the state from a detached layer input, so no router
+            loss reaches the encoder through the state.
+        init_last_prob: initial probability of the last depth (0: uniform). The
+            nested variant's last depth is the pretrained head: starting there makes
+            the MAW arm start as the pretrained encoder (``argmax`` picks it).
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, depth: int, granularity: str = "sequence") -> None:
+    def __init__(
+        self, hidden_size: int, num_heads: int, depth: int, granularity: str = "sequence", detach_input: bool = True,
+        init_last_prob: float = 0.0,
+    ) -> None:
         super().__init__()
         if granularity not in ("sequence", "head"):
             raise ValueError(f"router granularity must be sequence or head, got {granularity!r}")
         self.granularity = granularity
         self.num_heads = num_heads
         self.depth = depth
+        self.detach_input = detach_input
         groups = num_heads if granularity == "head" else 1
-        self.policy = nn.Linear(hidden_size, groups * depth)
-        self.value = nn.Linear(hidden_size, groups)
-        nn.init.normal_(self.policy.weight, std=0.02)
+        with torch.random.fork_rng(devices=[]):  # building a router must not move the arms' shared RNG stream
+            self.policy = nn.Linear(hidden_size, groups * depth)
+        nn.init.zeros_(self.policy.weight)
         nn.init.zeros_(self.policy.bias)
-        nn.init.normal_(self.value.weight, std=0.02)
-        nn.init.zeros_(self.value.bias)
+        if init_last_prob > 0 and depth > 1:
+            with torch.no_grad():  # logit b on the last depth: e^b / (e^b + D - 1) = p
+                self.policy.bias.view(groups, depth)[:, -1] = math.log(init_last_prob * (depth - 1) / (1 - init_last_prob))
         self.register_buffer("ref_weight", self.policy.weight.detach().clone())
         self.register_buffer("ref_bias", self.policy.bias.detach().clone())
 
-    @staticmethod
-    def state(x: torch.Tensor, token_mask: torch.Tensor | None) -> torch.Tensor:
+    def state(self, x: torch.Tensor, token_mask: torch.Tensor | None) -> torch.Tensor:
         """Masked mean over real tokens of ``x (B, L, d)``, layer-normalised: ``(B, d)``."""
-        x = x.float()
+        x = (x.detach() if self.detach_input else x).float()
         if token_mask is None:
             pooled = x.mean(1)
         else:
@@ -54,15 +74,12 @@ class DepthRouter(nn.Module):
 
     def _shape(self, out: torch.Tensor) -> torch.Tensor:
         if self.granularity == "head":
-            return out.view(out.shape[0], self.num_heads, self.depth)
+            return out.view(*out.shape[:-1], self.num_heads, self.depth)
         return out
 
-    def forward(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Policy logits ``(B, D)`` or ``(B, H, D)`` and values ``(B,)`` or ``(B, H)``."""
-        state = state.to(self.policy.weight.dtype)
-        logits = self._shape(self.policy(state))
-        values = self.value(state)
-        return logits, values.squeeze(-1) if self.granularity == "sequence" else values
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        """Policy logits ``(..., D)`` or ``(..., H, D)`` from states ``(..., d)``."""
+        return self._shape(self.policy(state.to(self.policy.weight.dtype)))
 
     def reference_logits(self, state: torch.Tensor) -> torch.Tensor:
         state = state.to(self.ref_weight.dtype)

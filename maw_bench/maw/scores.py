@@ -34,6 +34,27 @@ def split_index(head_dim: int, depth: int, device: torch.device | None = None) -
     return index.to(device), widths.to(device)
 
 
+def nested_index(head_dim: int, depth: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``nested`` variant: depth ``t`` takes the first ``r_t = d_h / 2^(D-1-t)`` columns.
+
+    ``r_1 < ... < r_D = d_h`` (for ``d_h=32, D=4``: 4, 8, 16, 32), so the last depth is
+    the whole head, i.e. the pretrained attention. Same return as :func:`split_index`.
+    """
+    if not 1 <= depth or head_dim >> (depth - 1) < 1:
+        raise ValueError(f"nested depth {depth} needs 2^(depth-1) <= the head width {head_dim}")
+    widths_int = [head_dim >> (depth - 1 - t) for t in range(depth)]
+    index = torch.full((depth, head_dim), head_dim, dtype=torch.long)
+    for t, r in enumerate(widths_int):
+        index[t, :r] = torch.arange(r)
+    widths = torch.tensor([float(r) for r in widths_int])
+    return index.to(device), widths.to(device)
+
+
+def max_nested_depth(head_dim: int) -> int:
+    """The largest ``D`` the nested variant allows for a head of this width (``floor(log2 d_h) + 1``)."""
+    return head_dim.bit_length()
+
+
 def split_depths(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``(B, H, L, d_h) -> (B, H, D, L, r_max)`` by the chunk index (zero-padded)."""
     x_ext = F.pad(x, (0, 1))  # column d_h is the zero column

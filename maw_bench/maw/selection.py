@@ -1,78 +1,253 @@
-"""Selection (DESIGN section 2, step 5): from router logits to depth weights or a hard choice.
+"""Selection (DESIGN section 2, step 5): strategy objects that turn router logits into depth weights.
 
 =========  ==============================  ==================================
 selection  training                        inference
 =========  ==============================  ==================================
-grpo       sample ``t ~ pi`` (hard)        ``argmax pi`` (hard)
+grpo       sample ``t ~ pi`` (hard), a     ``argmax pi`` (hard)
+           group of ``G`` per sequence
 gumbel     straight-through Gumbel-softmax ``argmax`` (hard)
 soft       ``softmax(logits)`` mixture      the same mixture
 uniform    ``1/D`` mixture, no router       the same
 fixed:t    depth ``t``, no router           the same (hard)
 =========  ==============================  ==================================
 
-A *hard* selection returns a ``choice`` so the layer can compute only that slice.
+Every strategy is one small class registered under its name in ``STRATEGIES``; the
+config validates ``maw.selection`` against this registry, so the list of choices is
+written once. A strategy owns:
+
+* ``needs_router``: whether the layer builds a :class:`DepthRouter`;
+* ``pick(...)``: the weights (a mixture) or the choice (hard) at training and inference;
+* ``group_size``: forward samples per training step (GRPO's group; 1 for the others);
+* ``policy_loss(...)``: its extra training objective on the router (GRPO), or None.
+
+A *hard* pick returns a ``choice`` so the layer computes only that slice; a mixture
+returns ``weights`` and the layer builds the 5D tensor. To add a method, write one
+class with these members and decorate it with :func:`register` (README, "Extending").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
-KINDS = ("grpo", "gumbel", "soft", "uniform", "fixed")
+
+@dataclass
+class Pick:
+    """What a strategy decided for one forward of one layer.
+
+    ``weights``: ``(B, D)`` or ``(B, H, D)`` mixture weights, or None for a hard pick;
+    ``choice``: ``(B,)`` or ``(B, H)`` depth indices, or None for a mixture;
+    ``straight_through``: the weights are hard one-hot values with a soft gradient
+    (the layer may then compute the chosen map with a graph and the others without).
+    """
+
+    weights: torch.Tensor | None = None
+    choice: torch.Tensor | None = None
+    straight_through: bool = False
 
 
 @dataclass(frozen=True)
-class Selection:
-    kind: str
-    depth: int
-    fixed: int = 0
+class SelectionParams:
+    """The knobs strategies read (filled from ``maw.*`` by the modeling layer)."""
+
+    tau: float = 1.0
+    group_size: int = 4
+    clip: float = 0.2
+    kl: float = 0.02
+    entropy: float = 0.01
+    iterations: int = 1
+
+
+class SelectionStrategy:
+    """Base class: a mixture-free, router-free strategy that must override :meth:`pick`."""
+
+    name: ClassVar[str] = ""
+    needs_router: ClassVar[bool] = True
+    takes_argument: ClassVar[bool] = False  # "fixed:<t>"-style names
+    trains_policy: ClassVar[bool] = False  # has its own router objective (policy_loss)
+
+    def __init__(self, depth: int, params: SelectionParams, argument: str | None = None) -> None:
+        self.depth = depth
+        self.params = params
 
     @property
-    def needs_router(self) -> bool:
-        return self.kind in ("grpo", "gumbel", "soft")
+    def label(self) -> str:
+        return self.name
 
-    def choose(
-        self,
-        logits: torch.Tensor | None,
-        batch: int,
-        num_heads: int,
-        training: bool,
-        tau: float,
-        device: torch.device,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Return ``(weights, choice)``; exactly one is not None."""
-        if self.kind == "fixed":
-            return None, torch.full((batch,), self.fixed, dtype=torch.long, device=device)
-        if self.kind == "uniform":
-            return torch.full((batch, self.depth), 1.0 / self.depth, device=device), None
+    @property
+    def group_size(self) -> int:
+        """Forward samples per sequence in one training step."""
+        return 1
+
+    @property
+    def policy_iterations(self) -> int:
+        """Router updates per sampled group (GRPO's mu); 1 for strategies without a policy loss."""
+        return 1
+
+    def pick(
+        self, logits: torch.Tensor | None, batch: int, training: bool, device: torch.device,
+        uniforms: torch.Tensor | None = None, generator: torch.Generator | None = None,
+    ) -> Pick:
+        """Weights or a choice for ``batch`` sequences.
+
+        ``uniforms``: pre-drawn numbers in [0, 1) for a sampled choice (GRPO's group);
+        ``generator``: where any other randomness comes from (None: the global stream).
+        Drawing routing noise from its own generator leaves the global stream, and so
+        every dropout mask, the same as in the standard arm.
+        """
+        raise NotImplementedError
+
+    def policy_loss(self, samples: list, first_iteration: bool) -> tuple[torch.Tensor, dict[str, float]] | None:
+        """The strategy's own objective on its routers, from a group of samples (None: trained end to end)."""
+        return None
+
+
+STRATEGIES: dict[str, type[SelectionStrategy]] = {}
+
+
+def register(cls: type[SelectionStrategy]) -> type[SelectionStrategy]:
+    """Class decorator: make ``cls`` available as ``maw.selection: <cls.name>``."""
+    if not cls.name or cls.name in STRATEGIES:
+        raise ValueError(f"selection strategy name {cls.name!r} is empty or taken")
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+def selection_choices() -> list[str]:
+    """Every accepted spelling, for help texts and errors: ``grpo, ..., fixed:<t>``."""
+    return [f"{n}:<t>" if c.takes_argument else n for n, c in STRATEGIES.items()]
+
+
+def parse_selection(text: str, depth: int, params: SelectionParams | None = None) -> SelectionStrategy:
+    """``'fixed:2' -> FixedSelection(t=2)``; a ``ValueError`` names the choices or the bad argument."""
+    params = params or SelectionParams()
+    name, _, arg = str(text).partition(":")
+    cls = STRATEGIES.get(name)
+    if cls is None or (cls.takes_argument != bool(arg)):
+        raise ValueError(f"selection {text!r} is unknown; use one of {', '.join(selection_choices())}")
+    return cls(depth, params, arg or None)
+
+
+# ------------------------------------------------------------------------------ sampling
+def sample_depths(
+    logits: torch.Tensor, uniforms: torch.Tensor | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One draw from ``pi = softmax(logits)`` per row (sequence, or sequence and head).
+
+    With ``uniforms`` (same leading shape as ``logits`` without the depth axis, values in
+    [0, 1)) the draw is the inverse CDF at that point, so a caller can fix the random
+    numbers of a draw in advance (GRPO's group replays the layer with the same dropout
+    masks, so its depth draws cannot come from the same random stream).
+    """
+    probs = torch.softmax(logits.detach().float(), -1)
+    if uniforms is None:
+        flat = probs.reshape(-1, probs.shape[-1])
+        return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+    cdf = probs.cumsum(-1)
+    u = uniforms.to(cdf.device, cdf.dtype).reshape(cdf.shape[:-1]).unsqueeze(-1)
+    return (cdf <= u).sum(-1).clamp_max(probs.shape[-1] - 1)
+
+
+def gumbel_softmax_hard(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``F.gumbel_softmax(hard=True)`` with the noise from ``generator``: one-hot forward, soft gradient."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=torch.float32)
+    gumbels = -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
+    soft = torch.softmax((logits.float() + gumbels) / tau, -1)
+    hard = F.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
+    return (hard - soft.detach() + soft).to(logits.dtype)
+
+
+# ------------------------------------------------------------------------------ strategies
+@register
+class GRPOSelection(SelectionStrategy):
+    """Sample a group of ``G`` depth choices per sequence; train the router with GRPO.
+
+    Training: ``t ~ pi`` (hard, one draw per sample); inference: ``argmax pi``. The
+    router's loss is the clipped-ratio objective of :mod:`maw_bench.maw.grpo`.
+    """
+
+    name = "grpo"
+    trains_policy = True
+
+    @property
+    def group_size(self) -> int:
+        return self.params.group_size
+
+    @property
+    def policy_iterations(self) -> int:
+        return self.params.iterations
+
+    def pick(self, logits, batch, training, device, uniforms=None, generator=None) -> Pick:
         assert logits is not None
-        if self.kind == "soft":
-            return torch.softmax(logits, -1), None
         if not training:
-            return None, logits.argmax(-1)
-        if self.kind == "grpo":
-            return None, sample_depths(logits)
-        return F.gumbel_softmax(logits, tau=tau, hard=True, dim=-1), None  # gumbel
+            return Pick(choice=logits.argmax(-1))
+        return Pick(choice=sample_depths(logits, uniforms, generator))
+
+    def policy_loss(self, samples, first_iteration):
+        from maw_bench.maw.grpo import grpo_policy_loss
+
+        return grpo_policy_loss(samples, self.params, first_iteration)
 
 
-def sample_depths(logits: torch.Tensor) -> torch.Tensor:
-    """One draw from ``pi = softmax(logits)`` per row (sequence, or sequence and head)."""
-    flat = logits.detach().reshape(-1, logits.shape[-1])
-    return torch.multinomial(torch.softmax(flat.float(), -1), 1).view(logits.shape[:-1])
+@register
+class GumbelSelection(SelectionStrategy):
+    """Straight-through Gumbel-softmax: hard one-hot forward, soft gradient; ``argmax`` at inference."""
+
+    name = "gumbel"
+
+    def pick(self, logits, batch, training, device, uniforms=None, generator=None) -> Pick:
+        assert logits is not None
+        if not training:
+            return Pick(choice=logits.argmax(-1))
+        return Pick(weights=gumbel_softmax_hard(logits, self.params.tau, generator), straight_through=True)
 
 
-def parse_selection(text: str, depth: int) -> Selection:
-    """``'fixed:2' -> Selection('fixed', depth, 2)``; validates the index against the depth."""
-    if text.startswith("fixed:"):
+@register
+class SoftSelection(SelectionStrategy):
+    """A learned mixture ``softmax(logits)`` of every depth, the same at inference."""
+
+    name = "soft"
+
+    def pick(self, logits, batch, training, device, uniforms=None, generator=None) -> Pick:
+        assert logits is not None
+        return Pick(weights=torch.softmax(logits, -1))
+
+
+@register
+class UniformSelection(SelectionStrategy):
+    """Every depth at weight ``1/D``; no router (a control: "the split helps", not "the router helps")."""
+
+    name = "uniform"
+    needs_router = False
+
+    def pick(self, logits, batch, training, device, uniforms=None, generator=None) -> Pick:
+        return Pick(weights=torch.full((batch, self.depth), 1.0 / self.depth, device=device))
+
+
+@register
+class FixedSelection(SelectionStrategy):
+    """Always depth ``t``; no router (a control, and with ``depth=1`` the standard arm)."""
+
+    name = "fixed"
+    needs_router = False
+    takes_argument = True
+
+    def __init__(self, depth: int, params: SelectionParams, argument: str | None = None) -> None:
+        super().__init__(depth, params, argument)
         try:
-            t = int(text.split(":", 1)[1])
+            self.t = int(argument or "")
         except ValueError:
-            raise ValueError(f"selection {text!r}: the depth index after 'fixed:' must be an integer") from None
-        if not 0 <= t < depth:
-            raise ValueError(f"selection {text!r} needs 0 <= t < depth={depth}")
-        return Selection("fixed", depth, t)
-    if text not in KINDS:
-        raise ValueError(f"selection must be one of grpo, gumbel, soft, uniform, fixed:<t>; got {text!r}")
-    return Selection(text, depth)
+            raise ValueError(f"selection 'fixed:{argument}': the depth index after 'fixed:' must be an integer") from None
+        if not 0 <= self.t < depth:
+            raise ValueError(f"selection 'fixed:{self.t}' needs 0 <= t < maw.depth={depth}; lower t or raise the depth")
+
+    @property
+    def label(self) -> str:
+        return f"fixed:{self.t}"
+
+    def pick(self, logits, batch, training, device, uniforms=None, generator=None) -> Pick:
+        return Pick(choice=torch.full((batch,), self.t, dtype=torch.long, device=device))
+

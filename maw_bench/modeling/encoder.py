@@ -1,33 +1,29 @@
 """The dense encoder: a HuggingFace ``AutoModel`` with MAW plugged in, pooling and ``encode``.
 
 ``build_encoder(cfg)`` makes either arm from one config (``maw.enabled``);
-``Encoder.save(dir)`` / ``load_encoder(dir)`` round-trip it exactly (config +
-safetensors + tokenizer).
+``Encoder.forward`` returns one typed :class:`EncoderOutput` (embeddings of every
+sample and the route records of every MAW layer). Saving and loading live in
+:mod:`maw_bench.modeling.saving`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
-import os
-import shutil
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
-from maw_bench.config import BenchmarkConfig, MAWConfig, ModelConfig, _build
+from maw_bench import rng
+from maw_bench.config import BenchmarkConfig, MAWConfig, ModelConfig
 from maw_bench.errors import UserError
-from maw_bench.maw import MAWAttention, RouteRecord
+from maw_bench.maw import MAWAttention, RouteRecord, RouteRecorder, SelectionStrategy
 from maw_bench.modeling.layers import build_appended, encoder_layers, replace_attention
+from maw_bench.modeling.loading import load_backbone, load_tokenizer
 from maw_bench.modeling.resolve import resolve_model
-
-META_FILE = "maw_bench.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 def autocast_context(device: torch.device, dtype: str):
@@ -47,10 +43,28 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.
     return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
+@dataclass
+class EncoderOutput:
+    """What one forward returns, whatever the sample count.
+
+    ``embeddings``: ``(G, B, dim)`` L2-normalised, one row block per sample (``G = 1``
+    except for GRPO's group); ``routes[g][l]``: the route record of MAW layer ``l``
+    (bottom to top) in sample ``g`` (empty lists for the standard arm).
+    """
+
+    embeddings: torch.Tensor
+    routes: list[list[RouteRecord]]
+
+    @property
+    def single(self) -> torch.Tensor:
+        """``(B, dim)``: the embeddings of the first (usually only) sample."""
+        return self.embeddings[0]
+
+
 class Encoder(nn.Module):
     """A bi-encoder for queries and documents (shared weights).
 
-    ``forward(input_ids, attention_mask)`` returns L2-normalised embeddings;
+    ``forward(input_ids, attention_mask)`` returns an :class:`EncoderOutput`;
     ``encode(texts)`` batches, sorts by length and runs under ``inference_mode``.
     """
 
@@ -61,12 +75,13 @@ class Encoder(nn.Module):
         self.model_cfg = model_cfg
         self.maw_cfg = maw_cfg
         self.maw_layers: list[int] = []
-        self.sample_routes: list[list[RouteRecord]] = []
         self.blocks = nn.ModuleList()
         if maw_cfg.placement == "append":
             self.blocks = build_appended(backbone, maw_cfg, maw_cfg.enabled)
         elif maw_cfg.enabled:
             self.maw_layers = replace_attention(backbone, maw_cfg)
+        for i, m in enumerate(self.maw_modules()):
+            m.layer_index = i
 
     # ---------------------------------------------------------------- structure
     @property
@@ -80,9 +95,11 @@ class Encoder(nn.Module):
     def maw_modules(self) -> list[MAWAttention]:
         return [m for m in self.modules() if isinstance(m, MAWAttention)]
 
-    def routes(self) -> list[RouteRecord]:
-        """The route records of the last forward, one per MAW layer (bottom to top)."""
-        return [m.last_route for m in self.maw_modules() if m.last_route is not None]
+    @property
+    def strategy(self) -> SelectionStrategy | None:
+        """The selection strategy of the MAW layers (one config, so one strategy); None for the standard arm."""
+        modules = self.maw_modules()
+        return modules[0].strategy if modules else None
 
     # ------------------------------------------------------------------ tokens
     def tokenize(self, texts: Sequence[str], kind: str = "doc", max_length: int | None = None) -> dict[str, torch.Tensor]:
@@ -99,23 +116,56 @@ class Encoder(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
-        samples: int = 0,
-    ) -> torch.Tensor:
-        """Embeddings ``(B, dim)``; with ``samples=G``, ``(G, B, dim)`` from :meth:`forward_samples`.
+        samples: int = 1,
+        focus: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> EncoderOutput:
+        """Embeddings and routes; ``samples=G`` gives ``G`` forwards that differ only in the sampled depths.
 
-        The ``samples`` path goes through ``forward`` so a DDP wrapper sees every pass;
-        the route records of sample ``g`` are in ``self.sample_routes[g]``.
+        Goes through ``forward`` (not a side method) so a DDP wrapper sees every pass.
+        ``focus`` asks MAW layers for the focus of each map (GRPO's ``reward: focus``);
+        ``generator`` is the source of routing noise (depth draws, Gumbel noise), so the
+        global random stream, and with it every dropout mask, stays that of the standard arm.
         """
-        if samples:
-            feats = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                feats["token_type_ids"] = token_type_ids
-            out = self.forward_samples(feats, samples)
-            self.sample_routes = [routes for _, routes in out]
-            return torch.stack([emb for emb, _ in out])
-        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
-        return self._head(hidden, attention_mask)
+        feats = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            feats["token_type_ids"] = token_type_ids
+        modules = self.maw_modules()
+        group = samples if modules else 1
+        uniforms = self._uniforms(modules, group, input_ids.shape[0], input_ids.device, generator) if group > 1 else None
+        recorder = RouteRecorder(focus=focus, uniforms=uniforms, generator=generator)
+        with self._recording(modules, recorder):
+            embs = self._embed(feats) if group == 1 else self._embed_samples(feats, group, recorder)
+        if samples > 1 and group == 1:  # no MAW layer: every sample is the same forward
+            embs = embs.expand(samples, *embs.shape[1:])
+            recorder.records = recorder.records * samples
+        return EncoderOutput(embs, recorder.records)
+
+    @contextlib.contextmanager
+    def _recording(self, modules: list[MAWAttention], recorder: RouteRecorder):
+        for m in modules:
+            m.recorder = recorder
+        try:
+            yield
+        finally:
+            for m in modules:
+                m.recorder = None
+
+    @staticmethod
+    def _uniforms(
+        modules: list[MAWAttention], group: int, batch: int, device, generator: torch.Generator | None
+    ) -> list[list[torch.Tensor]]:
+        """Random numbers for every sample's depth draws, drawn before the group is replayed."""
+        def heads(m: MAWAttention) -> int:
+            return m.num_heads if (m.router is not None and m.router.granularity == "head") else 1
+
+        return [[torch.rand(batch, heads(m), device=device, generator=generator) for m in modules] for _ in range(group)]
+
+    def _embed(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One plain forward: ``(1, B, dim)``."""
+        kwargs = {k: v for k, v in feats.items() if k != "input_ids"}
+        hidden = self.backbone(input_ids=feats["input_ids"], **kwargs).last_hidden_state
+        return self._head(hidden, feats["attention_mask"])[None]
 
     def _head(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if len(self.blocks):
@@ -124,40 +174,51 @@ class Encoder(nn.Module):
                 hidden = blk(hidden, mask)
         return F.normalize(pool(hidden, attention_mask, self.model_cfg.pooling).float(), dim=-1)
 
-    def forward_samples(self, features: dict[str, torch.Tensor], n: int) -> list[tuple[torch.Tensor, list[RouteRecord]]]:
-        """``n`` forwards that differ only in the MAW layers' sampled choices.
+    def _embed_samples(self, feats: dict[str, torch.Tensor], n: int, recorder: RouteRecorder) -> torch.Tensor:
+        """``n`` forwards that differ only in the MAW layers' sampled choices: ``(n, B, dim)``.
 
         Everything below the lowest MAW layer runs once; each further sample re-runs
-        only the MAW layers and what lies above them (GRPO's group, cheaply).
-        Returns, per sample, the embeddings and that sample's route records.
-        (Stacking the samples into one batch was measured slower on CPU: 1.99x against
-        1.67x a standard step for a group of 4, see README.)
+        only the MAW layers and what lies above them, from the random state the first
+        sample had there, so every sample draws the same dropout masks (the depth
+        draws use the recorder's pre-drawn numbers). Stacking the samples into one
+        batch was measured slower on CPU (1.99x against 1.67x a standard step for a
+        group of 4, see README).
         """
-        mask = features["attention_mask"]
+        mask = feats["attention_mask"]
+        device = mask.device
         if self.maw_cfg.placement == "append" or not self.maw_layers:
-            kwargs = {k: v for k, v in features.items() if k != "input_ids"}
-            hidden = self.backbone(input_ids=features["input_ids"], **kwargs).last_hidden_state
-            return [(self._head(hidden, mask), self.routes()) for _ in range(n)]
+            kwargs = {k: v for k, v in feats.items() if k != "input_ids"}
+            hidden = self.backbone(input_ids=feats["input_ids"], **kwargs).last_hidden_state
+            start = rng.snapshot(device)
+            out = []
+            for g in range(n):
+                if g:
+                    recorder.next_sample()
+                    rng.restore(start)
+                out.append(self._head(hidden, mask))
+            return torch.stack(out)
         layers = encoder_layers(self.backbone)
-        start = self.maw_layers[0]
+        first = self.maw_layers[0]
         captured: dict = {}
 
         def grab(_module, args, kwargs):
-            captured["args"], captured["kwargs"] = args, kwargs
+            captured["args"], captured["kwargs"], captured["rng"] = args, kwargs, rng.snapshot(device)
 
-        handle = layers[start].register_forward_pre_hook(grab, with_kwargs=True)
+        handle = layers[first].register_forward_pre_hook(grab, with_kwargs=True)
         try:
-            out = [(self.forward(**features), self.routes())]  # the plain path (samples=0)
+            out = [self._embed(feats)[0]]
         finally:
             handle.remove()
         args, kwargs = captured["args"], captured["kwargs"]
         for _ in range(n - 1):
+            recorder.next_sample()
+            rng.restore(captured["rng"])
             h = args[0]
-            for layer in layers[start:]:
+            for layer in layers[first:]:
                 h = layer(h, *args[1:], **kwargs)
                 h = h[0] if isinstance(h, tuple) else h
-            out.append((self._head(h, mask), self.routes()))
-        return out
+            out.append(self._head(h, mask))
+        return torch.stack(out)
 
     # ------------------------------------------------------------------ encode
     def encode_batches(
@@ -167,8 +228,13 @@ class Encoder(nn.Module):
         kind: str = "doc",
         max_length: int | None = None,
         dtype: str = "fp32",
+        usage: dict | None = None,
     ) -> Iterator[tuple[list[int], torch.Tensor]]:
-        """Yield ``(positions, embeddings)`` batch by batch, longest texts first."""
+        """Yield ``(positions, embeddings)`` batch by batch, longest texts first.
+
+        ``usage``: a dict this fills with how often each MAW layer chose each depth
+        (``{"layer <i>": [count per depth]}``, per head with a head router).
+        """
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         was_training = self.training
         self.eval()
@@ -178,10 +244,31 @@ class Encoder(nn.Module):
                 for start in range(0, len(order), batch_size):
                     pos = order[start : start + batch_size]
                     feats = self.tokenize([texts[i] for i in pos], kind, max_length)
-                    emb = self(**{k: v.to(device) for k, v in feats.items()})
-                    yield pos, emb.float().cpu()
+                    out = self(**{k: v.to(device) for k, v in feats.items()})
+                    if usage is not None:
+                        self._count_depths(out.routes[0], usage)
+                    yield pos, out.single.float().cpu()
         finally:
             self.train(was_training)
+
+    def _count_depths(self, routes: list[RouteRecord], usage: dict) -> None:
+        for r in routes:
+            name = f"layer {self.maw_layer_names()[r.layer]}"
+            chosen = r.chosen()
+            depth = r.weights.shape[-1]
+            if chosen.dim() == 1:
+                counts = torch.bincount(chosen.cpu(), minlength=depth).tolist()
+                usage[name] = [a + b for a, b in zip(usage.get(name, [0] * depth), counts)]
+            else:
+                per_head = [torch.bincount(chosen[:, h].cpu(), minlength=depth).tolist() for h in range(chosen.shape[1])]
+                prev = usage.get(name, [[0] * depth for _ in per_head])
+                usage[name] = [[a + b for a, b in zip(p, c)] for p, c in zip(prev, per_head)]
+
+    def maw_layer_names(self) -> list[str]:
+        """Readable names of the MAW layers, bottom to top: encoder layer indices or ``+k`` for appended blocks."""
+        if self.maw_cfg.placement == "append":
+            return [f"+{i}" for i in range(len(self.maw_modules()))]
+        return [str(i) for i in self.maw_layers]
 
     def encode(
         self,
@@ -197,76 +284,11 @@ class Encoder(nn.Module):
             out[pos] = emb
         return out
 
-    # -------------------------------------------------------------- save/load
     def save(self, directory: str | Path) -> Path:
-        """Write config, tokenizer and safetensors weights; atomic (temp folder, then rename)."""
-        final = Path(directory)
-        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        meta = {"format": 1, "model": dataclasses.asdict(self.model_cfg), "maw": dataclasses.asdict(self.maw_cfg)}
-        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-        self.backbone.config.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_FILE))
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
-        return final
+        """Atomic ``save_pretrained``-style folder; see :func:`maw_bench.modeling.saving.save_encoder`."""
+        from maw_bench.modeling.saving import save_encoder
 
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Hide transformers' load report and progress bars (the unused pooler is expected)."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        hf_logging.enable_progress_bar()
-
-
-def _backbone(source: str, trust_remote_code: bool, from_config: bool) -> nn.Module:
-    with _quiet_transformers():
-        return _load_backbone(source, trust_remote_code, from_config)
-
-
-def _load_backbone(source: str, trust_remote_code: bool, from_config: bool) -> nn.Module:
-    from transformers import AutoConfig, AutoModel
-
-    kwargs = {"trust_remote_code": trust_remote_code}
-    try:
-        if from_config:
-            config = AutoConfig.from_pretrained(source, **kwargs)
-            try:
-                return AutoModel.from_config(config, add_pooling_layer=False, **kwargs)
-            except TypeError:
-                return AutoModel.from_config(config, **kwargs)
-        try:
-            return AutoModel.from_pretrained(source, add_pooling_layer=False, **kwargs)
-        except TypeError:
-            return AutoModel.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot load model {source}: {first}") from exc
-
-
-def _tokenizer(source: str, trust_remote_code: bool):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load the tokenizer of {source}: {str(exc).splitlines()[0]}") from exc
+        return save_encoder(self, directory)
 
 
 def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None) -> Encoder:
@@ -276,8 +298,8 @@ def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None
     both arms of an experiment start from the same weights.
     """
     source = resolve_model(cfg.model.name)
-    backbone = _backbone(source, cfg.model.trust_remote_code, from_config=False)
-    tokenizer = _tokenizer(source, cfg.model.trust_remote_code)
+    backbone = load_backbone(source, cfg.model.trust_remote_code, from_config=False)
+    tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         enc = Encoder(backbone, tokenizer, cfg.model, cfg.maw)
@@ -306,22 +328,3 @@ def check_model_fits(cfg: BenchmarkConfig) -> None:
         resolve_layers(m.layers, mcfg.num_hidden_layers)
 
 
-def load_encoder(directory: str | Path, device: str | torch.device | None = None) -> Encoder:
-    """Load what ``Encoder.save`` wrote, exactly."""
-    path = Path(directory)
-    meta_file = path / META_FILE
-    if not meta_file.is_file():
-        raise UserError(f"{path} is not a saved maw-bench encoder (no {META_FILE}); pass a folder written by `train`.")
-    meta = json.loads(meta_file.read_text())
-    model_cfg = _build(ModelConfig, meta["model"], "model.")
-    maw_cfg = _build(MAWConfig, meta["maw"], "maw.")
-    backbone = _backbone(str(path), model_cfg.trust_remote_code, from_config=True)
-    tokenizer = _tokenizer(str(path), model_cfg.trust_remote_code)
-    enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg)
-    state = load_file(str(path / WEIGHTS_FILE))
-    enc.load_state_dict(state, strict=True)
-    return enc.to(device) if device is not None else enc
-
-
-def is_saved_encoder(path: str | Path) -> bool:
-    return (Path(path) / META_FILE).is_file()

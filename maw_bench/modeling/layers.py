@@ -7,7 +7,27 @@ import torch.nn as nn
 
 from maw_bench.config import MAWConfig
 from maw_bench.errors import UserError
-from maw_bench.maw import MAWAttention, StandardAttention
+from maw_bench.maw import MAWAttention, SelectionParams, StandardAttention
+from maw_bench.maw.scores import max_nested_depth
+
+
+def maw_options(maw: MAWConfig) -> dict:
+    """The ``MAWAttention`` keyword arguments a ``maw`` config section stands for (all but the shapes)."""
+    g = maw.grpo
+    params = SelectionParams(tau=maw.gumbel.tau, group_size=g.group_size, clip=g.clip, kl=g.kl, entropy=g.entropy,
+                             iterations=g.iterations)
+    return {
+        "depth": maw.depth, "variant": maw.variant, "selection": maw.selection, "router": maw.router.granularity,
+        "params": params, "init_noise": maw.init_noise, "detach_router_input": maw.router.detach_input,
+        "router_init_last_prob": initial_last_prob(maw),
+    }
+
+
+def initial_last_prob(maw: MAWConfig) -> float:
+    """``maw.router.init_last_prob`` with ``-1`` (auto) resolved: 0.7 for nested, uniform (0) otherwise."""
+    if maw.router.init_last_prob >= 0:
+        return maw.router.init_last_prob
+    return 0.7 if maw.variant == "nested" else 0.0
 
 
 def hf_bool_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -26,15 +46,11 @@ class HFMAWSelfAttention(nn.Module):
         self.maw = MAWAttention(
             hidden_size=cfg.hidden_size,
             num_heads=cfg.num_attention_heads,
-            depth=maw.depth,
-            variant=maw.variant,
-            selection=maw.selection,
-            router=maw.router,
-            tau=maw.gumbel.tau,
             dropout=original.dropout.p,
             query=original.query,
             key=original.key,
             value=original.value,
+            **maw_options(maw),
         )
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args, **kwargs):
@@ -54,9 +70,7 @@ class AppendedBlock(nn.Module):
         if maw is None:
             self.attn: nn.Module = StandardAttention(hidden_size, num_heads, dropout)
         else:
-            self.attn = MAWAttention(
-                hidden_size, num_heads, maw.depth, maw.variant, maw.selection, maw.router, maw.gumbel.tau, dropout
-            )
+            self.attn = MAWAttention(hidden_size, num_heads, dropout=dropout, **maw_options(maw))
         self.out = nn.Linear(hidden_size, hidden_size)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -94,6 +108,11 @@ def check_depth(maw: MAWConfig, hidden_size: int, num_heads: int) -> None:
         raise UserError(
             f"maw.depth={maw.depth} does not fit a head of width {head_dim} with variant=split; "
             f"use maw.depth <= {head_dim} or maw.variant=full."
+        )
+    if maw.variant == "nested" and maw.depth > max_nested_depth(head_dim):
+        raise UserError(
+            f"maw.depth={maw.depth} is too deep for variant=nested on a head of width {head_dim} (widths halve per depth); "
+            f"use maw.depth <= {max_nested_depth(head_dim)}."
         )
 
 

@@ -43,3 +43,8 @@ def ensure_writable(folder: Path) -> Path:
     except OSError as exc:
         raise UserError(f"output folder {folder} cannot be written ({exc.strerror}); choose another --output.") from None
     return folder
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a label or dataset id."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("._") or "x"

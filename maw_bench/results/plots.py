@@ -79,3 +79,82 @@ def metric_vs_depth(rows: list[dict], metric: str, path: Path) -> Path | None:
     ax.set_ylabel(metric)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def per_query_deltas(deltas: dict[str, list[float]], metric: str, reference: str, path: Path) -> Path | None:
+    """Sorted per-query differences (model minus reference), one line per model: where a mean comes from."""
+    if not deltas:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, values in deltas.items():
+        if values:
+            ax.plot(range(len(values)), values, label=f"{label} (mean {sum(values) / len(values):+.4f})")
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("queries, sorted by difference")
+    ax.set_ylabel(f"{metric}: model - {reference}")
+    ax.set_title(f"per-query {metric} against {reference}")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def routing_counts(models: dict[str, dict], path: Path, title: str = "") -> Path | None:
+    """How often each depth was chosen at evaluation, per model, layer and side (queries / documents).
+
+    ``models[label][side]["layer <i>"]`` is a list of counts per depth, or one list per head.
+    """
+    panels = []
+    for label, sides in models.items():
+        for side in ("queries", "documents"):
+            for layer, counts in (sides.get(side) or {}).items():
+                panels.append((f"{label}: {side}, {layer}", counts))
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3), squeeze=False)
+    for ax, (name, counts) in zip(axes[0], panels):
+        if counts and isinstance(counts[0], list):  # per head: a heat map heads x depths
+            ax.imshow(counts, aspect="auto", cmap="Purples")
+            ax.set_ylabel("head")
+        else:
+            ax.bar(range(len(counts)), counts, color="tab:purple")
+        ax.set_xlabel("depth")
+        ax.set_title(name, fontsize=8)
+    fig.suptitle(f"depth chosen at evaluation {title}", fontsize=9)
+    return _save(fig, path)
+
+
+def arm_differences(comparisons: list[dict], metric: str, path: Path) -> Path | None:
+    """Each arm minus the reference: mean difference with its 95% interval, per-seed differences as dots."""
+    if not comparisons:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(comparisons)))
+    for i, c in enumerate(comparisons):
+        ax.errorbar([c["mean_diff"]], [i], xerr=[[c["mean_diff"] - c["ci95_low"]], [c["ci95_high"] - c["mean_diff"]]],
+                    fmt="o", color="tab:purple", capsize=3)
+        ax.scatter(c["per_seed_diff"], [i] * len(c["per_seed_diff"]), color="grey", s=12, zorder=3)
+    ax.axvline(0.0, color="grey", linewidth=0.8)
+    ax.set_yticks(range(len(comparisons)))
+    ax.set_yticklabels([c["arm"] for c in comparisons], fontsize=8)
+    ax.set_xlabel(f"{metric}: arm - {comparisons[0]['reference']} (95% CI over seeds and queries; dots: seeds)")
+    return _save(fig, path)
+
+
+def eval_plots(doc: dict, per_query: dict, output: Path) -> list[Path]:
+    """An evaluation's figures: per-query deltas against the reference (first metric) and routing counts."""
+    from maw_bench.results.folders import safe_name
+
+    written = []
+    metric, ref = doc["metrics"][0], doc["reference"]
+    for dataset, models in per_query.items():
+        if ref not in models:
+            continue
+        base = models[ref][metric]
+        deltas = {model: sorted(scores[metric].get(q, 0.0) - v for q, v in base.items())
+                  for model, scores in models.items() if model != ref}
+        p = per_query_deltas(deltas, metric, ref, output / f"per_query_delta__{safe_name(dataset)}.png")
+        if p is not None:
+            written.append(p)
+    for dataset, models in (doc.get("routing") or {}).items():
+        p = routing_counts(models, output / f"depth_choices__{safe_name(dataset)}.png", title=dataset)
+        if p is not None:
+            written.append(p)
+    return written

@@ -70,3 +70,49 @@ def rich_table(results: dict, metrics: list[str], comparisons: list[dict], title
         styled = [f"[green]{v}{m}[/green]" if m == "▲" else f"[red]{v}{m}[/red]" if m == "▼" else v for v, m in cells]
         table.add_row(dataset, model, *styled)
     return table
+
+
+# ------------------------------------------------------------------ studies (arms x seeds)
+def _study_cells(doc: dict, row: dict) -> list[str]:
+    cells = []
+    for m in doc["metrics"]:
+        cell = f"{row[m]:.4f} ± {row[m + '_std']:.4f}"
+        comp = next((c for c in doc["comparisons"] if c["dataset"] == row["dataset"] and c["arm"] == row["arm"]
+                     and c["metric"] == m), None)
+        if comp is not None:
+            cell += f" (Δ {comp['mean_diff']:+.4f} [{comp['ci95_low']:+.4f}, {comp['ci95_high']:+.4f}], p={comp['p_value']:.2g})"
+        cells.append(cell)
+    return cells
+
+
+def study_markdown(doc: dict) -> str:
+    """Per arm: mean ± std over seeds; Δ to the reference with its 95% interval and p over seeds and queries."""
+    metrics = doc["metrics"]
+    lines = ["# maw-bench study", "",
+             f"Mean ± std over seeds. Δ: arm minus `{doc['reference']}` (same seed), 95% interval and p-value over "
+             f"seeds and queries ({doc['method']}).", "",
+             "| dataset | arm | seeds | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 3)]
+    for r in doc["rows"]:
+        arm = r["arm"] + (" (control)" if r.get("control") else "")
+        lines.append(f"| {r['dataset']} | {arm} | {len(r['seeds'])} | " + " | ".join(_study_cells(doc, r)) + " |")
+    main = metrics[0] if metrics else None
+    comps = [c for c in doc["comparisons"] if c["metric"] == main]
+    if comps:
+        lines += ["", f"Smallest difference in {main} this design detects (80% power, 5% level):", ""]
+        for c in comps:
+            lines.append(f"* {c['dataset']} {c['arm']}: ±{c['min_detectable']:.4f} "
+                         f"({c['seeds']} seeds x {c['queries']} queries; per-seed Δ "
+                         + ", ".join(f"{x:+.4f}" for x in c["per_seed_diff"]) + ")")
+    if doc.get("wall_s"):
+        lines += ["", "Training wall time, all seeds: " + ", ".join(f"{a} {s:.0f} s" for a, s in doc["wall_s"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def study_rich_table(doc: dict) -> Table:
+    table = Table(title=f"study: mean ± std over seeds; Δ vs {doc['reference']} [95% CI], p")
+    for col in ("dataset", "arm", "seeds", *doc["metrics"]):
+        table.add_column(col, justify="right" if col in doc["metrics"] else "left")
+    for r in doc["rows"]:
+        table.add_row(r["dataset"], r["arm"] + (" (control)" if r.get("control") else ""), str(len(r["seeds"])),
+                      *_study_cells(doc, r))
+    return table

@@ -12,7 +12,7 @@ Layout::
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
 import platform
 import shutil
@@ -37,11 +37,11 @@ from maw_bench.results.folders import RUN_FILE
 from maw_bench.training.trainer import Trainer, TrainResult, apply_lora, merge_lora
 
 log = logging.getLogger("maw_bench")
-ARMS = ("standard", "maw")
 
 
 def arm_config(cfg: BenchmarkConfig, arm: str) -> BenchmarkConfig:
-    return dataclasses.replace(cfg, maw=dataclasses.replace(cfg.maw, enabled=(arm == "maw")))
+    """The config of a named arm (``arms:`` of the config, or a control ``<arm>-uniform``/``<arm>-fixed<t>``)."""
+    return cfg.arm(arm)
 
 
 def versions() -> dict[str, str]:
@@ -92,8 +92,21 @@ def check_run_folder(output: Path, resume: bool, overwrite: bool) -> None:
     if (output / RUN_FILE).is_file() and not (resume or overwrite):
         raise UserError(f"{output} already holds a training run; pass --resume to continue it or --overwrite to replace it.")
     if overwrite and (output / RUN_FILE).is_file():
-        for arm in ARMS:
-            shutil.rmtree(output / arm, ignore_errors=True)
+        try:
+            old = json.loads((output / RUN_FILE).read_text()).get("arms", [])
+        except (OSError, ValueError):
+            old = []
+        for arm in old:
+            shutil.rmtree(output / str(arm), ignore_errors=True)
+
+
+def merge_run_arms(output: Path, arms: list[str]) -> list[str]:
+    """The arms of a run folder after this call: those already there, then new ones (a resume may add arms)."""
+    try:
+        old = [str(a) for a in json.loads((output / RUN_FILE).read_text()).get("arms", [])]
+    except (OSError, ValueError):
+        old = []
+    return old + [a for a in arms if a not in old]
 
 
 def train_arms(
@@ -106,12 +119,14 @@ def train_arms(
     stop_after: int | None = None,
 ) -> dict[str, TrainResult | None]:
     """Train every arm into ``output``; a finished arm is skipped on ``resume``."""
-    bad = [a for a in arms if a not in ARMS]
-    if bad or not arms:
-        raise UserError(f"--arms {','.join(arms)}: use standard, maw or standard,maw.")
+    if not arms:
+        raise UserError(f"--arms is empty; use names from the config's arms: {', '.join(cfg.arms)}.")
+    if len(set(arms)) != len(arms):
+        raise UserError(f"--arms {','.join(arms)} names an arm twice.")
     for arm in arms:
-        if arm == "maw":
-            check_model_fits(arm_config(cfg, arm))  # fail before any data work
+        acfg = arm_config(cfg, arm)  # an unknown arm fails here, before any data work
+        if acfg.maw.enabled:
+            check_model_fits(acfg)
     ctx = dist_setup(device)
     if ctx.is_main:
         check_run_folder(output, resume, overwrite)
@@ -120,7 +135,7 @@ def train_arms(
     output.mkdir(parents=True, exist_ok=True)
     bundle, examples, info = prepare_data(cfg)
     if ctx.is_main:
-        write_json(output / RUN_FILE, {"arms": arms, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "data": info,
+        write_json(output / RUN_FILE, {"arms": merge_run_arms(output, arms) if resume else arms, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "data": info,
                                        "world_size": ctx.world_size})
     torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
     results: dict[str, TrainResult | None] = {}
@@ -135,7 +150,6 @@ def train_arms(
         encoder = build_encoder(acfg, device)
         if acfg.train.lora.enabled:
             apply_lora(encoder, acfg)
-        freeze_unused(encoder)
         ddp = None
         if ctx.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -171,11 +185,3 @@ def train_arms(
         })
     ctx.barrier()
     return results
-
-
-def freeze_unused(encoder) -> None:
-    """No selection trains the routers' value heads yet; frozen, DDP need not look for unused parameters."""
-    for m in encoder.maw_modules():
-        if m.router is not None:
-            m.router.value.requires_grad_(False)
-

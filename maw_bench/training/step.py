@@ -1,16 +1,16 @@
-"""One micro-batch's loss: contrastive, contrastive + GRPO over a group of depth samples, or GradCache.
+"""One micro-batch's loss: contrastive, plus the selection strategy's own router objective, or GradCache.
 
 Distributed (``DistContext``): query and document embeddings are gathered from every
 rank (each rank keeps the gradient of its own slice), the loss is computed over the
 global batch on every rank and multiplied by the world size, so that DDP's gradient
 averaging gives exactly the single-process gradient of the global batch.
 
-GRPO (DESIGN section 2, step 5): every sequence samples ``G`` depth choices at each
-MAW layer (one pass each; layers below the lowest MAW layer run once). A sample's
-reward is task-based (``-InfoNCE`` of its query against the batch, or ``1/rank`` of
-its positive) or ``focus``; a document shares the reward of its query. The encoder's
-loss is the mean InfoNCE over the samples; the router's is the clipped GRPO objective
-from ``maw_bench.maw``.
+A strategy with a group (GRPO, DESIGN section 2, step 5) samples ``G`` depth choices
+per sequence at each MAW layer; the samples share every dropout mask, so they differ
+only in depth. A sample's reward is task-based (``-InfoNCE`` of its query against the
+batch, or ``1/rank`` of its positive) or ``focus``; a document shares the reward of
+its query. The encoder's loss is the mean InfoNCE over the samples; the router's is
+the strategy's ``policy_loss`` (GRPO's clipped objective).
 """
 
 from __future__ import annotations
@@ -20,10 +20,19 @@ from dataclasses import dataclass, field
 
 import torch
 
-from maw_bench.config import BenchmarkConfig
-from maw_bench.maw import RouteRecord, grpo_objective
+from maw_bench import rng
+from maw_bench.maw import PolicySamples, RouteRecord, SelectionStrategy
 from maw_bench.modeling import Encoder
 from maw_bench.training.loss import info_nce_per_query, reciprocal_rank
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """What the contrastive loss and the router's reward need from the config."""
+
+    temperature: float = 0.05
+    symmetric: bool = False
+    reward: str = "task"  # task | rank | focus
 
 
 @dataclass
@@ -49,13 +58,14 @@ class DistContext:
 class StepOutput:
     loss: torch.Tensor  # what to backpropagate
     contrastive: float  # the global InfoNCE, for the log
-    grpo: dict[str, float] = field(default_factory=dict)
+    policy: dict[str, float] = field(default_factory=dict)  # the router objective's statistics
     choices: list[torch.Tensor] = field(default_factory=list)  # per MAW layer: chosen depths (flat)
+    policy_samples: list[PolicySamples] | None = None  # for further policy updates on the same group
     backward_done: bool = False  # GradCache runs its own backward passes
 
 
 def batch_loss(
-    q: torch.Tensor, d: torch.Tensor, cfg: BenchmarkConfig, exclude: torch.Tensor, dist: DistContext | None
+    q: torch.Tensor, d: torch.Tensor, loss: LossSettings, exclude: torch.Tensor, dist: DistContext | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(loss to backpropagate, global mean, per-query loss of this rank's queries)``.
 
@@ -63,34 +73,16 @@ def batch_loss(
     """
     b = q.shape[0]
     if dist is None:
-        per_q = info_nce_per_query(q, d, cfg.train.temperature, exclude, cfg.train.symmetric)
+        per_q = info_nce_per_query(q, d, loss.temperature, exclude, loss.symmetric)
         return per_q.mean(), per_q.mean(), per_q
     q_all = dist.gather(q)
     d_all = torch.cat([dist.gather(d[:b]), dist.gather(d[b:])])
-    per_q = info_nce_per_query(q_all, d_all, cfg.train.temperature, exclude, cfg.train.symmetric)
+    per_q = info_nce_per_query(q_all, d_all, loss.temperature, exclude, loss.symmetric)
     return per_q.mean() * dist.world_size, per_q.mean(), dist.local(per_q, b)
 
 
 def _choices(routes: list[RouteRecord]) -> list[torch.Tensor]:
-    out = []
-    for r in routes:
-        c = r.choice if r.choice is not None else r.weights.argmax(-1)
-        out.append(c.detach().flatten().cpu())
-    return out
-
-
-def contrastive_step(
-    encoder: Encoder, forward: torch.nn.Module, q_feats: dict, d_feats: dict, cfg: BenchmarkConfig,
-    exclude: torch.Tensor, dist: DistContext | None = None,
-) -> StepOutput:
-    """Standard arm, and MAW arms trained end to end (``gumbel``, ``soft``, ``uniform``, ``fixed``)."""
-    q = forward(**q_feats)
-    q_routes = encoder.routes()
-    d = forward(**d_feats)
-    d_routes = encoder.routes()
-    loss, mean, _ = batch_loss(q, d, cfg, exclude, dist)
-    choices = [torch.cat([a, b]) for a, b in zip(_choices(q_routes), _choices(d_routes))]
-    return StepOutput(loss, float(mean.detach()), choices=choices)
+    return [r.chosen().detach().flatten().cpu() for r in routes]
 
 
 def _doc_owner(n_docs: int, b: int, device) -> torch.Tensor:
@@ -100,55 +92,66 @@ def _doc_owner(n_docs: int, b: int, device) -> torch.Tensor:
     return torch.where(idx < b, idx, ((idx - b) // per).clamp_max(b - 1))
 
 
-def grpo_step(
-    encoder: Encoder, forward: torch.nn.Module, q_feats: dict, d_feats: dict, cfg: BenchmarkConfig,
-    exclude: torch.Tensor, dist: DistContext | None = None,
+def routing_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    """The source of one micro-batch's routing noise, a pure function of ``seed`` (nothing to checkpoint)."""
+    if seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def train_step(
+    encoder: Encoder, forward: torch.nn.Module, q_feats: dict, d_feats: dict, loss: LossSettings,
+    exclude: torch.Tensor, dist: DistContext | None = None, routing_seed: int | None = None,
 ) -> StepOutput:
-    """MAW with ``selection: grpo``: a group of ``G`` sampled depth choices per sequence."""
-    g_size = cfg.maw.grpo.group_size
-    q_all = forward(**q_feats, samples=g_size)
-    q_routes = encoder.sample_routes
-    d_all = forward(**d_feats, samples=g_size)
-    d_routes = encoder.sample_routes
+    """Both arms: InfoNCE over the batch, averaged over the strategy's group, plus its policy loss.
+
+    ``routing_seed`` seeds the routing noise (depth draws, Gumbel noise) apart from the
+    global stream, so the MAW arm draws every dropout mask the standard arm draws.
+    """
+    strategy: SelectionStrategy | None = encoder.strategy
+    trains_policy = strategy is not None and strategy.trains_policy
+    g_size = strategy.group_size if strategy is not None else 1
+    focus = trains_policy and loss.reward == "focus"
+    gen = routing_generator(routing_seed, q_feats["input_ids"].device) if strategy is not None else None
+    q_out = forward(**q_feats, samples=g_size, focus=focus, generator=gen)
+    d_out = forward(**d_feats, samples=g_size, focus=focus, generator=gen)
+    q_all, d_all = q_out.embeddings, d_out.embeddings
     b, n_docs = q_all.shape[1], d_all.shape[1]
-    owner = _doc_owner(n_docs, b, q_all.device)
 
     losses, means, rewards = [], [], []
     for g in range(g_size):
-        loss_g, mean_g, per_q = batch_loss(q_all[g], d_all[g], cfg, exclude, dist)
+        loss_g, mean_g, per_q = batch_loss(q_all[g], d_all[g], loss, exclude, dist)
         losses.append(loss_g)
         means.append(mean_g)
-        if cfg.maw.reward == "task":
+        if trains_policy and loss.reward == "task":
             rewards.append(-per_q.detach())
-        elif cfg.maw.reward == "rank":
-            rr = reciprocal_rank(q_all[g], d_all[g], exclude if dist is None else None)
-            rewards.append(rr)
-        else:
-            rewards.append(None)
+        elif trains_policy and loss.reward == "rank":
+            rewards.append(reciprocal_rank(q_all[g], d_all[g], exclude if dist is None else None))
     contrastive = torch.stack(losses).mean()
+    choices = [torch.cat([a, c]) for a, c in zip(_choices(q_out.routes[0]), _choices(d_out.routes[0]))]
+    mean = float(torch.stack(means).mean().detach())
+    if not trains_policy:
+        return StepOutput(contrastive, mean, choices=choices)
 
-    policy_loss = torch.zeros((), device=contrastive.device)
-    stats: dict[str, float] = {}
-    n_layers = len(q_routes[0])
-    for layer in range(n_layers):
-        logp, kl, ent, rew = [], [], [], []
-        for g in range(g_size):
-            rq, rd = q_routes[g][layer], d_routes[g][layer]
-            logp.append(torch.cat([rq.logp, rd.logp]))
-            kl.append(torch.cat([rq.kl, rd.kl]))
-            ent.append(torch.cat([rq.entropy, rd.entropy]))
-            r_q = rewards[g]
-            rew.append(torch.cat([rq.focus, rd.focus]) if r_q is None else torch.cat([r_q, r_q[owner]]))
-        lp = torch.stack(logp)
-        loss_l, st = grpo_objective(
-            lp, lp.detach(), torch.stack(rew).float(), torch.stack(kl), torch.stack(ent),
-            cfg.maw.grpo.clip, cfg.maw.grpo.kl, cfg.maw.grpo.entropy,
-        )
-        policy_loss = policy_loss + loss_l
-        for k, v in vars(st).items():
-            stats[k] = stats.get(k, 0.0) + v / n_layers
-    choices = [torch.cat([a, b]) for a, b in zip(_choices(q_routes[0]), _choices(d_routes[0]))]
-    return StepOutput(contrastive + policy_loss, float(torch.stack(means).mean().detach()), stats, choices)
+    owner = _doc_owner(n_docs, b, q_all.device)
+    routers = [m.router for m in encoder.maw_modules()]
+    samples = []
+    for layer, router in enumerate(routers):
+        rq = [q_out.routes[g][layer] for g in range(g_size)]
+        rd = [d_out.routes[g][layer] for g in range(g_size)]
+        if loss.reward == "focus":
+            rew = [torch.cat([a.focus, c.focus]) for a, c in zip(rq, rd)]
+        else:
+            rew = [torch.cat([r, r[owner]]) for r in rewards]
+        samples.append(PolicySamples(
+            router=router,
+            states=torch.stack([torch.cat([a.state, c.state]) for a, c in zip(rq, rd)]),
+            choices=torch.stack([torch.cat([a.choice, c.choice]) for a, c in zip(rq, rd)]),
+            rewards=torch.stack(rew).float(),
+        ))
+    assert strategy is not None
+    policy_loss, stats = strategy.policy_loss(samples, first_iteration=True)
+    return StepOutput(contrastive + policy_loss, mean, stats, choices, policy_samples=samples)
 
 
 # --------------------------------------------------------------------------- GradCache
@@ -158,39 +161,51 @@ def _chunks(feats: dict, size: int) -> list[dict]:
 
 
 def grad_cache_step(
-    encoder: Encoder, forward: torch.nn.Module, q_feats: dict, d_feats: dict, cfg: BenchmarkConfig,
-    exclude: torch.Tensor, dist: DistContext | None = None, no_sync=None,
+    encoder: Encoder, forward: torch.nn.Module, q_feats: dict, d_feats: dict, loss: LossSettings, chunk_size: int,
+    exclude: torch.Tensor, dist: DistContext | None = None, no_sync=None, routing_seed: int | None = None,
 ) -> StepOutput:
     """GradCache (Gao et al., 2021): the full-batch loss with memory of one chunk.
 
-    1. embed every chunk without a graph; 2. compute the loss and its gradient with
-    respect to the embeddings; 3. re-embed each chunk with a graph (same RNG state,
-    so dropout matches) and backpropagate that cached gradient. The parameter
-    gradients equal those of the plain loss.
+    1. embed every chunk without a graph, keeping the random state (CPU and the
+    accelerator's) each chunk started from; 2. compute the loss and its gradient with
+    respect to the embeddings; 3. re-embed each chunk with a graph from the same
+    random state (the same dropout masks and Gumbel noise) and backpropagate that
+    cached gradient. The parameter gradients equal those of the plain loss.
     """
-    size = cfg.train.grad_cache.chunk_size
+    device = q_feats["input_ids"].device
+    with_routes = encoder.strategy is not None
+
+    def gen(key: str, j: int) -> torch.Generator | None:  # the same routing noise in both passes of a chunk
+        if not with_routes or routing_seed is None:
+            return None
+        return routing_generator(routing_seed * 1009 + j * 2 + (key == "d"), device)
+
     parts: dict[str, list] = {"q": [], "d": []}
     states: dict[str, list] = {"q": [], "d": []}
+    choices: dict[str, list] = {"q": [], "d": []}
     with torch.no_grad():
         for key, feats in (("q", q_feats), ("d", d_feats)):
-            for chunk in _chunks(feats, size):
-                states[key].append(torch.get_rng_state())
-                parts[key].append(forward(**chunk))
+            for j, chunk in enumerate(_chunks(feats, chunk_size)):
+                states[key].append(rng.snapshot(device))
+                out = forward(**chunk, generator=gen(key, j))
+                parts[key].append(out.single)
+                choices[key].append(_choices(out.routes[0]))
     q = torch.cat(parts["q"]).detach().requires_grad_()
     d = torch.cat(parts["d"]).detach().requires_grad_()
-    loss, mean, _ = batch_loss(q, d, cfg, exclude, dist)
-    loss.backward()
-    chunk_list = [("q", c) for c in _chunks(q_feats, size)] + [("d", c) for c in _chunks(d_feats, size)]
-    grads = {"q": q.grad.split(size), "d": d.grad.split(size)}
+    total, mean, _ = batch_loss(q, d, loss, exclude, dist)
+    total.backward()
+    chunk_list = [("q", c) for c in _chunks(q_feats, chunk_size)] + [("d", c) for c in _chunks(d_feats, chunk_size)]
+    grads = {"q": q.grad.split(chunk_size), "d": d.grad.split(chunk_size)}
     counters = {"q": 0, "d": 0}
     for i, (key, chunk) in enumerate(chunk_list):
         j = counters[key]
         counters[key] += 1
         last = i == len(chunk_list) - 1
         with contextlib.nullcontext() if (last or no_sync is None) else no_sync():
-            rng = torch.get_rng_state()
-            torch.set_rng_state(states[key][j])
-            emb = forward(**chunk)
-            torch.set_rng_state(rng)
+            after = rng.snapshot(device)
+            rng.restore(states[key][j])
+            emb = forward(**chunk, generator=gen(key, j)).single
+            rng.restore(after)
             torch.autograd.backward(emb, grads[key][j])
-    return StepOutput(loss.detach(), float(mean.detach()), backward_done=True)
+    per_layer = [torch.cat(layer) for layer in zip(*(choices["q"] + choices["d"]))]
+    return StepOutput(total.detach(), float(mean.detach()), choices=per_layer, backward_done=True)

@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,19 +22,40 @@ from maw_bench.config import BenchmarkConfig
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.data.negatives import TrainingExample
 from maw_bench.errors import UserError
+from maw_bench.maw import PolicySamples
 from maw_bench.modeling import Encoder
 from maw_bench.modeling.encoder import autocast_context
 from maw_bench.progress import progress_bar
+from maw_bench.results.records import read_log
 from maw_bench.training.batches import BatchPlan, materialise, total_optimizer_steps
 from maw_bench.training.checkpoint import latest_valid, load_checkpoint, save_checkpoint
 from maw_bench.training.schedule import linear_schedule
-from maw_bench.training.step import DistContext, StepOutput, contrastive_step, grad_cache_step, grpo_step
+from maw_bench.training.step import DistContext, LossSettings, StepOutput, grad_cache_step, train_step
 
 log = logging.getLogger("maw_bench")
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
+
+
+@dataclass
+class Accumulated:
+    """What the micro-batches of one optimiser step add up to."""
+
+    loss: float = 0.0
+    examples: int = 0
+    policy: dict[str, float] = field(default_factory=dict)
+    histogram: list[list[int]] | None = None
+    policy_samples: list[list[PolicySamples]] = field(default_factory=list)
+
+    def add(self, out: StepOutput, grad_accum: int, batch_size: int) -> None:
+        self.loss += out.contrastive / grad_accum
+        self.examples += batch_size
+        for k, v in out.policy.items():
+            self.policy[k] = self.policy.get(k, 0.0) + v / grad_accum
+        if out.policy_samples:
+            self.policy_samples.append(out.policy_samples)
 
 
 @dataclass
@@ -70,9 +91,12 @@ def apply_lora(encoder: Encoder, cfg: BenchmarkConfig) -> None:
     from peft import LoraConfig, get_peft_model
 
     lc = cfg.train.lora
+    targets = list(lc.target_modules)
+    names = {name.rsplit(".", 1)[-1] for name, _ in encoder.backbone.named_modules()}
+    targets += [t for t in ("query_depth", "key_depth") if t in names and t not in targets]  # the full variant's
     encoder.backbone = get_peft_model(
         encoder.backbone,
-        LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=list(lc.target_modules)),
+        LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=targets),
     )
     for name, p in encoder.named_parameters():
         if ".router." in f".{name}" or name.startswith("blocks."):
@@ -117,11 +141,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if (t.dtype == "fp16" and device.type == "cuda") else None
         if t.dtype == "fp16" and device.type != "cuda":
             raise UserError("train.dtype=fp16 needs a CUDA device; use bf16 or fp32 on the CPU.")
-        self.use_grpo = cfg.maw.enabled and cfg.maw.selection == "grpo" and bool(encoder.maw_modules())
-        if t.grad_cache.chunk_size and self.use_grpo:
-            raise UserError("train.grad_cache works with the standard arm and maw.selection gumbel/soft/uniform/fixed, not grpo.")
-        for m in encoder.maw_modules():
-            m.want_focus = cfg.maw.reward == "focus"
+        self.loss = LossSettings(t.temperature, t.symmetric, cfg.maw.reward)
+        self.strategy = encoder.strategy
         self.positives = {q: bundle.positives(q) for q in {e.query_id for e in examples}}
 
     # ------------------------------------------------------------------ helpers
@@ -149,11 +170,14 @@ class Trainer:
         q_feats = {k: v.to(self.device) for k, v in enc.tokenize(batch.queries, "query").items()}
         d_feats = {k: v.to(self.device) for k, v in enc.tokenize(batch.docs, "doc").items()}
         exclude = self._exclude(global_examples if self.world_size > 1 else batch.examples)
+        chunk = self.cfg.train.grad_cache.chunk_size
+        # routing noise of its own, a function of (seed, micro-batch, rank): the dropout stream stays the standard arm's
+        routing_seed = (self.cfg.seed * 1_000_003 + micro_index) * 131 + self.rank
         with autocast_context(self.device, self.cfg.train.dtype):
-            if self.cfg.train.grad_cache.chunk_size:
-                return grad_cache_step(enc, self.model, q_feats, d_feats, self.cfg, exclude, self.dist, sync_ctx)
-            step = grpo_step if self.use_grpo else contrastive_step
-            return step(enc, self.model, q_feats, d_feats, self.cfg, exclude, self.dist)
+            if chunk:
+                return grad_cache_step(enc, self.model, q_feats, d_feats, self.loss, chunk, exclude, self.dist, sync_ctx,
+                                       routing_seed)
+            return train_step(enc, self.model, q_feats, d_feats, self.loss, exclude, self.dist, routing_seed)
 
     def _exclude(self, examples: list[TrainingExample]) -> torch.Tensor:
         """``True`` where document ``j`` is a positive of query ``i`` other than its own column.
@@ -180,84 +204,138 @@ class Trainer:
 
     # --------------------------------------------------------------------- loop
     def train(self, resume: bool = False) -> TrainResult:
-        cfg, t = self.cfg, self.cfg.train
-        self.folder.mkdir(parents=True, exist_ok=True)
-        start_step = 0
-        if resume and (ckpt := latest_valid(self.ckpt_dir)) is not None:
-            state = load_checkpoint(ckpt, self.encoder, self.optimizer, self.scheduler, self.scaler)
-            start_step = state["step"]
-            self._truncate_log(start_step)
-            log.info("resumed %s from %s (step %d of %d)", self.folder.name, ckpt.name, start_step, self.total_steps)
-        elif self.rank == 0:
-            (self.folder / "train_log.jsonl").unlink(missing_ok=True)
-        if t.gradient_checkpointing:
-            self.encoder.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        """The loop: accumulate micro-batches, step the optimiser, further policy updates, log, checkpoint."""
+        step = self._start(resume)
         self.model.train()
-        begin = time.perf_counter()
-        last_loss = float("nan")
-        step = start_step
-        grpo_ref_every = cfg.maw.grpo.ref_update_every
+        begin, last_loss = time.perf_counter(), float("nan")
         columns = [TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[eps]:.1f} ex/s")]
         bar = progress_bar(*columns) if self.rank == 0 else contextlib.nullcontext()
         with bar as progress:
-            task = progress.add_task(f"train {self.folder.name}", total=self.total_steps, completed=start_step, loss=0.0, eps=0.0) if progress else None
-            while step < self.total_steps:
-                if self.stop_after is not None and step >= self.stop_after:
-                    break
+            task = progress.add_task(f"train {self.folder.name}", total=self.total_steps, completed=step, loss=0.0,
+                                     eps=0.0) if progress else None
+            while step < self.total_steps and (self.stop_after is None or step < self.stop_after):
                 tick = time.perf_counter()
-                total, n_ex, grpo_stats, hist = 0.0, 0, {}, None
-                for micro in range(t.grad_accum):
-                    last_micro = micro == t.grad_accum - 1
-                    with self._no_sync(not last_micro):  # DDP reduces gradients once per optimiser step
-                        out = self._micro_step(step * t.grad_accum + micro, self._no_sync if last_micro else None)
-                        loss = out.loss / t.grad_accum
-                        if not torch.isfinite(out.loss.detach()):
-                            good = latest_valid(self.ckpt_dir)
-                            raise TrainingDiverged(
-                                f"loss became {float(out.loss.detach())} at step {step + 1}; the last good checkpoint is "
-                                f"{good or 'none'}; lower train.lr or use train.dtype=fp32, then rerun with --resume."
-                            )
-                        if not out.backward_done:
-                            (self.scaler.scale(loss) if self.scaler else loss).backward()
-                    total += out.contrastive / t.grad_accum
-                    n_ex += self.plan.batch_size
-                    for k, v in out.grpo.items():
-                        grpo_stats[k] = grpo_stats.get(k, 0.0) + v / t.grad_accum
-                    hist = self._histogram(out.choices, hist)
-                grpo_stats = self._mean_across_ranks(grpo_stats)
-                lr = self.scheduler.get_last_lr()[0]
-                if self.scaler:
-                    self.scaler.unscale_(self.optimizer)
-                if t.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(self.encoder.parameters(), t.max_grad_norm)
-                if self.scaler:
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                else:
-                    self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                acc = self._accumulate(step)
+                lr = self._optimizer_step()
+                acc.policy.update(self._policy_iterations(acc.policy_samples))
                 step += 1
-                if grpo_ref_every and step % grpo_ref_every == 0:
-                    for m in self.encoder.maw_modules():
-                        if m.router is not None:
-                            m.router.sync_reference()
-                last_loss = total
-                eps = n_ex / max(time.perf_counter() - tick, 1e-9)
-                if step % t.log_every == 0 or step == self.total_steps:
-                    record = {"step": step, "loss": round(total, 6), "lr": lr, "examples_per_s": round(eps, 2)}
-                    if grpo_stats:
-                        record["grpo"] = {k: round(v, 6) for k, v in grpo_stats.items()}
-                    if hist is not None:
-                        record["depth_histogram"] = hist
-                    self._log(record)
+                self._refresh_reference(step)
+                last_loss = acc.loss
+                eps = acc.examples / max(time.perf_counter() - tick, 1e-9)
+                self._log_step(step, acc, lr, eps)
                 if progress:
-                    progress.update(task, advance=1, loss=total, eps=eps)
-                if self.rank == 0 and ((t.save_every and step % t.save_every == 0) or step == self.total_steps):
-                    save_checkpoint(self.ckpt_dir, step, self.encoder, self.optimizer, self.scheduler, self.scaler,
-                                    {"micro_batches": step * t.grad_accum, "total_steps": self.total_steps})
-                self._barrier()
+                    progress.update(task, advance=1, loss=acc.loss, eps=eps)
+                self._checkpoint(step)
         return TrainResult(step, last_loss, time.perf_counter() - begin, len(self.plan.examples))
+
+    def _start(self, resume: bool) -> int:
+        """The step to start from: a checkpoint's (on resume) or 0 (a fresh log)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        start = 0
+        if resume and (ckpt := latest_valid(self.ckpt_dir)) is not None:
+            state = load_checkpoint(ckpt, self.encoder, self.optimizer, self.scheduler, self.scaler)
+            start = state["step"]
+            self._truncate_log(start)
+            log.info("resumed %s from %s (step %d of %d)", self.folder.name, ckpt.name, start, self.total_steps)
+        elif self.rank == 0:
+            (self.folder / "train_log.jsonl").unlink(missing_ok=True)
+        if self.cfg.train.gradient_checkpointing:
+            self.encoder.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return start
+
+    def _accumulate(self, step: int) -> Accumulated:
+        """Forward and backward of every micro-batch of one optimiser step (DDP reduces on the last only)."""
+        t = self.cfg.train
+        acc = Accumulated()
+        for micro in range(t.grad_accum):
+            last_micro = micro == t.grad_accum - 1
+            with self._no_sync(not last_micro):
+                out = self._micro_step(step * t.grad_accum + micro, self._no_sync if last_micro else None)
+                if not torch.isfinite(out.loss.detach()):
+                    good = latest_valid(self.ckpt_dir)
+                    raise TrainingDiverged(
+                        f"loss became {float(out.loss.detach())} at step {step + 1}; the last good checkpoint is "
+                        f"{good or 'none'}; lower train.lr or use train.dtype=fp32, then rerun with --resume."
+                    )
+                if not out.backward_done:
+                    loss = out.loss / t.grad_accum
+                    (self.scaler.scale(loss) if self.scaler else loss).backward()
+            acc.add(out, t.grad_accum, self.plan.batch_size)
+            acc.histogram = self._histogram(out.choices, acc.histogram)
+        acc.policy = self._mean_across_ranks(acc.policy)
+        return acc
+
+    def _optimizer_step(self) -> float:
+        """Unscale, clip, step and schedule; returns the learning rate the step used."""
+        t = self.cfg.train
+        lr = self.scheduler.get_last_lr()[0]
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        if t.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.encoder.parameters(), t.max_grad_norm)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return lr
+
+    def _policy_iterations(self, groups: list[list[PolicySamples]]) -> dict[str, float]:
+        """GRPO's further updates (``maw.grpo.iterations - 1``) of the routers on the groups just sampled.
+
+        Only router parameters get gradients (detached states), so AdamW leaves the
+        encoder alone; under DDP the router gradients are averaged by hand.
+        """
+        if self.strategy is None or not groups or self.strategy.policy_iterations < 2:
+            return {}
+        t = self.cfg.train
+        routers = [p for m in self.encoder.maw_modules() if m.router is not None for p in m.router.parameters()]
+        stats: dict[str, float] = {}
+        for _ in range(self.strategy.policy_iterations - 1):
+            stats = {}
+            for samples in groups:
+                loss, st = self.strategy.policy_loss(samples, first_iteration=False)
+                (loss / len(groups)).backward()
+                for k, v in st.items():
+                    stats[k] = stats.get(k, 0.0) + v / len(groups)
+            if self.world_size > 1:
+                import torch.distributed as dist
+
+                for p in routers:
+                    if p.grad is not None:
+                        dist.all_reduce(p.grad)
+                        p.grad /= self.world_size
+            if t.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(routers, t.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return {f"last_iteration_{k}": v for k, v in self._mean_across_ranks(stats).items() if k in ("loss", "clip_fraction")}
+
+    def _refresh_reference(self, step: int) -> None:
+        every = self.cfg.maw.grpo.ref_update_every
+        if self.strategy is not None and self.strategy.trains_policy and every and step % every == 0:
+            for m in self.encoder.maw_modules():
+                if m.router is not None:
+                    m.router.sync_reference()
+
+    def _log_step(self, step: int, acc: Accumulated, lr: float, eps: float) -> None:
+        if not (step % self.cfg.train.log_every == 0 or step == self.total_steps):
+            return
+        record = {"step": step, "loss": round(acc.loss, 6), "lr": lr, "examples_per_s": round(eps, 2)}
+        if acc.policy:
+            record["grpo"] = {k: round(v, 6) for k, v in acc.policy.items()}
+        if acc.histogram is not None:
+            record["depth_histogram"] = acc.histogram
+        self._log(record)
+
+    def _checkpoint(self, step: int) -> None:
+        t = self.cfg.train
+        if self.rank == 0 and ((t.save_every and step % t.save_every == 0) or step == self.total_steps):
+            save_checkpoint(self.ckpt_dir, step, self.encoder, self.optimizer, self.scheduler, self.scaler,
+                            {"micro_batches": step * t.grad_accum, "total_steps": self.total_steps})
+        self._barrier()
 
     def _barrier(self) -> None:
         if self.world_size > 1:
@@ -296,12 +374,6 @@ class Trainer:
         path = self.folder / "train_log.jsonl"
         if self.rank != 0 or not path.is_file():
             return
-        keep = []
-        for line in path.read_text().splitlines():
-            try:
-                if json.loads(line)["step"] <= step:
-                    keep.append(line)
-            except (ValueError, KeyError):  # a line cut short by a kill
-                continue
+        keep = [r for r in read_log(self.folder) if r.get("step", step + 1) <= step]
         with atomic_open(path, "w") as f:
-            f.write("".join(line + "\n" for line in keep))
+            f.write("".join(json.dumps(r) + "\n" for r in keep))

@@ -9,15 +9,9 @@ from maw_bench.atomic import write_text
 from maw_bench.console import console
 from maw_bench.errors import UserError
 from maw_bench.results.folders import RUN_FILE
-from maw_bench.results.plots import depth_histograms, loss_curves
+from maw_bench.results.plots import depth_histograms, eval_plots, loss_curves
+from maw_bench.results.records import read_log, read_per_query
 from maw_bench.results.tables import latex_table, markdown_table, rich_table
-
-
-def read_log(folder: Path) -> list[dict]:
-    path = folder / "train_log.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def write_run_plots(run: Path, out: Path) -> list[Path]:
@@ -36,6 +30,8 @@ def rebuild_eval(folder: Path) -> None:
     metrics, results, comps, ref = doc["metrics"], doc["results"], doc["comparisons"], doc["reference"]
     write_text(folder / "report.md", "# maw-bench evaluation\n\n" + markdown_table(results, metrics, comps, ref))
     write_text(folder / "report.tex", latex_table(results, metrics, comps, ref))
+    if (folder / "per_query.csv").is_file():
+        eval_plots(doc, read_per_query(folder), folder)
     console.print(rich_table(results, metrics, comps, title=f"{folder} (reference: {ref})"))
 
 
@@ -50,6 +46,10 @@ def rebuild(folders: list[Path]) -> None:
                 console.print(f"wrote {p}")
         elif (folder / "sweep.json").is_file():
             summarise_sweep(folder)
+        elif (folder / "study.json").is_file():
+            from maw_bench.study import summarise_study
+
+            summarise_study(folder)
         elif (folder / "eval" / "metrics.json").is_file():  # a smoke folder
             rebuild_eval(folder / "eval")
             if (folder / "run" / RUN_FILE).is_file():

@@ -1,0 +1,58 @@
+"""Load a HuggingFace backbone and tokenizer quietly, with one-line errors."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch.nn as nn
+
+from maw_bench.errors import UserError
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Hide transformers' load report and progress bars (the unused pooler is expected)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
+
+
+def load_backbone(source: str, trust_remote_code: bool, from_config: bool) -> nn.Module:
+    with quiet_transformers():
+        return _load_backbone(source, trust_remote_code, from_config)
+
+
+def _load_backbone(source: str, trust_remote_code: bool, from_config: bool) -> nn.Module:
+    from transformers import AutoConfig, AutoModel
+
+    kwargs = {"trust_remote_code": trust_remote_code}
+    try:
+        if from_config:
+            config = AutoConfig.from_pretrained(source, **kwargs)
+            try:
+                return AutoModel.from_config(config, add_pooling_layer=False, **kwargs)
+            except TypeError:
+                return AutoModel.from_config(config, **kwargs)
+        try:
+            return AutoModel.from_pretrained(source, add_pooling_layer=False, **kwargs)
+        except TypeError:
+            return AutoModel.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot load model {source}: {first}") from exc
+
+
+def load_tokenizer(source: str, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load the tokenizer of {source}: {str(exc).splitlines()[0]}") from exc

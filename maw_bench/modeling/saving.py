@@ -1,0 +1,65 @@
+"""Save and load an :class:`Encoder` exactly: config + tokenizer + safetensors, written atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from maw_bench.config import MAWConfig, ModelConfig, _build
+from maw_bench.errors import UserError
+from maw_bench.modeling.encoder import Encoder
+from maw_bench.modeling.loading import load_backbone, load_tokenizer
+
+META_FILE = "maw_bench.json"
+WEIGHTS_FILE = "model.safetensors"
+# weights of older versions that no longer exist (the routers' unused value heads)
+_RETIRED = (".router.value.",)
+
+
+def save_encoder(encoder: Encoder, directory: str | Path) -> Path:
+    """Write config, tokenizer and safetensors weights; atomic (temp folder, then rename)."""
+    final = Path(directory)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    meta = {"format": 1, "model": dataclasses.asdict(encoder.model_cfg), "maw": dataclasses.asdict(encoder.maw_cfg)}
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+    encoder.backbone.config.save_pretrained(tmp)
+    encoder.tokenizer.save_pretrained(tmp)
+    state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
+    save_file(state, str(tmp / WEIGHTS_FILE))
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+    return final
+
+
+def load_encoder(directory: str | Path, device: str | torch.device | None = None) -> Encoder:
+    """Load what :func:`save_encoder` wrote, exactly."""
+    path = Path(directory)
+    meta_file = path / META_FILE
+    if not meta_file.is_file():
+        raise UserError(f"{path} is not a saved maw-bench encoder (no {META_FILE}); pass a folder written by `train`.")
+    meta = json.loads(meta_file.read_text())
+    model_cfg = _build(ModelConfig, meta["model"], "model.")
+    maw_cfg = _build(MAWConfig, meta["maw"], "maw.")
+    backbone = load_backbone(str(path), model_cfg.trust_remote_code, from_config=True)
+    tokenizer = load_tokenizer(str(path), model_cfg.trust_remote_code)
+    enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg)
+    state = {k: v for k, v in load_file(str(path / WEIGHTS_FILE)).items() if not any(r in f".{k}" for r in _RETIRED)}
+    enc.load_state_dict(state, strict=True)
+    return enc.to(device) if device is not None else enc
+
+
+def is_saved_encoder(path: str | Path) -> bool:
+    return (Path(path) / META_FILE).is_file()

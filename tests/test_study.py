@@ -1,0 +1,78 @@
+"""Studies: arms x seeds x controls, and the statistics over seeds and queries."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import tiny_overrides
+
+from maw_bench.config import BenchmarkConfig
+from maw_bench.evaluation.seed_stats import compare_over_seeds, pigeonhole_bootstrap
+
+
+def _scores(matrix: np.ndarray) -> dict[int, dict[str, float]]:
+    return {s: {f"q{q}": float(matrix[s, q]) for q in range(matrix.shape[1])} for s in range(matrix.shape[0])}
+
+
+def test_pigeonhole_standard_error_matches_the_crossed_design_formula():
+    """d = seed effect + query effect + noise: var(mean) = s_a^2/S + s_b^2/Q + s_e^2/(SQ) (to bootstrap accuracy)."""
+    rng = np.random.default_rng(0)
+    s, q = 30, 200
+    a, b, e = rng.normal(0, 0.02, (s, 1)), rng.normal(0, 0.1, (1, q)), rng.normal(0, 0.05, (s, q))
+    d = a + b + e
+    boot = pigeonhole_bootstrap(d, 4000, seed=1)
+    # the pigeonhole bootstrap counts the residual twice more (Owen 2007): var ~ s_a^2/S + s_b^2/Q + 3 s_e^2/(SQ)
+    expected = math.sqrt(a.var(ddof=1) / s + b.var(ddof=1) / q + 3 * e.var(ddof=1) / (s * q))
+    assert boot.std(ddof=1) == pytest.approx(expected, rel=0.15)
+
+
+def test_seed_variance_widens_the_interval_a_query_test_would_miss():
+    rng = np.random.default_rng(3)
+    ref = rng.uniform(0, 1, (3, 300))
+    shift = np.array([[0.03], [-0.02], [0.01]])  # the seeds disagree; the queries agree within a seed
+    arm = ref + shift + rng.normal(0, 0.01, ref.shape)
+    c = compare_over_seeds(_scores(arm), _scores(ref), "maw", "standard", "ndcg@10")
+    within_seed_se = float((arm - ref).std(ddof=1) / math.sqrt(arm.size))
+    assert c.se > 5 * within_seed_se and c.ci95_low < 0 < c.ci95_high and c.p_value > 0.05
+    assert c.min_detectable == pytest.approx(2.8016 * c.se, rel=1e-3)
+    assert c.per_seed_diff == pytest.approx([0.03, -0.02, 0.01], abs=0.005)
+
+
+def test_a_consistent_difference_is_significant_and_identical_arms_are_not():
+    rng = np.random.default_rng(4)
+    ref = rng.uniform(0, 1, (3, 300))
+    same = compare_over_seeds(_scores(ref), _scores(ref), "maw", "standard", "ndcg@10")
+    assert (same.mean_diff, same.p_value, same.min_detectable) == (0.0, 1.0, 0.0)
+    better = compare_over_seeds(_scores(ref + 0.05 + rng.normal(0, 0.02, ref.shape)), _scores(ref), "maw",
+                                "standard", "ndcg@10")
+    assert better.p_value < 1e-3 and better.ci95_low > 0.03
+
+
+def test_study_trains_every_arm_per_seed_controls_once_and_resumes(tiny_model, toy_beir, tmp_path, monkeypatch):
+    from maw_bench.study import run_study
+    from maw_bench.training import run as run_mod
+
+    cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=3", "maw.depth=2",
+                                                        f"eval.cache_dir={tmp_path / 'cache'}",
+                                                        "eval.metrics=[ndcg@10,mrr@10]"))
+    run_study(cfg, ["maw"], [1, 2], ["maw"], tmp_path / "study")
+    doc = json.loads((tmp_path / "study" / "summary.json").read_text())
+    arms = {r["arm"]: len(r["seeds"]) for r in doc["rows"]}
+    assert arms == {"standard": 2, "maw": 2, "maw-uniform": 1, "maw-fixed0": 1, "maw-fixed1": 1}
+    comp = next(c for c in doc["comparisons"] if c["arm"] == "maw" and c["metric"] == "ndcg@10")
+    assert comp["seeds"] == 2 and comp["ci95_low"] <= comp["mean_diff"] <= comp["ci95_high"]
+    assert (tmp_path / "study" / "summary.md").read_text().count("(control)") == 3
+    metrics = json.loads((tmp_path / "study" / "seed-1" / "eval" / "metrics.json").read_text())
+    routing = next(iter(metrics["routing"].values()))
+    assert set(routing) == {"maw", "maw-uniform", "maw-fixed0", "maw-fixed1"}
+    assert routing["maw-fixed1"]["documents"]["layer 1"][0] == 0 < routing["maw-fixed1"]["documents"]["layer 1"][1]
+    assert list((tmp_path / "study" / "seed-1" / "eval").glob("per_query_delta__*.png"))
+    assert list((tmp_path / "study" / "seed-1" / "eval").glob("depth_choices__*.png"))
+
+    calls = []
+    monkeypatch.setattr(run_mod.Trainer, "train", lambda self, resume=False: calls.append(1))
+    run_study(cfg, ["maw"], [1, 2], ["maw"], tmp_path / "study")  # everything finished: nothing retrains
+    assert calls == []
