@@ -3,7 +3,8 @@
 Layout::
 
     STUDY/study.json                    arms, seeds, controls, datasets, the shared config
-    STUDY/seed-<s>/run/                 a training run (every arm, seed s; controls at the first seed)
+    STUDY/seed-<s>/run/                 a training run (every arm, seed s; controls at the first seed,
+                                        trained after every seed's main arms)
     STUDY/seed-<s>/eval/                its evaluation (metrics.json, per_query.csv, plots)
     STUDY/summary.md|json, STUDY/*.png  per arm mean +- std over seeds; each arm minus the reference with a
                                         95% interval, p-value and smallest detectable difference over seeds
@@ -57,9 +58,10 @@ def run_study(
     if previous and {k: previous.get(k) for k in ("config", "datasets")} != {k: spec[k] for k in ("config", "datasets")}:
         raise UserError(f"{output} holds a study with another config or datasets; use another --output.")
     write_json(output / "study.json", {**spec, "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S"))})
-    for i, seed in enumerate(seeds):
+    # every seed's main arms first (the answer), then the controls of the first seed (where it comes from)
+    passes = [(seed, main) for seed in seeds] + ([(seeds[0], main + extra)] if extra else [])
+    for seed, arm_list in passes:
         scfg = cfg.with_overrides([f"seed={seed}"])
-        arm_list = main + (extra if i == 0 else [])
         run, ev = output / f"seed-{seed}" / "run", output / f"seed-{seed}" / "eval"
         console.print(f"[bold]seed {seed}[/bold]: {', '.join(arm_list)}")
         train_arms(scfg, arm_list, run, resume=run.exists())
