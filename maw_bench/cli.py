@@ -9,11 +9,32 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from maw_bench.errors import UserError
 
+
+class MawGroup(TyperGroup):
+    """Turns a ``UserError`` into one line and exit 2 (a traceback with ``--debug``), Ctrl-C into exit 130."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            print(f"maw-bench: error: {exc}", file=sys.stderr)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            print("maw-bench: interrupted; rerun the same command (with --resume for train) to continue.",
+                  file=sys.stderr)
+            ctx.exit(130)
+
+
 app = typer.Typer(
+    cls=MawGroup,
     add_completion=False,
     no_args_is_help=True,
     help="Does Multi-Attention-Weight attention make a better dense retriever? Train, evaluate, compare.",
@@ -30,10 +51,14 @@ SPLIT_OPT = typer.Option(None, "--split", help="Split of a local BEIR folder / b
 
 
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")) -> None:
+def _root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors and debug-level logs."),
+) -> None:
     from maw_bench.console import setup_logging
 
-    setup_logging()
+    ctx.obj = {"debug": debug}
+    setup_logging(verbose=debug)
 
 
 def load_config(config: Path | None, sets: list[str] | None, extra: list[str] | None = None):
@@ -312,15 +337,5 @@ def datasets_check(
 
 
 def main() -> None:
-    """Console entry point: ``UserError`` becomes one line on stderr and exit status 2."""
-    debug = "--debug" in sys.argv
-    try:
-        app()  # standalone: Typer handles usage errors (exit 2) and --help
-    except UserError as exc:
-        if debug:
-            raise
-        print(f"maw-bench: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("maw-bench: interrupted; rerun the same command (with --resume for train) to continue.", file=sys.stderr)
-        sys.exit(130)
+    """Console entry point (errors and Ctrl-C are handled by ``MawGroup``)."""
+    app()

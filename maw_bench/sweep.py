@@ -21,12 +21,9 @@ values with ``run/`` (training) and ``eval/`` (evaluation) and, once finished,
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +33,7 @@ from maw_bench.atomic import write_json, write_text
 from maw_bench.config import BenchmarkConfig, all_keys, read_yaml_mapping
 from maw_bench.console import console
 from maw_bench.errors import UserError
+from maw_bench.evaluation.seed_stats import mean_std
 from maw_bench.results.folders import slug
 
 log = logging.getLogger("maw_bench")
@@ -149,14 +147,6 @@ def run_sweep(file: Path, output: Path | None, dry_run: bool) -> Path:
 
 
 # ------------------------------------------------------------------------ summary
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    m = sum(values) / len(values)
-    if len(values) < 2:
-        return m, 0.0
-    return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
-
-
 def group_key(values: dict) -> tuple:
     return tuple((k, json.dumps(v)) for k, v in values.items() if k != "seed")
 
@@ -177,20 +167,12 @@ def summarise_cells(cells: list[dict], metrics: list[str]) -> list[dict]:
     return rows
 
 
-def _per_query(folder: Path) -> dict:
-    """``{dataset: {metric: {qid: score}}}`` of a finished cell's eval."""
-    out: dict = {}
-    with (folder / "eval" / "per_query.csv").open() as f:
-        for r in csv.DictReader(f):
-            out.setdefault(r["dataset"], {}).setdefault(r["metric"], {})[r["query_id"]] = float(r["value"])
-    return out
-
-
 def summarise_sweep(output: Path) -> None:
     """Write summary.md/csv/tex and plots from the finished cells (recomputes nothing else)."""
     from maw_bench.evaluation.significance import compare
     from maw_bench.results.plots import depth_histograms, loss_curves, metric_vs_depth
-    from maw_bench.results.records import read_log
+    from maw_bench.results.records import read_log, read_per_query
+    from maw_bench.results.tables import sweep_tables
 
     sweep = json.loads((output / "sweep.json").read_text())
     done = [json.loads((output / "cells" / c["name"] / "cell.json").read_text())
@@ -204,15 +186,18 @@ def summarise_sweep(output: Path) -> None:
     per_query: dict = {}
     for arm_label, cells in _by_config(done).items():
         for c in cells:
-            for dataset, per_metric in _per_query(output / "cells" / c["name"]).items():
+            for dataset, per_model in read_per_query(output / "cells" / c["name"] / "eval").items():
                 slot = per_query.setdefault(dataset, {}).setdefault(arm_label, {})
-                for metric, scores in per_metric.items():
+                for metric, scores in next(iter(per_model.values())).items():
                     acc = slot.setdefault(metric, {})
                     for q, v in scores.items():
                         acc[q] = acc.get(q, 0.0) + v / len(cells)
     comparisons = [c.to_dict() for c in compare(per_query, "standard", metrics)] if any(
         "standard" in m for m in per_query.values()) else []
-    _write_summary(output, rows, metrics, comparisons)
+    files = sweep_tables(rows, metrics, comparisons)
+    for name, text in files.items():
+        write_text(output / name, text)
+    write_json(output / "comparisons.json", comparisons)
 
     main = metrics[0]
     for dataset in sorted({r["dataset"] for r in rows}):
@@ -246,33 +231,3 @@ def _by_config(done: list[dict]) -> dict[str, list[dict]]:
             f"{k.split('.')[-1]}={v}" for k, v in c["values"].items() if k != "seed")
         out.setdefault(label, []).append(c)
     return out
-
-
-def _write_summary(output: Path, rows: list[dict], metrics: list[str], comparisons: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["dataset", "arm", "config", "seeds", *[x for m in metrics for x in (m, f"{m}_std")]])
-    for r in rows:
-        w.writerow([r["dataset"], r["arm"], r["config"], r["seeds"], *[f"{r[x]:.6f}" for m in metrics for x in (m, f"{m}_std")]])
-    write_text(output / "summary.csv", buf.getvalue())
-
-    def p_of(dataset: str, label: str, metric: str) -> str:
-        for c in comparisons:
-            if c["dataset"] == dataset and c["model"] == label and c["metric"] == metric:
-                return f" (Δ {c['mean_diff']:+.4f}, p={c['p_fisher_holm']:.3g})"
-        return ""
-
-    md = ["# Sweep summary", "", "Mean ± std over seeds; Δ and Holm-corrected Fisher p against the standard arm.", "",
-          "| dataset | arm | config | seeds | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 4)]
-    tex = [r"\begin{tabular}{lllr" + "r" * len(metrics) + "}", r"\toprule",
-           "Dataset & Arm & Config & Seeds & " + " & ".join(m.replace("_", r"\_") for m in metrics) + r" \\", r"\midrule"]
-    for r in rows:
-        label = "standard" if r["arm"] == "standard" else "maw: " + ", ".join(
-            f"{k.split('.')[-1]}={v}" for k, v in r["values"].items())
-        cells = [f"{r[m]:.4f} ± {r[m + '_std']:.4f}" + (p_of(r["dataset"], label, m) if r["arm"] == "maw" else "") for m in metrics]
-        md.append(f"| {r['dataset']} | {r['arm']} | {r['config']} | {r['seeds']} | " + " | ".join(cells) + " |")
-        tex.append(" & ".join([r["dataset"], r["arm"], r["config"], str(r["seeds"])] + [f"{r[m]:.4f} $\\pm$ {r[m + '_std']:.4f}" for m in metrics]).replace("_", r"\_") + r" \\")
-    tex += [r"\bottomrule", r"\end{tabular}"]
-    write_text(output / "summary.md", "\n".join(md) + "\n")
-    write_text(output / "summary.tex", "\n".join(tex) + "\n")
-    write_json(output / "comparisons.json", comparisons)

@@ -10,17 +10,38 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from maw_bench.errors import UserError
 
+log = logging.getLogger("maw_bench")
 
-def _check_jsonl(path: Path, required: tuple[str, ...]) -> None:
+
+@dataclass
+class JsonlReport:
+    """What a pass over a BEIR ``.jsonl`` file found: record ids and how many texts are empty."""
+
+    ids: set[str] = field(default_factory=set)
+    empty_texts: int = 0
+
+
+def _check_jsonl(path: Path, required: tuple[str, ...]) -> JsonlReport:
+    """Every line: UTF-8, JSON, the required fields, a unique ``_id``. Errors name the file, line and byte."""
     if not path.is_file():
         raise UserError(f"{path} is missing; a BEIR folder needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv.")
-    with path.open(encoding="utf-8") as f:
-        n = 0
-        for n, line in enumerate(f, 1):
+    report = JsonlReport()
+    first_line: dict[str, int] = {}
+    offset, n = 0, 0
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            start, offset = offset, offset + len(raw)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UserError(f"{path} line {n}, byte {start + exc.start}: not UTF-8 ({exc.reason}); "
+                                "re-encode the file as UTF-8.") from None
             if not line.strip():
                 continue
             try:
@@ -29,22 +50,80 @@ def _check_jsonl(path: Path, required: tuple[str, ...]) -> None:
                 raise UserError(f"{path} line {n}: not valid JSON ({exc.msg}); fix or remove that line.") from None
             if not isinstance(rec, dict) or any(k not in rec for k in required):
                 raise UserError(f"{path} line {n}: a record needs the fields {', '.join(required)}.")
-        if n == 0:
-            raise UserError(f"{path} is empty; it must hold one JSON record a line.")
+            rid = str(rec["_id"])
+            if rid in first_line:
+                raise UserError(f"{path} line {n}: id {rid!r} already appears on line {first_line[rid]}; "
+                                "ids must be unique (which copy to keep is yours to decide): remove one.")
+            first_line[rid] = n
+            if not str(rec.get("text") or "").strip() and not str(rec.get("title") or "").strip():
+                report.empty_texts += 1
+    if n == 0:
+        raise UserError(f"{path} is empty; it must hold one JSON record a line.")
+    report.ids = set(first_line)
+    return report
 
 
-def _check_qrels(path: Path, split: str) -> None:
+def _check_qrels(path: Path, split: str) -> list[tuple[str, str]]:
+    """The ``(query-id, corpus-id)`` pairs of a qrels file; scores must be integers."""
     if not path.is_file():
         have = sorted(p.stem for p in path.parent.glob("*.tsv")) if path.parent.is_dir() else []
         raise UserError(f"{path} is missing; choose --split from {have or 'the qrels/ files'} or add qrels/{split}.tsv.")
-    with path.open(encoding="utf-8") as f:
-        header = f.readline().strip().split("\t")
-        if header != ["query-id", "corpus-id", "score"]:
-            raise UserError(f"{path} line 1 must be the header 'query-id<TAB>corpus-id<TAB>score'; add it.")
-        for n, line in enumerate(f, 2):
-            cols = line.split()
-            if cols and (len(cols) != 3 or not cols[2].lstrip("-").isdigit()):
-                raise UserError(f"{path} line {n}: expected 'query-id corpus-id score' with an integer score.")
+    pairs = []
+    with path.open(encoding="utf-8", errors="strict") as f:
+        try:
+            header = f.readline().strip().split("\t")
+            if header != ["query-id", "corpus-id", "score"]:
+                raise UserError(f"{path} line 1 must be the header 'query-id<TAB>corpus-id<TAB>score'; add it.")
+            for n, line in enumerate(f, 2):
+                cols = line.split()
+                if cols and (len(cols) != 3 or not cols[2].lstrip("-").isdigit()):
+                    raise UserError(f"{path} line {n}: expected 'query-id corpus-id score' with an integer score.")
+                if cols:
+                    pairs.append((cols[0], cols[1]))
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}: not UTF-8 ({exc.reason}); re-encode the file as UTF-8.") from None
+    return pairs
+
+
+@dataclass
+class LocalBeirReport:
+    """Counts of a checked folder, for the docstore check and the warnings."""
+
+    docs: int
+    queries: int
+    empty_queries: int
+    qrels_unknown_queries: int
+    qrels_unknown_docs: int
+
+
+def check_local_beir(folder: Path, split: str) -> LocalBeirReport:
+    """Validate a BEIR folder (errors for what cannot be used; counts for what only deserves a warning)."""
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder; pass an ir_datasets id or a BEIR folder.")
+    corpus = _check_jsonl(folder / "corpus.jsonl", ("_id", "text"))
+    queries = _check_jsonl(folder / "queries.jsonl", ("_id", "text"))
+    pairs = _check_qrels(folder / "qrels" / f"{split}.tsv", split)
+    judged = {q for q, _ in pairs}
+    return LocalBeirReport(
+        docs=len(corpus.ids),
+        queries=len(queries.ids),
+        empty_queries=queries.empty_texts,
+        qrels_unknown_queries=len(judged - queries.ids),
+        qrels_unknown_docs=len({d for _, d in pairs} - corpus.ids),
+    )
+
+
+def warn_about(report: LocalBeirReport, folder: Path, split: str) -> None:
+    """One warning per kind of doubtful content (each is counted, none is fatal)."""
+    if report.empty_queries:
+        log.warning("%s: %d queries have an empty text (they are kept and encoded as empty strings)",
+                    folder / "queries.jsonl", report.empty_queries)
+    if report.qrels_unknown_queries:
+        log.warning("%s: %d judged query ids are not in queries.jsonl (they are skipped)",
+                    folder / "qrels" / f"{split}.tsv", report.qrels_unknown_queries)
+    if report.qrels_unknown_docs:
+        log.warning("%s: %d judged document ids are not in corpus.jsonl (they count as never retrieved)",
+                    folder / "qrels" / f"{split}.tsv", report.qrels_unknown_docs)
 
 
 def local_id(folder: Path, split: str) -> str:
@@ -55,8 +134,8 @@ def local_id(folder: Path, split: str) -> str:
     return f"local/{folder.name}-{hashlib.sha1(key.encode()).hexdigest()[:10]}/{split}"
 
 
-def register_local_beir(folder: str | Path, split: str, id_prefix: str | None = None) -> str:
-    """Validate a BEIR folder, register it with ir_datasets and return its id."""
+def register_local_beir(folder: str | Path, split: str, id_prefix: str | None = None) -> tuple[str, LocalBeirReport]:
+    """Validate a BEIR folder, register it with ir_datasets and return its id and counts."""
     import ir_datasets
     from ir_datasets.datasets.base import Dataset, FilteredQueries
     from ir_datasets.datasets.beir import BeirDocs, BeirQrels, BeirQueries, BeirTitleDoc, qid_filter
@@ -64,15 +143,11 @@ def register_local_beir(folder: str | Path, split: str, id_prefix: str | None = 
     from ir_datasets.util.download import LocalDownload
 
     folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder; pass an ir_datasets id or a BEIR folder.")
-    _check_jsonl(folder / "corpus.jsonl", ("_id", "text"))
-    _check_jsonl(folder / "queries.jsonl", ("_id", "text"))
+    report = check_local_beir(folder, split)
     qrels_path = folder / "qrels" / f"{split}.tsv"
-    _check_qrels(qrels_path, split)
     dataset_id = local_id(folder, split) if id_prefix is None else f"{id_prefix}/{split}"
     if dataset_id in ir_datasets.registry:
-        return dataset_id
+        return dataset_id, report
     name = local_id(folder, split).rsplit("/", 1)[0]  # docstore folder: follows the corpus file
     with (folder / "corpus.jsonl").open(encoding="utf-8") as f:
         has_title = "title" in json.loads(f.readline())
@@ -81,5 +156,5 @@ def register_local_beir(folder: str | Path, split: str, id_prefix: str | None = 
     qrels = BeirQrels(LocalDownload(qrels_path, mkdir=False), qrels_defs={})
     ds = Dataset(docs, FilteredQueries(queries, qid_filter(qrels), mode="include"), qrels)
     ir_datasets.registry.register(dataset_id, ds)
-    return dataset_id
+    return dataset_id, report
 

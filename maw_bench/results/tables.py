@@ -116,3 +116,38 @@ def study_rich_table(doc: dict) -> Table:
         table.add_row(r["dataset"], r["arm"] + (" (control)" if r.get("control") else ""), str(len(r["seeds"])),
                       *_study_cells(doc, r))
     return table
+
+
+# ------------------------------------------------------------------ sweeps (a grid, mean over seeds)
+def sweep_tables(rows: list[dict], metrics: list[str], comparisons: list[dict]) -> dict[str, str]:
+    """``summary.csv``, ``summary.md`` and ``summary.tex`` of a sweep: one row per (dataset, arm, config)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["dataset", "arm", "config", "seeds", *[x for m in metrics for x in (m, f"{m}_std")]])
+    for r in rows:
+        w.writerow([r["dataset"], r["arm"], r["config"], r["seeds"],
+                    *[f"{r[x]:.6f}" for m in metrics for x in (m, f"{m}_std")]])
+
+    def p_of(dataset: str, label: str, metric: str) -> str:
+        for c in comparisons:
+            if c["dataset"] == dataset and c["model"] == label and c["metric"] == metric:
+                return f" (Δ {c['mean_diff']:+.4f}, p={c['p_fisher_holm']:.3g})"
+        return ""
+
+    md = ["# Sweep summary", "", "Mean ± std over seeds; Δ and Holm-corrected Fisher p against the standard arm.", "",
+          "| dataset | arm | config | seeds | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 4)]
+    tex = [r"\begin{tabular}{lllr" + "r" * len(metrics) + "}", r"\toprule",
+           "Dataset & Arm & Config & Seeds & " + " & ".join(_tex_escape(m) for m in metrics) + r" \\", r"\midrule"]
+    for r in rows:
+        label = "standard" if r["arm"] == "standard" else "maw: " + ", ".join(
+            f"{k.split('.')[-1]}={v}" for k, v in r["values"].items())
+        cells = [f"{r[m]:.4f} ± {r[m + '_std']:.4f}" + (p_of(r["dataset"], label, m) if r["arm"] == "maw" else "")
+                 for m in metrics]
+        md.append(f"| {r['dataset']} | {r['arm']} | {r['config']} | {r['seeds']} | " + " | ".join(cells) + " |")
+        tex.append(" & ".join([_tex_escape(x) for x in (r["dataset"], r["arm"], r["config"], str(r["seeds"]))]
+                              + [f"{r[m]:.4f} $\\pm$ {r[m + '_std']:.4f}" for m in metrics]) + r" \\")
+    tex += [r"\bottomrule", r"\end{tabular}"]
+    return {"summary.csv": buf.getvalue(), "summary.md": "\n".join(md) + "\n", "summary.tex": "\n".join(tex) + "\n"}
