@@ -19,6 +19,16 @@ from maw_bench.errors import UserError
 class MawGroup(TyperGroup):
     """Turns a ``UserError`` into one line and exit 2 (a traceback with ``--debug``), Ctrl-C into exit 130."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """``--resume auto`` is spelled as one option to the commands (``--resume-auto``)."""
+        out: list[str] = []
+        for a in args:
+            if a == "auto" and out and out[-1] == "--resume":
+                out[-1] = "--resume-auto"
+            else:
+                out.append(a)
+        return super().parse_args(ctx, out)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -127,7 +137,10 @@ def train(
     maw_layers: str = typer.Option(None, "--maw-layers", help="maw.layers, e.g. -1 or [-2,-1] or all"),
     maw_selection: str = typer.Option(None, "--maw-selection", help="maw.selection"),
     output: Path = typer.Option(None, "--output", "-o", help="Run folder (default: results/train-...)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --output from its last checkpoint (an error if there is none); "
+        "--resume auto continues if there is one and starts otherwise."),
+    resume_auto: bool = typer.Option(False, "--resume-auto", hidden=True, help="Spelled --resume auto."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --output."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub to run."),
 ) -> None:
@@ -155,12 +168,13 @@ def train(
     warn_ignored(cfg, arm_list)
     distributed = launched_distributed()
     if output is None:
-        if resume or distributed:
+        if resume or resume_auto or distributed:
             raise UserError("--resume and torchrun need --output naming the run folder (every rank must agree on it).")
         output = new_output_dir("train", [cfg.data.train])
     ensure_writable(output)
     with folder_lock(output, enabled=not distributed or _rank() == 0):
-        results = train_arms(cfg, arm_list, output, resume=resume, overwrite=overwrite)
+        results = train_arms(cfg, arm_list, output, resume=resume or resume_auto, overwrite=overwrite,
+                             require_checkpoint=resume and not resume_auto)
     for arm, res in results.items():
         if res is not None:
             console.print(f"{arm}: {res.steps} steps, final loss {res.final_loss:.4f}, {res.wall_s:.1f} s")

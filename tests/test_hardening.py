@@ -43,6 +43,8 @@ def bad_inputs(tmp_path_factory):
     (noheader / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
     notmodel = root / "not_a_model"
     notmodel.mkdir()
+    (root / "empty_run" / "maw").mkdir(parents=True)  # a run killed before its first checkpoint
+    (root / "empty_run" / "run.json").write_text('{"arms": ["maw"]}')
     return root
 
 
@@ -69,12 +71,20 @@ CASES = [
     ("sweep empty grid", ["sweep", "{root}/sweep_empty.yaml"], "non-empty lists"),
     ("depth too wide", ["train", "--set", "maw.depth=64", "--use-maw"], "does not fit a head of width 32"),
     ("layer out of range", ["train", "--set", "maw.layers=[9]", "--use-maw"], "encoder has 6 layers"),
+    ("cut-off zero", ["eval", "--dataset", "builtin", "--metrics", "ndcg@0"], "must be >= 1"),
+    ("cut-off not a number", ["eval", "--dataset", "builtin", "--metrics", "recall@ten"], "unknown metric"),
+    ("relevance level zero", ["eval", "--dataset", "builtin", "--metrics", "map@100-l0"], "must be >= 1"),
+    ("rbp without persistence", ["eval", "--dataset", "builtin", "--metrics", "rbp"], "unknown metric"),
+    ("resume with nothing", ["train", "--resume", "--output", "{root}/nothing_here"], "holds no checkpoint"),
+    ("resume an empty run", ["train", "--resume", "--output", "{root}/empty_run"], "holds no checkpoint"),
+    ("unknown arm", ["train", "--arms", "standard,maw-nestd"], "unknown arm 'maw-nestd'"),
+    ("arm changes training", ["train", "--set", "arms={{x: [train.lr=1]}}"], "not a maw.* key"),
 ]
 
 
 @pytest.mark.parametrize("name, args, needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gives_one_line_and_exit_2(bad_inputs, tmp_path, name, args, needle):
-    args = [a.replace("{root}", str(bad_inputs)) for a in args]
+    args = [a.replace("{root}", str(bad_inputs)).replace("{{", "{").replace("}}", "}") for a in args]
     if args[0] in ("train",) and "--output" not in args:
         args += ["--output", str(tmp_path / "run")]
     proc = _cli(args)
@@ -174,3 +184,25 @@ def test_checkpoints_are_loaded_without_pickle_code(tiny_model, toy_beir, tmp_pa
     torch.save({"optimizer": Evil()}, optim)
     with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
         torch.load(optim, weights_only=True)
+
+
+def test_ctrl_c_ends_with_130_and_the_resume_line_then_resume_auto_continues(tiny_model, toy_beir, tmp_path):
+    run = tmp_path / "run"
+    args = _train_args(tiny_model, toy_beir, run, "train.max_steps=40")
+    env = {**os.environ, "MAW_BENCH_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "maw_bench", *args], stderr=subprocess.PIPE, text=True, env=env)
+    log = run / "maw" / "train_log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted; rerun the same command (with --resume" in err and "Traceback" not in err
+    done = len(log.read_text().splitlines())
+    again = _cli([*_train_args(tiny_model, toy_beir, run, "train.max_steps=40"), "--resume", "auto"], timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    steps = [json.loads(x)["step"] for x in log.read_text().splitlines()]
+    assert steps == list(range(1, 41)) and done >= 2
+    fresh = _cli([*_train_args(tiny_model, toy_beir, tmp_path / "fresh", "train.max_steps=2"), "--resume", "auto"])
+    assert fresh.returncode == 0, fresh.stderr[-2000:]  # auto: nothing to resume, so it starts

@@ -7,9 +7,6 @@ from pathlib import Path
 
 from maw_bench.errors import UserError
 
-DEFAULT_METRICS = ["ndcg@10", "mrr@10", "recall@100", "recall@1000", "map@1000"]
-
-
 def _numba_cache() -> None:
     """ranx compiles with numba on first use (~16 s); keep the compiled code between runs."""
     if "NUMBA_CACHE_DIR" not in os.environ:
@@ -19,12 +16,20 @@ def _numba_cache() -> None:
 
 
 def check_metrics(metrics: list[str]) -> None:
-    known = ("ndcg", "ndcg_burges", "mrr", "recall", "precision", "map", "hits", "hit_rate", "r-precision", "bpref", "f1")
+    """Accept exactly what ranx computes (``ndcg@10``, ``dcg@5``, ``rbp.95``, ``map@100-l2`` ...); cut-offs >= 1."""
+    _numba_cache()
+    from ranx.meta.evaluate import extract_metric_and_params
+    from ranx.metrics import metric_switch
+
     for m in metrics:
-        base = m.split("@", 1)[0]
-        cut = m.split("@", 1)[1] if "@" in m else "1"
-        if base not in known or not cut.isdigit():
-            raise UserError(f"unknown metric {m!r}; use ranx names such as ndcg@10, mrr@10, recall@100, map@1000.")
+        try:
+            name, k, level = extract_metric_and_params(str(m))
+            metric_switch(name)
+        except (ValueError, TypeError, IndexError):
+            raise UserError(f"unknown metric {m!r}; use names ranx computes, such as ndcg@10, mrr@10, recall@100, "
+                            "map@1000, dcg@10, rbp.95.") from None
+        if ("@" in str(m) and name != "rbp" and k < 1) or level < 1:
+            raise UserError(f"metric {m!r}: a cut-off (and a relevance level) must be >= 1, e.g. ndcg@10.")
 
 
 def score_run(

@@ -88,7 +88,20 @@ def prepare_data(cfg: BenchmarkConfig) -> tuple[DatasetBundle, list[TrainingExam
     return train, examples, info
 
 
-def check_run_folder(output: Path, resume: bool, overwrite: bool) -> None:
+def has_progress(output: Path) -> bool:
+    """Whether a run folder holds anything to resume from: a valid checkpoint or a finished arm."""
+    from maw_bench.training.checkpoint import latest_valid
+
+    for arm in output.iterdir() if output.is_dir() else []:
+        if arm.is_dir() and ((arm / "model" / "maw_bench.json").is_file() or latest_valid(arm / "checkpoints")):
+            return True
+    return False
+
+
+def check_run_folder(output: Path, resume: bool, overwrite: bool, require_checkpoint: bool = False) -> None:
+    if require_checkpoint and not overwrite and not has_progress(output):
+        raise UserError(f"--resume: {output} holds no checkpoint to continue from; drop --resume to start the run, "
+                        "or use --resume auto to continue when there is one.")
     if (output / RUN_FILE).is_file() and not (resume or overwrite):
         raise UserError(f"{output} already holds a training run; pass --resume to continue it or --overwrite to replace it.")
     if overwrite and (output / RUN_FILE).is_file():
@@ -117,8 +130,13 @@ def train_arms(
     overwrite: bool = False,
     device: str | torch.device | None = None,
     stop_after: int | None = None,
+    require_checkpoint: bool = False,
 ) -> dict[str, TrainResult | None]:
-    """Train every arm into ``output``; a finished arm is skipped on ``resume``."""
+    """Train every arm into ``output``; a finished arm is skipped on ``resume``.
+
+    ``require_checkpoint``: the user asked to resume, so a folder with nothing to resume
+    from is an error rather than a silent fresh start.
+    """
     if not arms:
         raise UserError(f"--arms is empty; use names from the config's arms: {', '.join(cfg.arms)}.")
     if len(set(arms)) != len(arms):
@@ -129,7 +147,7 @@ def train_arms(
             check_model_fits(acfg)
     ctx = dist_setup(device)
     if ctx.is_main:
-        check_run_folder(output, resume, overwrite)
+        check_run_folder(output, resume, overwrite, require_checkpoint)
     ctx.barrier()
     device = ctx.device
     output.mkdir(parents=True, exist_ok=True)
