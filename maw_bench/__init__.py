@@ -14,7 +14,18 @@ from typing import Any
 
 from maw_bench.config import BenchmarkConfig
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed package's version (one source of truth: pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("maw-bench")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 __all__ = ["BenchmarkConfig", "build_encoder", "load_encoder", "__version__"]
 
 

@@ -45,7 +45,7 @@ class MawGroup(TyperGroup):
 
 app = typer.Typer(
     cls=MawGroup,
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     help="Does Multi-Attention-Weight attention make a better dense retriever? Train, evaluate, compare.",
     pretty_exceptions_enable=False,
@@ -60,10 +60,20 @@ BEIR_OPT = typer.Option(None, "--beir", help="BEIR collection name, e.g. scifact
 SPLIT_OPT = typer.Option(None, "--split", help="Split of a local BEIR folder / builtin.")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from maw_bench import __version__
+
+        print(f"maw-bench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors and debug-level logs."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     from maw_bench.console import setup_logging
 
@@ -133,9 +143,9 @@ def train(
     controls: bool = typer.Option(
         False, "--controls", help="Add the controls of every MAW arm: <arm>-uniform and <arm>-fixed<t> for each depth."),
     use_maw: bool = typer.Option(False, "--use-maw", help="Shorthand for --arms maw."),
-    maw_depth: int = typer.Option(None, "--maw-depth", help="maw.depth"),
-    maw_layers: str = typer.Option(None, "--maw-layers", help="maw.layers, e.g. -1 or [-2,-1] or all"),
-    maw_selection: str = typer.Option(None, "--maw-selection", help="maw.selection"),
+    maw_depth: int = typer.Option(None, "--maw-depth", help="Shorthand for --set maw.depth=N."),
+    maw_layers: str = typer.Option(None, "--maw-layers", help="Shorthand for maw.layers, e.g. -1 or [-2,-1] or all."),
+    maw_selection: str = typer.Option(None, "--maw-selection", help="Shorthand for maw.selection, e.g. grpo, fixed:0."),
     output: Path = typer.Option(None, "--output", "-o", help="Run folder (default: results/train-...)."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --output from its last checkpoint (an error if there is none); "
@@ -191,10 +201,10 @@ def evaluate(
     output: Path = typer.Option(None, "--output", "-o", help="Output folder (default: results/eval-...)."),
     bm25: bool = typer.Option(False, "--bm25", help="Add a BM25 baseline (bm25s)."),
     metrics: str = typer.Option(None, "--metrics", help="Comma-separated ranx metrics."),
-    dtype: str = typer.Option(None, "--dtype", help="fp32 | bf16 | fp16"),
-    batch_size: int = typer.Option(None, "--batch-size"),
+    dtype: str = typer.Option(None, "--dtype", help="Encoding precision: fp32 | bf16 | fp16 (eval.dtype)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Encoding batch size (eval.batch_size)."),
     max_length: int = typer.Option(None, "--max-length", help="Document max length."),
-    index: str = typer.Option(None, "--index", help="exact or faiss:<factory>"),
+    index: str = typer.Option(None, "--index", help="Search: exact (matmul + top-k) or faiss:<factory> (eval.index)."),
     config: Path = CONFIG_OPT,
     sets: list[str] = SET_OPT,
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub to run."),

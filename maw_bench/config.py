@@ -163,7 +163,10 @@ class EvalConfig:
     metrics: list = _f(["ndcg@10", "mrr@10", "recall@100", "recall@1000", "map@1000"], "ranx metric names.")
     batch_size: int = _f(32, "Encoding batch size.")
     dtype: str = _f("fp32", "fp32 | bf16 | fp16 for encoding.")
-    max_length: int = _f(0, "Document max length at evaluation (0 = the model's own model.max_length).")
+    max_length: int = _f(0, "Document max length at evaluation (0 = the length the model was published with: its "
+                            "sentence-transformers max_seq_length, else its tokenizer's, capped at 512).")
+    query_max_length: int = _f(0, "Query max length at evaluation (0 = the published length, as above; training "
+                                  "uses model.query_max_length).")
     top_k: int = _f(1000, "Hits kept per query.")
     index: str = _f("exact", "exact (chunked matmul + top-k) | faiss:<factory>.")
     chunk_size: int = _f(50000, "Documents per search chunk (bounds memory).")
@@ -264,6 +267,8 @@ class BenchmarkConfig:
             raise UserError("Set train.epochs > 0 or train.max_steps > 0.")
         if t.negatives < 0 or t.max_steps < 0 or t.save_every < 0:
             raise UserError("train.negatives, train.max_steps and train.save_every must be >= 0.")
+        if self.eval.max_length < 0 or self.eval.query_max_length < 0:
+            raise UserError("eval.max_length and eval.query_max_length must be >= 0 (0 = the published length).")
         if self.model.max_length < 2 or self.model.query_max_length < 2:
             raise UserError("model.max_length and model.query_max_length must be >= 2.")
         if min(self.eval.batch_size, self.eval.top_k, self.eval.chunk_size, self.eval.shard_docs) < 1:

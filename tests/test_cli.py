@@ -78,13 +78,46 @@ def _cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProce
 
 
 def test_help_lists_the_commands():
+    import re
+
     proc = _cli("--help")
     assert proc.returncode == 0
-    for cmd in ("train", "eval", "smoke", "sweep", "report", "datasets"):
-        assert cmd in proc.stdout
+    section = proc.stdout.split("Commands", 1)[1]  # the rows of the commands panel, not the app's description
+    listed = set(re.findall(r"^\W*([a-z][a-z-]+)\s{2,}\S", section, re.M))
+    assert {"train", "eval", "smoke", "sweep", "study", "report", "datasets", "config-keys"} <= listed, listed
 
 
 def test_datasets_check_json_on_builtin():
     proc = _cli("datasets", "check", "builtin", "--split", "test", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"docs": 2400, "queries": 250, "judged_queries": 250, "qrels": 1238, "missing_judged_docs": 0}
+
+
+def test_every_command_and_option_has_help_text():
+    import click
+    import typer.main
+
+    root = typer.main.get_command(app)
+    missing = []
+
+    def walk(cmd: click.Command, path: str) -> None:
+        if not (cmd.help or "").strip():
+            missing.append(path)
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip():
+                missing.append(f"{path} {p.opts[0]}")
+            if isinstance(p, click.Argument) and not getattr(p, "help", None):
+                missing.append(f"{path} {p.name}")
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(root, "maw-bench")
+    assert missing == []
+
+
+def test_version_comes_from_the_package_metadata():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"maw-bench {version('maw-bench')}"
+    assert "--install-completion" in runner.invoke(app, ["--help"]).output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def _cache(tiny_model, toy_beir, tmp_path, enc=None, max_length=32, bundle=None)
     cfg = _cfg(tiny_model, toy_beir)
     enc = enc or build_encoder(cfg)
     bundle = bundle or load_bundle(str(toy_beir), "test")
-    return encode_corpus(enc, bundle, tmp_path / "cache", 16, max_length), enc
+    return encode_corpus(enc, bundle, tmp_path / "cache", 16, max_length, "fp32", 50_000), enc
 
 
 def test_cache_hits_and_misses(tiny_model, toy_beir, tmp_path):
@@ -127,3 +128,53 @@ def test_eval_of_a_training_run_expands_to_both_arms(tiny_model, toy_beir, tmp_p
     assert set(out.results[dataset]) == {"standard", "maw"}
     assert out.reference == "standard"
     assert {c["model"] for c in out.comparisons} == {"maw"}
+
+
+def _long_query_collection(folder: Path) -> Path:
+    """A BEIR folder whose queries are whole paragraphs (ArguAna-style): far longer than 64 tokens."""
+    import random
+
+    from conftest import WORDS
+
+    rng = random.Random(11)
+    (folder / "qrels").mkdir(parents=True)
+    docs = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(30, 80))) for _ in range(150)]
+    with (folder / "corpus.jsonl").open("w") as f:
+        for i, d in enumerate(docs):
+            f.write(json.dumps({"_id": f"d{i}", "title": "", "text": d}) + "\n")
+    with (folder / "queries.jsonl").open("w") as f, (folder / "qrels" / "test.tsv").open("w") as q:
+        q.write("query-id\tcorpus-id\tscore\n")
+        for i in range(40):  # the relevant words come last, past token 64
+            noise = " ".join(rng.choice(WORDS) for _ in range(90))
+            f.write(json.dumps({"_id": f"q{i}", "text": noise + " " + docs[i][:200]}) + "\n")
+            q.write(f"q{i}\td{i}\t1\n")
+    return folder
+
+
+def test_long_queries_score_as_sentence_transformers_and_ranx_do(minilm_path, tmp_path):
+    """Queries are encoded with the published length (256), not the training length (64), as ST and MTEB do."""
+    from ranx import Qrels, Run, evaluate
+    from sentence_transformers import SentenceTransformer
+
+    from maw_bench.data import load_bundle
+    from maw_bench.evaluation.pipeline import run_evaluation
+
+    folder = _long_query_collection(tmp_path / "long")
+    cfg = BenchmarkConfig.load(overrides=[f"model.name={minilm_path}", f"eval.cache_dir={tmp_path / 'cache'}",
+                                          "eval.metrics=[ndcg@10,mrr@10]"])
+    out = run_evaluation(cfg, [], [str(folder)], tmp_path / "eval", print_table=False)
+    ours = next(iter(out.results.values()))["zero-shot"]
+    doc = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert doc["max_lengths"]["zero-shot"] == {"query": 256, "document": 256}
+
+    bundle = load_bundle(str(folder), "test")
+    st = SentenceTransformer(minilm_path, device="cpu")
+    ids, texts = zip(*bundle.docs_iter())
+    qids = list(bundle.judged_queries())
+    d = st.encode(list(texts), convert_to_tensor=True, normalize_embeddings=True)
+    q = st.encode([bundle.queries[x] for x in qids], convert_to_tensor=True, normalize_embeddings=True)
+    scores = (q @ d.T).tolist()
+    run = Run.from_dict({qid: {ids[j]: float(s) for j, s in enumerate(row)} for qid, row in zip(qids, scores)})
+    theirs = evaluate(Qrels.from_dict(bundle.qrels), run, ["ndcg@10", "mrr@10"])
+    for m in ("ndcg@10", "mrr@10"):
+        assert abs(ours[m] - theirs[m]) <= 1e-4, (m, ours[m], theirs[m])

@@ -27,8 +27,6 @@ from maw_bench.progress import progress_bar
 
 log = logging.getLogger("maw_bench")
 
-SHARD_DOCS = 50_000
-
 
 def weights_hash(encoder: Encoder) -> str:
     """sha256 over every tensor of the encoder (names, shapes, dtypes and bytes)."""
@@ -159,10 +157,10 @@ def encode_corpus(
     encoder: Encoder,
     bundle: DatasetBundle,
     cache_root: Path,
-    batch_size: int = 64,
-    max_length: int | None = None,
-    dtype: str = "fp32",
-    shard_docs: int = SHARD_DOCS,
+    batch_size: int,
+    max_length: int,
+    dtype: str,
+    shard_docs: int,
     rank: int = 0,
     world_size: int = 1,
     label: str = "",
@@ -172,7 +170,6 @@ def encode_corpus(
     With ``world_size > 1`` each rank encodes shards ``i % world_size == rank``; the
     caller merges (marks complete) once every rank is done.
     """
-    max_length = max_length or encoder.model_cfg.max_length
     key = fingerprint(encoder, bundle, max_length, dtype)
     cache = EmbeddingCache(cache_root / key)
     if cache.complete():
@@ -198,7 +195,7 @@ def encode_corpus(
     return cache
 
 
-def finish_sharded(cache: EmbeddingCache, bundle: DatasetBundle, dim: int, shard_docs: int = SHARD_DOCS) -> None:
+def finish_sharded(cache: EmbeddingCache, bundle: DatasetBundle, dim: int, shard_docs: int) -> None:
     """After all ranks wrote their shards: check and mark the cache complete (one rank only)."""
     total = bundle.docs_count()
     num_shards = (total + shard_docs - 1) // shard_docs

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from maw_bench.errors import UserError
 
+
 def _numba_cache() -> None:
     """ranx compiles with numba on first use (~16 s); keep the compiled code between runs."""
     if "NUMBA_CACHE_DIR" not in os.environ:

@@ -14,6 +14,7 @@ Outputs in the output folder: ``metrics.json`` (schema below), ``runs/<model>__<
                       "p_student_holm", "p_fisher_holm"}],
      "models": {label: {"source", "zero_shot"}},
      "skipped": {dataset: {"queries_without_judgements": n}},
+     "max_lengths": {model: {"query": tokens, "document": tokens}},
      "routing": {dataset: {model: {"queries"|"documents": {"layer <i>": [count per depth]
                                                                (per head: a list per head)]}}}}}
 """
@@ -58,6 +59,7 @@ class EvalOutput:
     reference: str | None = None
     timings: dict = field(default_factory=dict)
     routing: dict = field(default_factory=dict)
+    max_lengths: dict = field(default_factory=dict)
 
 
 def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBundle]:
@@ -82,9 +84,10 @@ def retrieve(
     checks the shards, encodes the queries and searches (the others return None).
     """
     cache_root = Path(cfg.eval.cache_dir) if cfg.eval.cache_dir else cache_dir_default()
+    doc_len, query_len = eval_lengths(encoder, cfg)
     start = time.perf_counter()
     cache = encode_corpus(
-        encoder, bundle, cache_root, cfg.eval.batch_size, cfg.eval.max_length or None, cfg.eval.dtype,
+        encoder, bundle, cache_root, cfg.eval.batch_size, doc_len, cfg.eval.dtype,
         shard_docs=cfg.eval.shard_docs, rank=ctx.rank, world_size=ctx.world_size, label=label,
     )
     ctx.barrier()
@@ -98,7 +101,7 @@ def retrieve(
     qids = list(queries)
     q_usage: dict = {}
     q_emb = torch.empty(len(qids), encoder.dim)
-    for pos, vecs in encoder.encode_batches([queries[q] for q in qids], cfg.eval.batch_size, "query", None,
+    for pos, vecs in encoder.encode_batches([queries[q] for q in qids], cfg.eval.batch_size, "query", query_len,
                                             cfg.eval.dtype, usage=q_usage):
         q_emb[pos] = vecs
     routing = {"queries": q_usage, "documents": cache.usage()} if q_usage else None
@@ -108,6 +111,12 @@ def retrieve(
         factory = cfg.eval.index.split(":", 1)[1]
         hits = faiss_search(factory, q_emb, qids, cache.shards(), cfg.eval.top_k, bundle.drop_self_hits)
     return hits, rate, routing
+
+
+def eval_lengths(encoder, cfg: BenchmarkConfig) -> tuple[int, int]:
+    """``(document, query)`` max lengths at evaluation: the config's, or the model's published length."""
+    published = encoder.published_max_length
+    return cfg.eval.max_length or published, cfg.eval.query_max_length or published
 
 
 def bm25_hits(bundle: DatasetBundle, top_k: int) -> Hits:
@@ -143,6 +152,8 @@ def run_evaluation(
                 continue
             hits, rate, routing = res
             out.timings[f"{ref.label}__{bundle.id}"] = {"docs_per_s": rate}
+            doc_len, query_len = eval_lengths(encoder, cfg)
+            out.max_lengths[ref.label] = {"query": query_len, "document": doc_len}
             if routing is not None:
                 out.routing.setdefault(bundle.id, {})[ref.label] = routing
             _record(out, bundle, ref.label, hits, metrics, output)
@@ -181,6 +192,7 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
                            "judged_docs_missing_from_corpus": b.summary()["missing_judged_docs"]} for b in bundles},
         "timings": out.timings,
         "routing": out.routing,
+        "max_lengths": out.max_lengths,
     }
     write_json(output / "metrics.json", doc)
     buf = io.StringIO()

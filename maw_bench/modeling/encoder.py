@@ -22,7 +22,7 @@ from maw_bench.config import BenchmarkConfig, MAWConfig, ModelConfig
 from maw_bench.errors import UserError
 from maw_bench.maw import MAWAttention, RouteRecord, RouteRecorder, SelectionStrategy
 from maw_bench.modeling.layers import build_appended, encoder_layers, replace_attention
-from maw_bench.modeling.loading import load_backbone, load_tokenizer
+from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
 from maw_bench.modeling.resolve import resolve_model
 
 
@@ -75,6 +75,8 @@ class Encoder(nn.Module):
         self.model_cfg = model_cfg
         self.maw_cfg = maw_cfg
         self.maw_layers: list[int] = []
+        # the length the base model was published with: evaluation encodes with it (training uses model.*)
+        self.published_max_length: int = 512
         self.blocks = nn.ModuleList()
         if maw_cfg.placement == "append":
             self.blocks = build_appended(backbone, maw_cfg, maw_cfg.enabled)
@@ -303,6 +305,7 @@ def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         enc = Encoder(backbone, tokenizer, cfg.model, cfg.maw)
+    enc.published_max_length = published_max_length(source, tokenizer)
     return enc.to(device) if device is not None else enc
 
 

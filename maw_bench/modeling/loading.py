@@ -56,3 +56,29 @@ def load_tokenizer(source: str, trust_remote_code: bool):
         return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load the tokenizer of {source}: {str(exc).splitlines()[0]}") from exc
+
+
+def published_max_length(source: str, tokenizer) -> int:
+    """The length a model was published to encode with, as sentence-transformers and MTEB use it.
+
+    Its ``sentence_bert_config.json`` ``max_seq_length`` where there is one (256 for
+    all-MiniLM-L6-v2), else the tokenizer's ``model_max_length`` capped at 512.
+    """
+    import json
+
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(source, "sentence_bert_config.json", _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False)
+    except (OSError, ValueError):
+        path = None
+    if path:
+        try:
+            value = json.loads(open(path, encoding="utf-8").read()).get("max_seq_length")
+            if isinstance(value, int) and value > 0:
+                return value
+        except (OSError, ValueError):
+            pass
+    limit = getattr(tokenizer, "model_max_length", 512) or 512
+    return int(min(limit, 512))

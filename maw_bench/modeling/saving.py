@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from maw_bench.config import MAWConfig, ModelConfig, _build
 from maw_bench.errors import UserError
 from maw_bench.modeling.encoder import Encoder
-from maw_bench.modeling.loading import load_backbone, load_tokenizer
+from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
 
 META_FILE = "maw_bench.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -28,7 +28,8 @@ def save_encoder(encoder: Encoder, directory: str | Path) -> Path:
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    meta = {"format": 1, "model": dataclasses.asdict(encoder.model_cfg), "maw": dataclasses.asdict(encoder.maw_cfg)}
+    meta = {"format": 1, "model": dataclasses.asdict(encoder.model_cfg), "maw": dataclasses.asdict(encoder.maw_cfg),
+            "published_max_length": encoder.published_max_length}
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
     encoder.backbone.config.save_pretrained(tmp)
     encoder.tokenizer.save_pretrained(tmp)
@@ -56,6 +57,7 @@ def load_encoder(directory: str | Path, device: str | torch.device | None = None
     backbone = load_backbone(str(path), model_cfg.trust_remote_code, from_config=True)
     tokenizer = load_tokenizer(str(path), model_cfg.trust_remote_code)
     enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg)
+    enc.published_max_length = int(meta.get("published_max_length") or published_max_length(str(path), tokenizer))
     state = {k: v for k, v in load_file(str(path / WEIGHTS_FILE)).items() if not any(r in f".{k}" for r in _RETIRED)}
     enc.load_state_dict(state, strict=True)
     return enc.to(device) if device is not None else enc
