@@ -77,8 +77,11 @@ def _root(
 ) -> None:
     from maw_bench.console import setup_logging
 
+    from maw_bench.evaluation.metrics import _numba_cache
+
     ctx.obj = {"debug": debug}
     setup_logging(verbose=debug)
+    _numba_cache()  # ranx's numba JIT is compiled once per machine, into maw-bench's cache folder
 
 
 def load_config(config: Path | None, sets: list[str] | None, extra: list[str] | None = None):

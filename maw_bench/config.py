@@ -149,7 +149,8 @@ class TrainConfig:
     symmetric: bool = _f(False, "Add the passage-to-query InfoNCE term.")
     negatives: int = _f(1, "Hard negatives per query (drawn as data.negatives.source says).")
     max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 = off).")
-    dtype: str = _f("fp32", "fp32 | bf16 | fp16 (fp16 only on CUDA, with a grad scaler).")
+    dtype: str = _f("fp32", "fp32 | bf16 | fp16 (fp16 only on CUDA, with a grad scaler) | auto (bf16 on CUDA with "
+                            "bf16 and on CPUs with AMX, fp32 elsewhere).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
     save_every: int = _f(0, "Checkpoint every N optimiser steps (0 = only at the end).")
     log_every: int = _f(1, "Write train_log.jsonl every N optimiser steps.")
@@ -162,7 +163,7 @@ class TrainConfig:
 class EvalConfig:
     metrics: list = _f(["ndcg@10", "mrr@10", "recall@100", "recall@1000", "map@1000"], "ranx metric names.")
     batch_size: int = _f(32, "Encoding batch size.")
-    dtype: str = _f("fp32", "fp32 | bf16 | fp16 for encoding.")
+    dtype: str = _f("fp32", "fp32 | bf16 | fp16 | auto for encoding (auto: bf16 where it is faster, see train.dtype).")
     max_length: int = _f(0, "Document max length at evaluation (0 = the length the model was published with: its "
                             "sentence-transformers max_seq_length, else its tokenizer's, capped at 512).")
     query_max_length: int = _f(0, "Query max length at evaluation (0 = the published length, as above; training "
@@ -225,8 +226,8 @@ class BenchmarkConfig:
         _choice("maw.placement", m.placement, ("replace", "append"))
         _choice("maw.router.granularity", m.router.granularity, ("sequence", "head"))
         _choice("maw.reward", m.reward, ("task", "rank", "focus"))
-        _choice("train.dtype", self.train.dtype, ("fp32", "bf16", "fp16"))
-        _choice("eval.dtype", self.eval.dtype, ("fp32", "bf16", "fp16"))
+        _choice("train.dtype", self.train.dtype, ("fp32", "bf16", "fp16", "auto"))
+        _choice("eval.dtype", self.eval.dtype, ("fp32", "bf16", "fp16", "auto"))
         _choice("data.negatives.source", self.data.negatives.source, ("triples", "bm25", "random"))
         if m.depth < 1:
             raise UserError(f"maw.depth={m.depth} must be >= 1; try maw.depth=4.")

@@ -27,9 +27,9 @@ SMOKE: dict = {
         "train": "builtin", "train_split": "train", "eval": ["builtin"], "eval_split": "test",
         "max_queries": 120, "max_docs": 1000, "negatives": {"source": "bm25", "bm25_window": [5, 50]},
     },
-    "train": {"max_steps": 8, "batch_size": 16, "lr": 5e-5, "router_lr": 5e-3, "warmup_ratio": 0.1, "dtype": "bf16",
+    "train": {"max_steps": 8, "batch_size": 16, "lr": 5e-5, "router_lr": 5e-3, "warmup_ratio": 0.1, "dtype": "auto",
               "negatives": 1},
-    "eval": {"dtype": "bf16", "batch_size": 32, "metrics": ["ndcg@10", "mrr@10", "recall@100", "map@1000"]},
+    "eval": {"dtype": "auto", "batch_size": 32, "metrics": ["ndcg@10", "mrr@10", "recall@100", "map@1000"]},
 }
 
 

@@ -61,3 +61,27 @@ def test_all_keys_lists_nested_sections():
     keys = all_keys()
     for k in ("maw.grpo.group_size", "maw.gumbel.tau", "train.lora.r", "data.negatives.source", "eval.metrics"):
         assert k in keys
+
+
+@pytest.mark.parametrize("amx, device, expected", [(True, "cpu", "bf16"), (False, "cpu", "fp32")])
+def test_dtype_auto_picks_bf16_only_where_it_is_faster(monkeypatch, amx, device, expected):
+    import torch
+
+    from maw_bench import hardware
+
+    monkeypatch.setattr(hardware, "cpu_has_amx", lambda: amx)
+    dtype, why = hardware.resolve_dtype("auto", torch.device(device))
+    assert dtype == expected and why.startswith("auto:")
+    assert hardware.resolve_dtype("fp16", torch.device(device))[0] == "fp16"  # explicit choices pass through
+    cfg = hardware.resolve_config_dtypes(BenchmarkConfig.load(overrides=["train.dtype=auto", "eval.dtype=auto"]),
+                                         torch.device(device))
+    assert (cfg.train.dtype, cfg.eval.dtype) == (expected, expected)
+
+
+def test_the_recipes_choose_their_precision_by_hardware():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for name in ("smoke.yaml", "scifact_finetune.yaml", "msmarco.yaml", "beir_zero_shot.yaml"):
+        cfg = BenchmarkConfig.load(root / name)
+        assert cfg.eval.dtype == "auto" and cfg.train.dtype in ("auto", "fp32"), name

@@ -43,6 +43,7 @@ from maw_bench.evaluation.models import ModelRef, resolve_models
 from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
+from maw_bench.hardware import resolve_config_dtypes
 from maw_bench.results.folders import safe_name
 from maw_bench.results.plots import eval_plots
 from maw_bench.results.tables import latex_table, markdown_table, rich_table
@@ -60,6 +61,7 @@ class EvalOutput:
     timings: dict = field(default_factory=dict)
     routing: dict = field(default_factory=dict)
     max_lengths: dict = field(default_factory=dict)
+    dtype: str = ""
 
 
 def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBundle]:
@@ -139,6 +141,7 @@ def run_evaluation(
     metrics = list(cfg.eval.metrics)
     check_metrics(metrics)
     ctx = dist_setup(device)
+    cfg = resolve_config_dtypes(cfg, ctx.device)
     refs: list[ModelRef] = resolve_models(model_specs, cfg)
     bundles = load_eval_bundles(cfg, dataset_specs)
     out = EvalOutput()
@@ -165,6 +168,7 @@ def run_evaluation(
             _record(out, bundle, "bm25", bm25_hits(bundle, cfg.eval.top_k), metrics, output)
     out.reference = "standard" if "standard" in labels else labels[0]
     out.comparisons = [c.to_dict() for c in compare(out.per_query, out.reference, metrics, seed=cfg.seed)]
+    out.dtype = cfg.eval.dtype
     write_outputs(out, metrics, output, refs, bundles)
     if print_table:
         console.print(rich_table(out.results, metrics, out.comparisons, title=f"maw-bench eval (reference: {out.reference})"))
@@ -193,6 +197,7 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         "timings": out.timings,
         "routing": out.routing,
         "max_lengths": out.max_lengths,
+        "dtype": out.dtype,
     }
     write_json(output / "metrics.json", doc)
     buf = io.StringIO()

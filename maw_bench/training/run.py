@@ -31,6 +31,7 @@ from maw_bench.data.leakage import drop_leaked
 from maw_bench.data.negatives import TrainingExample
 from maw_bench.distributed import setup as dist_setup
 from maw_bench.errors import UserError
+from maw_bench.hardware import resolve_config_dtypes
 from maw_bench.modeling import build_encoder
 from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.results.folders import RUN_FILE
@@ -146,6 +147,7 @@ def train_arms(
         if acfg.maw.enabled:
             check_model_fits(acfg)
     ctx = dist_setup(device)
+    cfg = resolve_config_dtypes(cfg, ctx.device)
     if ctx.is_main:
         check_run_folder(output, resume, overwrite, require_checkpoint)
     ctx.barrier()
@@ -197,6 +199,7 @@ def train_arms(
             "wall_s": round(result.wall_s, 2),
             "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
             "world_size": ctx.world_size,
+            "dtype": acfg.train.dtype,
             "datasets": info,
             "versions": versions(),
             "git_commit": git_commit(),
