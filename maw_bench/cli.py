@@ -76,7 +76,6 @@ def _root(
                                  help="Print the version and exit."),
 ) -> None:
     from maw_bench.console import setup_logging
-
     from maw_bench.evaluation.metrics import _numba_cache
 
     ctx.obj = {"debug": debug}

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import IRDS_HOME, write_toy_beir
+from conftest import IRDS_HOME, need, write_toy_beir
 
 
 def _cli(args: list[str], env: dict | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
@@ -94,10 +94,7 @@ def test_two_ranks_opening_a_new_local_collection_build_its_store_once(tmp_path,
 
 
 def test_two_ranks_opening_an_ir_datasets_collection_build_its_store_once(tmp_path):
-    if not IRDS_HOME.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail("shared/data is missing in CI")
-        pytest.skip("shared ir_datasets home not available")
+    need(IRDS_HOME.is_dir(), "the shared ir_datasets home (../shared/data)")
     home = tmp_path / "home"
     shutil.copytree(IRDS_HOME, home)
     for p in [home, *home.rglob("*")]:

@@ -58,7 +58,27 @@ def test_one_step_on_two_ranks_equals_one_process(tiny_model_no_dropout, toy_bei
         assert torch.allclose(a[k], b[k], atol=1e-5, rtol=0), k
 
 
-def test_grpo_trains_on_two_ranks_with_reduced_statistics(tiny_model, toy_beir, tmp_path):
+def _reduce_worker(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    from maw_bench.training.trainer import mean_across_ranks
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    stats = mean_across_ranks({"reward_mean": float(rank + 1), "kl": 10.0 * rank}, 2)
+    with open(f"{out}.{rank}", "w") as f:
+        json.dump(stats, f)
+    dist.destroy_process_group()
+
+
+def test_policy_statistics_are_the_mean_over_ranks(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_reduce_worker, args=(_free_port(), str(tmp_path / "stats")), nprocs=2, join=True)
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"stats.{rank}").read_text()) == {"reward_mean": 1.5, "kl": 5.0}
+
+
+def test_grpo_trains_on_two_ranks(tiny_model, toy_beir, tmp_path):
     common = tiny_overrides(tiny_model, toy_beir, "train.max_steps=2", "maw.grpo.group_size=2", "train.batch_size=4")
     _run(["train", "--arms", "maw", "--output", str(tmp_path / "two"), *_sets(*common)], nproc=2)
     log = [json.loads(line) for line in (tmp_path / "two" / "maw" / "train_log.jsonl").read_text().splitlines()]

@@ -114,6 +114,21 @@ def test_exact_search_equals_brute_force_and_drops_self_hits():
         assert list(hits[qid]) == [ids[j] for j in brute[row].tolist()]
     no_self = exact_search(queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7, chunk_size=11, drop_self=True)
     assert all(q not in h and len(h) == 7 for q, h in no_self.items())
+
+
+def test_faiss_flat_search_equals_exact_search():
+    pytest.importorskip("faiss")  # an optional extra: without it this test skips, the rest runs
+    torch.manual_seed(0)
+    docs = torch.nn.functional.normalize(torch.randn(57, 8), dim=-1)
+    queries = docs[:5].clone()
+    ids = [f"d{i}" for i in range(57)]
+    shards = [(ids[:30], docs[:30].numpy()), (ids[30:], docs[30:].numpy())]
+    hits = exact_search(queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7, chunk_size=11)
+    brute = (queries @ docs.T).topk(7, dim=1).indices
+    for row, qid in enumerate(["d0", "d1", "d2", "d3", "d4"]):
+        assert list(hits[qid]) == [ids[j] for j in brute[row].tolist()]
+    no_self = exact_search(queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7, chunk_size=11, drop_self=True)
+    assert all(q not in h and len(h) == 7 for q, h in no_self.items())
     flat = faiss_search("Flat", queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7)
     assert {q: list(h) for q, h in flat.items()} == {q: list(h) for q, h in hits.items()}
 

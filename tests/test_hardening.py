@@ -168,22 +168,27 @@ def test_a_second_writer_is_refused(tmp_path):
         pass
 
 
-def test_checkpoints_are_loaded_without_pickle_code(tiny_model, toy_beir, tmp_path):
+def test_a_checkpoint_with_pickled_code_is_refused_by_resume(tiny_model, toy_beir, tmp_path):
+    """Checksums made to match (as anyone who can write the file can): resume must still run no pickled code."""
+    from maw_bench.atomic import sha256_file, write_json
     from maw_bench.config import BenchmarkConfig
+    from maw_bench.errors import UserError
     from maw_bench.training.run import train_arms
 
     cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=2", "train.save_every=1"))
     train_arms(cfg, ["standard"], tmp_path / "run", stop_after=1)
-    optim = next((tmp_path / "run" / "standard" / "checkpoints").glob("step-*")) / "optim.pt"
-    torch.load(optim, weights_only=True)  # what resume does; an arbitrary pickle would be refused
+    ckpt = next((tmp_path / "run" / "standard" / "checkpoints").glob("step-*"))
+    marker = tmp_path / "pwned"
 
     class Evil:
         def __reduce__(self):
-            return (os.system, ("echo pwned",))
+            return (Path.touch, (marker,))
 
-    torch.save({"optimizer": Evil()}, optim)
-    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
-        torch.load(optim, weights_only=True)
+    torch.save({"optimizer": Evil(), "scheduler": {}, "scaler": None}, ckpt / "optim.pt")
+    write_json(ckpt / "checksums.json", {p.name: sha256_file(p) for p in sorted(ckpt.iterdir()) if p.name != "checksums.json"})
+    with pytest.raises(UserError, match="refusing to load it"):
+        train_arms(cfg, ["standard"], tmp_path / "run", resume=True)
+    assert not marker.exists()
 
 
 def test_ctrl_c_ends_with_130_and_the_resume_line_then_resume_auto_continues(tiny_model, toy_beir, tmp_path):

@@ -166,10 +166,16 @@ def test_nan_loss_stops_with_a_clear_message(tiny_model, toy_beir, tmp_path, mon
     assert (tmp_path / "run" / "standard" / "checkpoints" / "step-0000002").is_dir()
 
 
-def test_lora_arm_keeps_the_router_trainable(tiny_model, toy_beir, tmp_path):
-    from maw_bench.modeling import load_encoder
+def test_lora_trains_adapters_and_the_router_and_leaves_other_weights_alone(tiny_model, toy_beir, tmp_path):
+    from maw_bench.modeling import build_encoder, load_encoder
 
     cfg = _cfg(tiny_model, toy_beir, "train.max_steps=3", "train.lora.enabled=true", "maw.selection=gumbel")
     train_arms(cfg, ["maw"], tmp_path / "run")
-    enc = load_encoder(tmp_path / "run" / "maw" / "model")  # merged back into a plain encoder
-    assert enc.maw_modules()[0].router is not None
+    trained = load_encoder(tmp_path / "run" / "maw" / "model")  # LoRA merged back into a plain encoder
+    start = build_encoder(cfg.arm("maw")).state_dict()
+    after = trained.state_dict()
+    router = trained.maw_modules()[0].router
+    assert router.policy.weight.abs().sum() > 0  # it moved from its zero start: the router trained
+    changed = {k for k in start if not torch.equal(start[k], after[k])}
+    assert any(k.endswith("attention.self.maw.query.weight") for k in changed)  # a LoRA target: the adapter merged
+    assert not any("word_embeddings" in k or "LayerNorm" in k for k in changed)  # not targets: untouched

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from maw_bench.atomic import sha256_file, write_json
+from maw_bench.errors import UserError
 
 log = logging.getLogger("maw_bench")
 KEEP = 2
@@ -109,7 +111,11 @@ def latest_valid(folder: Path) -> Path | None:
 def load_checkpoint(ckpt: Path, model: torch.nn.Module, optimizer, scheduler, scaler) -> dict:
     """Restore everything in place; return ``state.json`` (step, data position, ...)."""
     model.load_state_dict(load_file(str(ckpt / "model.safetensors")), strict=True)
-    blob = torch.load(ckpt / "optim.pt", map_location="cpu", weights_only=True)
+    try:
+        blob = torch.load(ckpt / "optim.pt", map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UserError(f"{ckpt / 'optim.pt'} holds more than tensors and numbers (pickled code?); refusing to load it. "
+                        "Delete that checkpoint to resume from the one before.") from exc
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
     if scaler is not None and blob["scaler"] is not None:

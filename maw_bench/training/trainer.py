@@ -108,6 +108,18 @@ def merge_lora(encoder: Encoder) -> None:
         encoder.backbone = encoder.backbone.merge_and_unload()
 
 
+def mean_across_ranks(stats: dict[str, float], world_size: int) -> dict[str, float]:
+    """Statistics averaged over ranks (every rank calls this and gets the same dict), so the log is global."""
+    if world_size == 1 or not stats:
+        return stats
+    import torch.distributed as dist
+
+    keys = sorted(stats)
+    t = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
+    dist.all_reduce(t)
+    return {k: float(v) / world_size for k, v in zip(keys, t.tolist())}
+
+
 class Trainer:
     """Train ``encoder`` on ``examples`` drawn from ``bundle``; write into ``folder``."""
 
@@ -344,15 +356,7 @@ class Trainer:
             dist.barrier()
 
     def _mean_across_ranks(self, stats: dict[str, float]) -> dict[str, float]:
-        """GRPO statistics averaged over ranks (every rank calls this, so the log is global)."""
-        if self.world_size == 1 or not stats:
-            return stats
-        import torch.distributed as dist
-
-        keys = sorted(stats)
-        t = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
-        dist.all_reduce(t)
-        return {k: float(v) / self.world_size for k, v in zip(keys, t.tolist())}
+        return mean_across_ranks(stats, self.world_size)
 
     def _histogram(self, choices: list[torch.Tensor], hist: list[list[int]] | None) -> list[list[int]] | None:
         if not choices:
