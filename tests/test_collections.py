@@ -13,6 +13,14 @@ import pytest
 from conftest import IRDS_HOME, need, write_toy_beir
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _cli(args: list[str], env: dict | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "maw_bench", *args], capture_output=True, text=True,
                           env={**os.environ, "MAW_BENCH_OFFLINE": "1", **(env or {})}, timeout=timeout)
@@ -83,7 +91,7 @@ def test_two_ranks_opening_a_new_local_collection_build_its_store_once(tmp_path,
     folder = write_toy_beir(tmp_path / "toy", n_docs=3000)
     home = tmp_path / "home"
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29611", "-m",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m",
          "maw_bench", "datasets", "check", str(folder), "--json"],
         capture_output=True, text=True, env={**os.environ, "IR_DATASETS_HOME": str(home), "MAW_BENCH_OFFLINE": "1"},
         timeout=240)
@@ -101,7 +109,7 @@ def test_two_ranks_opening_an_ir_datasets_collection_build_its_store_once(tmp_pa
         p.chmod(0o755 if p.is_dir() else 0o644)
     assert not list(home.rglob("docs.pklz4"))  # a fresh home: the store is built by this test
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29612", "-m",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m",
          "maw_bench", "datasets", "check", "beir/scifact/test", "--json"],
         capture_output=True, text=True, env={**os.environ, "IR_DATASETS_HOME": str(home), "MAW_BENCH_OFFLINE": "1"},
         timeout=240)
@@ -116,6 +124,7 @@ def test_a_store_holding_documents_twice_is_rebuilt_with_a_warning(tmp_path, cap
 
     folder = write_toy_beir(tmp_path / "toy", seed=5)
     bundle = load_bundle(str(folder), "test")
+    assert bundle.docs_count() == 120  # the first read builds the store
     store = bundle.irds.docs_store()
     with store.lookup.transaction() as trans:  # what two concurrent builders left behind
         for doc in store.init_iter_fn():
@@ -123,6 +132,7 @@ def test_a_store_holding_documents_twice_is_rebuilt_with_a_warning(tmp_path, cap
     assert len(store.lookup) == 240
     with caplog.at_level("WARNING", logger="maw_bench"):
         again = load_bundle(str(folder), "test")
+        assert again.docs_count() == 120
     assert "holds 240 entries for 120 documents" in caplog.text
     assert len(again.irds.docs_store().lookup) == 120
     assert sum(1 for _ in again.docs_iter()) == 120

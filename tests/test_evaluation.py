@@ -193,3 +193,14 @@ def test_long_queries_score_as_sentence_transformers_and_ranx_do(minilm_path, tm
     theirs = evaluate(Qrels.from_dict(bundle.qrels), run, ["ndcg@10", "mrr@10"])
     for m in ("ndcg@10", "mrr@10"):
         assert abs(ours[m] - theirs[m]) <= 1e-4, (m, ours[m], theirs[m])
+
+
+def test_a_shard_truncated_after_writing_is_re_encoded_with_a_visible_warning(tiny_model, toy_beir, tmp_path, caplog):
+    cache, enc = _cache(tiny_model, toy_beir, tmp_path)
+    shard = next(cache.folder.glob("shard_*.npy"))
+    before = shard.read_bytes()
+    shard.write_bytes(before[: len(before) // 2])
+    with caplog.at_level("WARNING", logger="maw_bench"):
+        again, _ = _cache(tiny_model, toy_beir, tmp_path, enc=enc)
+    assert "corrupt or truncated; re-encoding it" in caplog.text
+    assert not again.reused and shard.read_bytes() == before

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,18 +49,41 @@ class DatasetBundle:
     _queries: dict[str, str] | None = field(default=None, repr=False)
     _qrels: dict[str, dict[str, int]] | None = field(default=None, repr=False)
     _hash: tuple | None = field(default=None, repr=False)
+    source_docs: int | None = None  # documents the source holds, when known exactly (local folders)
+    _store_checked: bool = field(default=False, repr=False)
+
+    def _ensure_store(self) -> None:
+        """Build or verify the docstore once, behind a lock, before the first document is read."""
+        if self._store_checked:
+            return
+        from maw_bench.data.docstore import ensure_docstore
+
+        if self.irds.has_docs():
+            ensure_docstore(self.irds, self.id, self.source_docs, guard=lambda: explain_missing(self.id))
+        self._store_checked = True
 
     @property
     def drop_self_hits(self) -> bool:
         return self.id.startswith(SELF_HIT_COLLECTIONS)
 
     # ------------------------------------------------------------------- docs
-    def docs_iter(self) -> Iterator[tuple[str, str]]:
-        """``(doc_id, text)`` in collection order, honouring ``keep_docs``."""
+    def docs_iter(self, block: int = 2048) -> Iterator[tuple[str, str]]:
+        """``(doc_id, text)`` in collection order, honouring ``keep_docs``.
+
+        Documents are pulled in blocks inside :func:`explain_missing` and yielded outside
+        it, so the consumer's own code (and its warnings) never runs inside that guard.
+        """
+        self._ensure_store()
         with explain_missing(self.id):
-            for doc in self.irds.docs_iter():
+            it = iter(self.irds.docs_iter())
+        while True:
+            with explain_missing(self.id):
+                docs = list(itertools.islice(it, block))
+            for doc in docs:
                 if self.keep_docs is None or doc.doc_id in self.keep_docs:
                     yield doc.doc_id, doc_text(doc)
+            if len(docs) < block:
+                return
 
     def doc_ids_iter(self) -> Iterator[str]:
         for doc_id, _ in self.docs_iter():
@@ -68,12 +92,14 @@ class DatasetBundle:
     def docs_count(self) -> int:
         if self.keep_docs is not None:
             return len(self.keep_docs)
+        self._ensure_store()
         with explain_missing(self.id):
             n = self.irds.docs_count()
         return n if n is not None else sum(1 for _ in self.irds.docs_iter())
 
     @functools.cached_property
     def _store(self):
+        self._ensure_store()
         with explain_missing(self.id):
             return self.irds.docs_store()
 
@@ -136,12 +162,18 @@ class DatasetBundle:
     def has_docpairs(self) -> bool:
         return self.irds.has_docpairs()
 
-    def docpairs_iter(self) -> Iterator[tuple[str, str, str]]:
-        """``(query_id, positive_id, negative_id)`` from the collection's own triples."""
+    def docpairs_iter(self, block: int = 4096) -> Iterator[tuple[str, str, str]]:
+        """``(query_id, positive_id, negative_id)`` from the collection's own triples (pulled in guarded blocks)."""
         with explain_missing(self.id):
-            for p in self.irds.docpairs_iter():
+            it = iter(self.irds.docpairs_iter())
+        while True:
+            with explain_missing(self.id):
+                pairs = list(itertools.islice(it, block))
+            for p in pairs:
                 if self.keep_queries is None or p.query_id in self.keep_queries:
                     yield p.query_id, p.doc_id_a, p.doc_id_b
+            if len(pairs) < block:
+                return
 
     def summary(self) -> dict[str, int]:
         """Counts for ``datasets check``: docs, queries, judged queries, qrels, missing judged docs."""

@@ -51,7 +51,9 @@ def explain_missing(dataset_id: str) -> Iterator[None]:
         return original(self, force)
 
     previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # ir_datasets' own loggers would print retries and tracebacks
+    # ir_datasets' own loggers would print retries and tracebacks. The guard is global, so it must only wrap
+    # ir_datasets' own calls: iterators pull blocks inside it and yield outside it (DatasetBundle.docs_iter).
+    logging.disable(logging.WARNING)
     Download.path = path
     try:
         yield

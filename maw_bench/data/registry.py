@@ -60,35 +60,26 @@ def load_bundle(spec: str, split: str = "test") -> DatasetBundle:
     import ir_datasets
 
     from maw_bench.data.builtin import builtin_folder
-    from maw_bench.data.docstore import ensure_docstore
     from maw_bench.data.local_beir import register_local_beir, warn_about
-    from maw_bench.data.offline import explain_missing
 
     if spec == "builtin" or spec.startswith("builtin/"):
         split = spec.split("/", 1)[1] if "/" in spec else split
         if split not in ("train", "test"):
             raise UserError(f"the built-in dataset has splits train and test, not {split!r}.")
         dataset_id, report = register_local_beir(builtin_folder(), split, id_prefix="builtin")
-        ds = ir_datasets.load(dataset_id)
-        ensure_docstore(ds, dataset_id, report.docs)
-        return DatasetBundle(dataset_id, ds)
+        return DatasetBundle(dataset_id, ir_datasets.load(dataset_id), source_docs=report.docs)
     path = Path(spec).expanduser()
     if path.exists() or spec.startswith((".", "/", "~")):
         if not path.exists():
             raise UserError(f"dataset folder {path} does not exist.")
         dataset_id, report = register_local_beir(path, split)
         warn_about(report, path, split)
-        ds = ir_datasets.load(dataset_id)
-        ensure_docstore(ds, dataset_id, report.docs)
-        return DatasetBundle(dataset_id, ds)
+        return DatasetBundle(dataset_id, ir_datasets.load(dataset_id), source_docs=report.docs)
     if spec not in ir_datasets.registry:
         raise _unknown(spec)
     ds = ir_datasets.load(spec)
     if spec.startswith("beir/") and not ds.has_qrels() and not ds.has_docpairs():
         return load_bundle(beir_shortcut(spec, split))
-    if ds.has_docs():
-        with explain_missing(spec):
-            ensure_docstore(ds, spec)
     return DatasetBundle(spec, ds)
 
 
