@@ -211,3 +211,54 @@ def test_ctrl_c_ends_with_130_and_the_resume_line_then_resume_auto_continues(tin
     assert steps == list(range(1, 41)) and done >= 2
     fresh = _cli([*_train_args(tiny_model, toy_beir, tmp_path / "fresh", "train.max_steps=2"), "--resume", "auto"])
     assert fresh.returncode == 0, fresh.stderr[-2000:]  # auto: nothing to resume, so it starts
+
+
+def test_a_sweep_killed_inside_a_cell_redoes_only_that_cell(tiny_model, toy_beir, tmp_path):
+    import yaml
+
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump({
+        "name": "k", "standard": False, "datasets": [str(toy_beir)],
+        "set": tiny_overrides(tiny_model, toy_beir, "train.max_steps=30", "train.save_every=1",
+                              f"eval.cache_dir={tmp_path / 'cache'}"),
+        "grid": {"maw.depth": [2, 4]},
+    }))
+    out = tmp_path / "sw"
+    env = {**os.environ, "MAW_BENCH_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "maw_bench", "sweep", str(sweep_file), "--output", str(out)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first, second = out / "cells" / "maw__depth-2", out / "cells" / "maw__depth-4"
+    log = second / "run" / "maw" / "train_log.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) >= 3):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert (first / "cell.json").is_file() and not (second / "cell.json").is_file()
+    stamp = (first / "cell.json").stat().st_mtime_ns, (first / "run" / "maw" / "train_log.jsonl").stat().st_mtime_ns
+    again = _cli(["sweep", str(sweep_file), "--output", str(out)], timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "maw__depth-2: done, skipped" in again.stdout
+    assert stamp == ((first / "cell.json").stat().st_mtime_ns,
+                     (first / "run" / "maw" / "train_log.jsonl").stat().st_mtime_ns)  # the finished cell untouched
+    steps = [json.loads(x)["step"] for x in log.read_text().splitlines()]
+    assert steps == list(range(1, 31)) and (second / "cell.json").is_file()  # resumed, not restarted twice
+
+
+def test_two_evaluations_sharing_one_cache_give_one_valid_cache_and_the_same_metrics(tiny_model, toy_beir, tmp_path):
+    env = {**os.environ, "MAW_BENCH_OFFLINE": "1"}
+    common = ["eval", "--dataset", str(toy_beir), "--set", f"model.name={tiny_model}", "--set",
+              f"eval.cache_dir={tmp_path / 'cache'}", "--set", "eval.shard_docs=30", "--set", "eval.batch_size=4"]
+    procs = [subprocess.Popen([sys.executable, "-m", "maw_bench", *common, "--output", str(tmp_path / f"e{i}")],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    docs = [json.loads((tmp_path / f"e{i}" / "metrics.json").read_text())["results"] for i in (0, 1)]
+    assert docs[0] == docs[1]
+    from maw_bench.evaluation.embeddings import EmbeddingCache
+
+    (folder,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    cache = EmbeddingCache(folder)
+    assert cache.complete() and cache.manifest()["num_shards"] == 4
+    assert sum(len(ids) for ids, _ in cache.shards()) == 120
