@@ -155,6 +155,7 @@ class TrainConfig:
     save_every: int = _f(0, "Checkpoint every N optimiser steps (0 = only at the end).")
     log_every: int = _f(1, "Write train_log.jsonl every N optimiser steps.")
     deterministic: bool = _f(False, "torch.use_deterministic_algorithms for bitwise resume tests.")
+    report_to: list = _f([], "Also log training curves to: tensorboard (RUN/<arm>/tensorboard) and/or wandb.")
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     grad_cache: GradCacheConfig = field(default_factory=GradCacheConfig)
 
@@ -284,6 +285,9 @@ class BenchmarkConfig:
                 "turn off train.gradient_checkpointing and train.grad_cache, or use maw.selection=gumbel."
             )
         validate_arms(self.arms)
+        bad = [r for r in t.report_to if r not in ("tensorboard", "wandb")]
+        if bad:
+            raise UserError(f"train.report_to has {bad[0]!r}; use tensorboard and/or wandb (or [] for neither).")
         lo_hi = self.data.negatives.bm25_window
         if not (isinstance(lo_hi, list) and len(lo_hi) == 2 and 0 <= lo_hi[0] < lo_hi[1]):
             raise UserError(f"data.negatives.bm25_window={lo_hi!r} must be [lo, hi] with 0 <= lo < hi.")

@@ -179,3 +179,23 @@ def test_lora_trains_adapters_and_the_router_and_leaves_other_weights_alone(tiny
     changed = {k for k in start if not torch.equal(start[k], after[k])}
     assert any(k.endswith("attention.self.maw.query.weight") for k in changed)  # a LoRA target: the adapter merged
     assert not any("word_embeddings" in k or "LayerNorm" in k for k in changed)  # not targets: untouched
+
+
+def test_tensorboard_event_file_holds_the_logged_scalars(tiny_model, toy_beir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = _cfg(tiny_model, toy_beir, "train.max_steps=3", "train.report_to=[tensorboard]")
+    train_arms(cfg, ["maw"], tmp_path / "run")
+    acc = EventAccumulator(str(tmp_path / "run" / "maw" / "tensorboard"), size_guidance={"histograms": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    log = _log(tmp_path / "run" / "maw")
+    losses = [e.value for e in acc.Scalars("train/loss")]
+    assert losses == pytest.approx([r["loss"] for r in log], abs=1e-5)
+    assert [e.step for e in acc.Scalars("router/kl")] == [1, 2, 3]
+    assert "depth/layer0/d0" in tags["scalars"] and "depth/layer0" in tags["histograms"]
+
+
+def test_report_to_an_unknown_service_is_refused():
+    with pytest.raises(UserError, match="use tensorboard and/or wandb"):
+        BenchmarkConfig.load(overrides=["train.report_to=[mlflow]"])

@@ -29,6 +29,7 @@ from maw_bench.progress import progress_bar
 from maw_bench.results.records import read_log
 from maw_bench.training.batches import BatchPlan, materialise, total_optimizer_steps
 from maw_bench.training.checkpoint import latest_valid, load_checkpoint, save_checkpoint
+from maw_bench.training.reporting import make_reporters
 from maw_bench.training.schedule import linear_schedule
 from maw_bench.training.step import DistContext, LossSettings, StepOutput, grad_cache_step, train_step
 
@@ -218,6 +219,8 @@ class Trainer:
     def train(self, resume: bool = False) -> TrainResult:
         """The loop: accumulate micro-batches, step the optimiser, further policy updates, log, checkpoint."""
         step = self._start(resume)
+        self.reporters = (make_reporters(self.cfg.train.report_to, self.folder, self.folder.name, self.cfg.to_dict())
+                          if self.rank == 0 else [])
         self.model.train()
         begin, last_loss = time.perf_counter(), float("nan")
         columns = [TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[eps]:.1f} ex/s")]
@@ -238,6 +241,8 @@ class Trainer:
                 if progress:
                     progress.update(task, advance=1, loss=acc.loss, eps=eps)
                 self._checkpoint(step)
+        for r in self.reporters:
+            r.close()
         return TrainResult(step, last_loss, time.perf_counter() - begin, len(self.plan.examples))
 
     def _start(self, resume: bool) -> int:
@@ -341,6 +346,8 @@ class Trainer:
         if acc.histogram is not None:
             record["depth_histogram"] = acc.histogram
         self._log(record)
+        for r in getattr(self, "reporters", []):
+            r.log(step, record)
 
     def _checkpoint(self, step: int) -> None:
         t = self.cfg.train
