@@ -137,6 +137,8 @@ def train(
     config: Path = CONFIG_OPT,
     sets: list[str] = SET_OPT,
     dataset: str = typer.Option(None, "--dataset", "-d", help="Training dataset (ir_datasets id, BEIR folder, builtin)."),
+    train_data: str = typer.Option(None, "--train-data", help="Training rows (query, positive[, negatives]): "
+                                   "hf:ORG/NAME[:config][@split] or a .jsonl/.parquet/.csv file (data.train)."),
     msmarco: bool = typer.Option(False, "--msmarco", help="Train on MS MARCO triples; evaluate on dev/small, DL19, DL20."),
     split: str = SPLIT_OPT,
     arms: str = typer.Option(
@@ -168,6 +170,8 @@ def train(
         extra += [f"data.train={MSMARCO_TRAIN}", f"data.eval={MSMARCO_EVAL}", "data.negatives.source=triples"]
     if dataset:
         extra.append(f"data.train={dataset}")
+    if train_data:
+        extra.append(f"data.train={train_data}")
     if split:
         extra.append(f"data.train_split={split}")
     for key, value in (("maw.depth", maw_depth), ("maw.layers", maw_layers), ("maw.selection", maw_selection)):

@@ -107,7 +107,9 @@ class NegativesConfig:
 
 @dataclass
 class DataConfig:
-    train: str = _f("builtin", "Training dataset id (ir_datasets id, local BEIR folder, or builtin).")
+    train: str = _f("builtin", "Training data: an ir_datasets id, a local BEIR folder, builtin, or rows "
+                               "(query, positive[, negative...]): hf:ORG/NAME[:config][@split] or a .jsonl/.parquet/.csv.")
+    columns: dict = _f({}, "Row columns when their names differ: {query: anchor, positive: pos, negatives: [neg1, neg2]}.")
     train_split: str = _f("train", "Split of a local BEIR folder or builtin used for training.")
     eval: list = _f(["builtin"], "Evaluation dataset ids.")
     eval_split: str = _f("test", "Split of local BEIR folders or builtin used for evaluation.")
@@ -285,6 +287,9 @@ class BenchmarkConfig:
                 "turn off train.gradient_checkpointing and train.grad_cache, or use maw.selection=gumbel."
             )
         validate_arms(self.arms)
+        unknown_cols = [k for k in self.data.columns if k not in ("query", "positive", "negatives")]
+        if unknown_cols:
+            raise UserError(f"data.columns.{unknown_cols[0]}: the roles are query, positive and negatives.")
         bad = [r for r in t.report_to if r not in ("tensorboard", "wandb")]
         if bad:
             raise UserError(f"train.report_to has {bad[0]!r}; use tensorboard and/or wandb (or [] for neither).")

@@ -158,6 +158,9 @@ class DatasetBundle:
     def positives(self, qid: str) -> set[str]:
         return {d for d, r in self.qrels.get(qid, {}).items() if r > 0}
 
+    def has_qrels(self) -> bool:
+        return self.irds.has_qrels()
+
     # -------------------------------------------------------------- docpairs
     def has_docpairs(self) -> bool:
         return self.irds.has_docpairs()

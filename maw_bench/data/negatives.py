@@ -120,7 +120,7 @@ def build_examples(
     bundle: DatasetBundle, source: str, count: int, window: tuple[int, int], seed: int, limit: int | None = None
 ) -> list[TrainingExample]:
     """All training examples of ``bundle`` (``limit`` caps streamed triples), deterministic by seed."""
-    if source == "triples" or (bundle.has_docpairs() and not bundle.irds.has_qrels()):
+    if source == "triples" or (bundle.has_docpairs() and not bundle.has_qrels()):
         examples = list(triple_examples(bundle, limit))
     elif count == 0:
         examples = [TrainingExample(q, p, ()) for q, p in _positive_pairs(bundle)]

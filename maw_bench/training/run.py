@@ -29,6 +29,7 @@ from maw_bench.data import apply_caps, build_examples, check_leakage, load_bundl
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.data.leakage import drop_leaked
 from maw_bench.data.negatives import TrainingExample
+from maw_bench.data.rows import RowsBundle, is_rows_spec, load_rows
 from maw_bench.distributed import setup as dist_setup
 from maw_bench.errors import UserError
 from maw_bench.hardware import resolve_config_dtypes
@@ -66,27 +67,38 @@ def git_commit() -> str | None:
 
 def prepare_data(cfg: BenchmarkConfig) -> tuple[DatasetBundle, list[TrainingExample], dict]:
     """The training bundle and examples (shared by both arms) after caps and the leakage check."""
-    train = load_bundle(cfg.data.train, cfg.data.train_split)
+    t = cfg.train
+    if is_rows_spec(cfg.data.train):  # (query, positive[, negatives]) rows through HF datasets
+        rows_limit = t.max_steps * t.batch_size * t.grad_accum if t.max_steps > 0 else None
+        train = load_rows(cfg.data.train, dict(cfg.data.columns), t.negatives, rows_limit)
+    else:
+        train = load_bundle(cfg.data.train, cfg.data.train_split)
     apply_caps(train, cfg.data.max_queries, cfg.data.max_docs, cfg.seed)
     evals = [load_bundle(spec, cfg.data.eval_split) for spec in cfg.data.eval]
     reports = check_leakage(train, evals, cfg.data.allow_leakage or cfg.data.drop_leaked)
     dropped = drop_leaked(train, reports) if cfg.data.drop_leaked else 0
     if dropped:
         log.warning("dropped %d training queries that also appear in evaluation (data.drop_leaked)", dropped)
-    t = cfg.train
     limit = None
-    if train.has_docpairs() and (cfg.data.negatives.source == "triples" or not train.irds.has_qrels()):
+    if isinstance(train, RowsBundle) and (train.has_docpairs() or t.negatives == 0):
+        kept = train.judged_queries()
+        examples = [e for e in train.examples if e.query_id in kept]
+        return train, examples, _data_info(train, examples, reports, dropped)
+    if train.has_docpairs() and (cfg.data.negatives.source == "triples" or not train.has_qrels()):
         steps = t.max_steps if t.max_steps > 0 else None
         limit = steps * t.batch_size * t.grad_accum if steps else (cfg.data.max_queries or None)
     examples = build_examples(
         train, cfg.data.negatives.source, t.negatives, tuple(cfg.data.negatives.bm25_window), cfg.seed, limit
     )
-    info = {
+    return train, examples, _data_info(train, examples, reports, dropped)
+
+
+def _data_info(train: DatasetBundle, examples: list[TrainingExample], reports, dropped: int) -> dict:
+    return {
         "train": {"id": train.id, "examples": len(examples), "queries": len(train.judged_queries())},
         "leakage": {r.eval_id: r.count for r in reports},
         "dropped_training_queries": dropped,
     }
-    return train, examples, info
 
 
 def has_progress(output: Path) -> bool:
