@@ -2,7 +2,7 @@
 
 MiniLM, 512 passages at max length 256, one process. Arms: standard attention; MAW with
 depth 4 on the last layer and a hard selection (grpo at inference = argmax). Training step:
-16 queries + 16 passages, standard vs MAW gumbel vs MAW grpo (group size 4).
+16 queries + 16 passages, standard vs MAW gumbel vs MAW grpo (group sizes 2, 4 and 8; split and nested).
 
     python scripts/bench_maw.py
 """
@@ -25,8 +25,11 @@ ARMS = {
 TRAIN_ARMS = {
     "standard": [],
     "maw-gumbel": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=gumbel"],
-    "maw-grpo-g4": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=grpo", "maw.grpo.group_size=4"],
     "maw-grpo-g2": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=grpo", "maw.grpo.group_size=2"],
+    "maw-grpo-g4": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=grpo", "maw.grpo.group_size=4"],
+    "maw-grpo-g8": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=grpo", "maw.grpo.group_size=8"],
+    "maw-nested-grpo-g4": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.variant=nested",
+                           "maw.selection=grpo", "maw.grpo.group_size=4"],
 }
 
 
@@ -67,7 +70,7 @@ def train_steps(reps: int, dtype: str) -> dict[str, float]:
 
     from maw_bench import BenchmarkConfig, build_encoder
     from maw_bench.modeling.encoder import autocast_context
-    from maw_bench.training.step import contrastive_step, grpo_step
+    from maw_bench.training.step import LossSettings, train_step
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     docs = texts(64)
@@ -79,15 +82,14 @@ def train_steps(reps: int, dtype: str) -> dict[str, float]:
         opt = torch.optim.AdamW(enc.parameters(), lr=1e-5)
         q = {k: v.to(device) for k, v in enc.tokenize(queries, "query").items()}
         d = {k: v.to(device) for k, v in enc.tokenize(docs[:16], "doc").items()}
-        step = grpo_step if cfg.maw.selection == "grpo" and cfg.maw.enabled else contrastive_step
-        setups[arm] = (cfg, enc, opt, q, d, step)
+        setups[arm] = (cfg, enc, opt, q, d)
     exclude = torch.zeros(16, 16, dtype=torch.bool, device=device)
     times: dict[str, list[float]] = {arm: [] for arm in setups}
     for i in range(reps + 1):  # arms interleaved, so drifts of the machine hit all of them alike
-        for arm, (cfg, enc, opt, q, d, step) in setups.items():
+        for arm, (_cfg, enc, opt, q, d) in setups.items():
             start = time.perf_counter()
             with autocast_context(device, dtype):
-                res = step(enc, enc, q, d, cfg, exclude)
+                res = train_step(enc, enc, q, d, LossSettings(), exclude, routing_seed=i)
             res.loss.backward()
             opt.step()
             opt.zero_grad()
@@ -105,6 +107,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--train-reps", type=int, default=9)
+    ap.add_argument("--skip-encode", action="store_true", help="Time the training steps only.")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -112,14 +115,15 @@ def main() -> None:
         return
     print(f"encode: {args.passages} passages, max length 256, batch {args.batch_size}, {args.dtype}")
     rates = {}
-    for arm in ARMS:
+    for arm in [] if args.skip_encode else ARMS:
         res = subprocess.run([sys.executable, __file__, "--child", arm, "--passages", str(args.passages),
                               "--batch-size", str(args.batch_size), "--dtype", args.dtype],
                              capture_output=True, text=True, check=True)
         rate, peak, base = map(float, res.stdout.split("RESULT")[-1].split())
         rates[arm] = rate
         print(f"  {arm:<18} {rate:8.1f} docs/s   peak memory {peak:8.1f} MB (after warm-up {base:.1f} MB)")
-    print(f"  MAW/standard throughput: {rates['maw-d4-last-hard'] / rates['standard']:.3f}x (goal >= 0.95x)")
+    if rates:
+        print(f"  MAW/standard throughput: {rates['maw-d4-last-hard'] / rates['standard']:.3f}x (goal >= 0.95x)")
     print(f"train step: 16 queries + 16 passages, {args.dtype}, median of {args.train_reps}")
     times = train_steps(args.train_reps, args.dtype)
     for arm, t in times.items():

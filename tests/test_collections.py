@@ -87,17 +87,21 @@ def _store_entries(home: Path) -> list[int]:
     return [len(np.fromfile(p, dtype=np.uint64)) for p in sorted(home.rglob("docs.pklz4/bin.pos"))]
 
 
-def test_two_ranks_opening_a_new_local_collection_build_its_store_once(tmp_path, tiny_model):
-    folder = write_toy_beir(tmp_path / "toy", n_docs=3000)
-    home = tmp_path / "home"
+def _check_on_two_ranks(spec: str, home: Path) -> list[int]:
+    """``datasets check`` on 2 torchrun ranks at once with a fresh ``IR_DATASETS_HOME``; the counts each saw."""
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m",
-         "maw_bench", "datasets", "check", str(folder), "--json"],
+         "maw_bench", "datasets", "check", spec, "--json"],
         capture_output=True, text=True, env={**os.environ, "IR_DATASETS_HOME": str(home), "MAW_BENCH_OFFLINE": "1"},
         timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    counts = [json.loads(line)["docs"] for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert counts == [3000, 3000]
+    return [json.loads(line)["docs"] for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def test_two_ranks_opening_a_new_local_collection_build_its_store_once(tmp_path, tiny_model):
+    folder = write_toy_beir(tmp_path / "toy", n_docs=3000)
+    home = tmp_path / "home"
+    assert _check_on_two_ranks(str(folder), home) == [3000, 3000]
     assert _store_entries(home) == [3000]
 
 
@@ -108,14 +112,7 @@ def test_two_ranks_opening_an_ir_datasets_collection_build_its_store_once(tmp_pa
     for p in [home, *home.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
     assert not list(home.rglob("docs.pklz4"))  # a fresh home: the store is built by this test
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m",
-         "maw_bench", "datasets", "check", "beir/scifact/test", "--json"],
-        capture_output=True, text=True, env={**os.environ, "IR_DATASETS_HOME": str(home), "MAW_BENCH_OFFLINE": "1"},
-        timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    counts = [json.loads(line)["docs"] for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert counts == [5183, 5183]
+    assert _check_on_two_ranks("beir/scifact/test", home) == [5183, 5183]
     assert _store_entries(home) == [5183]
 
 

@@ -102,34 +102,32 @@ def test_holm_by_hand():
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
 
 
-def test_exact_search_equals_brute_force_and_drops_self_hits():
+def _search_case():
+    """57 unit vectors in two shards; the first five are also the queries (their own best hit)."""
     torch.manual_seed(0)
     docs = torch.nn.functional.normalize(torch.randn(57, 8), dim=-1)
-    queries = docs[:5].clone()
     ids = [f"d{i}" for i in range(57)]
-    shards = [(ids[:30], docs[:30].numpy()), (ids[30:], docs[30:].numpy())]
-    hits = exact_search(queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7, chunk_size=11)
+    return docs, docs[:5].clone(), ids, [(ids[:30], docs[:30].numpy()), (ids[30:], docs[30:].numpy())]
+
+
+QIDS = ["d0", "d1", "d2", "d3", "d4"]
+
+
+def test_exact_search_equals_brute_force_and_drops_self_hits():
+    docs, queries, ids, shards = _search_case()
+    hits = exact_search(queries, QIDS, shards, top_k=7, chunk_size=11)
     brute = (queries @ docs.T).topk(7, dim=1).indices
-    for row, qid in enumerate(["d0", "d1", "d2", "d3", "d4"]):
+    for row, qid in enumerate(QIDS):
         assert list(hits[qid]) == [ids[j] for j in brute[row].tolist()]
-    no_self = exact_search(queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7, chunk_size=11, drop_self=True)
+    no_self = exact_search(queries, QIDS, shards, top_k=7, chunk_size=11, drop_self=True)
     assert all(q not in h and len(h) == 7 for q, h in no_self.items())
 
 
 def test_faiss_flat_search_equals_exact_search():
     pytest.importorskip("faiss")  # an optional extra: without it this test skips, the rest runs
-    torch.manual_seed(0)
-    docs = torch.nn.functional.normalize(torch.randn(57, 8), dim=-1)
-    queries = docs[:5].clone()
-    ids = [f"d{i}" for i in range(57)]
-    shards = [(ids[:30], docs[:30].numpy()), (ids[30:], docs[30:].numpy())]
-    hits = exact_search(queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7, chunk_size=11)
-    brute = (queries @ docs.T).topk(7, dim=1).indices
-    for row, qid in enumerate(["d0", "d1", "d2", "d3", "d4"]):
-        assert list(hits[qid]) == [ids[j] for j in brute[row].tolist()]
-    no_self = exact_search(queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7, chunk_size=11, drop_self=True)
-    assert all(q not in h and len(h) == 7 for q, h in no_self.items())
-    flat = faiss_search("Flat", queries, ["d0", "d1", "d2", "d3", "d4"], shards, top_k=7)
+    _, queries, _, shards = _search_case()
+    hits = exact_search(queries, QIDS, shards, top_k=7, chunk_size=11)
+    flat = faiss_search("Flat", queries, QIDS, shards, top_k=7)
     assert {q: list(h) for q, h in flat.items()} == {q: list(h) for q, h in hits.items()}
 
 

@@ -210,7 +210,7 @@ def test_lora_reaches_the_full_variants_depth_projections(tiny_model, toy_beir):
     from maw_bench.training.trainer import apply_lora
 
     enc = build_encoder(cfg.arm("maw"))
-    apply_lora(enc, cfg)
+    apply_lora(enc, cfg.train.lora)
     wrapped = {n for n, _ in enc.named_modules() if n.endswith(("query_depth.lora_A", "key_depth.lora_A"))}
     assert len(wrapped) == 2
 

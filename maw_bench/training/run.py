@@ -181,7 +181,7 @@ def train_arms(
         torch.manual_seed(cfg.seed)
         encoder = build_encoder(acfg, device)
         if acfg.train.lora.enabled:
-            apply_lora(encoder, acfg)
+            apply_lora(encoder, acfg.train.lora)
         ddp = None
         if ctx.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel

@@ -18,7 +18,7 @@ import torch
 from rich.progress import TextColumn
 
 from maw_bench.atomic import atomic_open
-from maw_bench.config import BenchmarkConfig
+from maw_bench.config import BenchmarkConfig, LoRAConfig
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.data.negatives import TrainingExample
 from maw_bench.errors import UserError
@@ -67,7 +67,7 @@ class TrainResult:
     examples: int
 
 
-def param_groups(model: torch.nn.Module, cfg: BenchmarkConfig) -> list[dict]:
+def param_groups(model: torch.nn.Module, lr: float, router_lr: float, weight_decay: float) -> list[dict]:
     """Routers at ``train.router_lr`` without decay; biases and norms without decay."""
     router, decay, no_decay = [], [], []
     for name, p in model.named_parameters():
@@ -80,18 +80,17 @@ def param_groups(model: torch.nn.Module, cfg: BenchmarkConfig) -> list[dict]:
         else:
             decay.append(p)
     groups = [
-        {"params": decay, "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay},
-        {"params": no_decay, "lr": cfg.train.lr, "weight_decay": 0.0},
-        {"params": router, "lr": cfg.train.router_lr, "weight_decay": 0.0},
+        {"params": decay, "lr": lr, "weight_decay": weight_decay},
+        {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+        {"params": router, "lr": router_lr, "weight_decay": 0.0},
     ]
     return [g for g in groups if g["params"]]
 
 
-def apply_lora(encoder: Encoder, cfg: BenchmarkConfig) -> None:
+def apply_lora(encoder: Encoder, lc: LoRAConfig) -> None:
     """Wrap the backbone with peft LoRA; MAW routers and appended blocks stay fully trainable."""
     from peft import LoraConfig, get_peft_model
 
-    lc = cfg.train.lora
     targets = list(lc.target_modules)
     names = {name.rsplit(".", 1)[-1] for name, _ in encoder.backbone.named_modules()}
     targets += [t for t in ("query_depth", "key_depth") if t in names and t not in targets]  # the full variant's
@@ -149,7 +148,8 @@ class Trainer:
         t = cfg.train
         self.plan = BatchPlan(examples, t.batch_size * world_size, cfg.seed, drop_last=world_size > 1)
         self.total_steps = total_optimizer_steps(len(examples), t.batch_size * world_size, t.grad_accum, t.epochs, t.max_steps)
-        self.optimizer = torch.optim.AdamW(param_groups(encoder, cfg), lr=t.lr, weight_decay=t.weight_decay)
+        self.optimizer = torch.optim.AdamW(param_groups(encoder, t.lr, t.router_lr, t.weight_decay), lr=t.lr,
+                                           weight_decay=t.weight_decay)
         self.scheduler = linear_schedule(self.optimizer, self.total_steps, t.warmup_ratio)
         self.scaler = torch.amp.GradScaler("cuda") if (t.dtype == "fp16" and device.type == "cuda") else None
         if t.dtype == "fp16" and device.type != "cuda":
