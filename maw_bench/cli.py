@@ -253,14 +253,30 @@ def smoke(
 
 @app.command()
 def sweep(
-    file: Path = typer.Argument(..., help="Sweep YAML: base config, datasets, grid, standard arm."),
+    file: Path = typer.Argument(..., help="Sweep YAML: base config, datasets, grid, standard arm, slurm options."),
     output: Path = typer.Option(None, "--output", "-o", help="Sweep folder (default: results/sweep-<name>)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and exit."),
+    launcher: str = typer.Option("serial", "--launcher", help="serial | local (--jobs processes) | slurm (submitit)."),
+    jobs: int = typer.Option(1, "--jobs", help="With --launcher local: cells run at once (one GPU each if any)."),
+    partition: str = typer.Option(None, "--partition", help="With --launcher slurm: the partition."),
+    time_min: int = typer.Option(None, "--time-min", help="With --launcher slurm: minutes a cell may run."),
+    gpus_per_cell: int = typer.Option(None, "--gpus-per-cell", help="With --launcher slurm: GPUs per cell."),
+    only: str = typer.Option(None, "--only", hidden=True, help="Run this one cell (the local launcher's children)."),
 ) -> None:
     """Run a YAML grid of experiments; finished cells are skipped when run again."""
-    from maw_bench.sweep import run_sweep
+    from maw_bench.sweep import run_cell, run_sweep
 
-    run_sweep(file, output, dry_run)
+    if only:
+        from maw_bench.locks import folder_lock
+
+        if output is None:
+            raise UserError("--only needs --output.")
+        with folder_lock(output / "cells" / only):
+            run_cell(file, output, only)
+        return
+    slurm = {k: v for k, v in (("partition", partition), ("time_min", time_min), ("gpus_per_cell", gpus_per_cell))
+             if v is not None}
+    run_sweep(file, output, dry_run, launcher=launcher, jobs=jobs, slurm=slurm)
 
 
 @app.command()

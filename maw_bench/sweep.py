@@ -37,7 +37,7 @@ from maw_bench.evaluation.seed_stats import mean_std
 from maw_bench.results.folders import slug
 
 log = logging.getLogger("maw_bench")
-SWEEP_KEYS = ("name", "base", "set", "datasets", "grid", "standard")
+SWEEP_KEYS = ("name", "base", "set", "datasets", "grid", "standard", "slurm")
 
 
 @dataclass
@@ -58,6 +58,7 @@ class SweepSpec:
     datasets: list[str]
     grid: dict[str, list]
     standard: bool
+    slurm: dict
 
 
 def _value_slug(v) -> str:
@@ -93,7 +94,10 @@ def load_sweep(path: Path) -> SweepSpec:
     base = BenchmarkConfig.load(base_file, overrides=list(raw.get("set") or []))
     datasets = list(raw.get("datasets") or base.data.eval)
     name = str(raw.get("name") or path.stem)
-    return SweepSpec(name, base, datasets, grid, bool(raw.get("standard", True)))
+    slurm = raw.get("slurm") or {}
+    if not isinstance(slurm, dict):
+        raise UserError(f"{path}: 'slurm' must be a mapping such as {{partition: gpu, time_min: 120, gpus_per_cell: 1}}.")
+    return SweepSpec(name, base, datasets, grid, bool(raw.get("standard", True)), slurm)
 
 
 def expand(spec: SweepSpec) -> list[Cell]:
@@ -113,11 +117,39 @@ def expand(spec: SweepSpec) -> list[Cell]:
     return cells
 
 
-def run_sweep(file: Path, output: Path | None, dry_run: bool) -> Path:
+def run_cell(file: Path, output: Path, name: str) -> dict:
+    """Train and evaluate one cell into ``output/cells/<name>`` (resuming what is there); return its record.
+
+    A top-level function of plain arguments, so ``submitit`` can run it on a cluster node
+    and a ``--jobs N`` child process can run it by name.
+    """
     from maw_bench.evaluation.pipeline import run_evaluation
+    from maw_bench.training.run import train_arms
+
+    spec = load_sweep(Path(file))
+    cell = next((c for c in expand(spec) if c.name == name), None)
+    if cell is None:
+        raise UserError(f"{file} has no cell {name!r}; list them with --dry-run.")
+    folder = Path(output) / "cells" / cell.name
+    done = folder / "cell.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    cfg = spec.base.with_overrides(cell.overrides())
+    train_arms(cfg, [cell.arm], folder / "run", resume=(folder / "run").exists())
+    out = run_evaluation(cfg, [str(folder / "run")], spec.datasets, folder / "eval", print_table=False)
+    record = {"name": cell.name, "arm": cell.arm, "values": cell.values,
+              "results": {d: m[cell.arm] for d, m in out.results.items()}}
+    write_json(done, record)
+    return record
+
+
+def run_sweep(
+    file: Path, output: Path | None, dry_run: bool, launcher: str = "serial", jobs: int = 1,
+    slurm: dict | None = None,
+) -> Path:
+    """Run every unfinished cell (``serial``, ``local`` processes, or ``slurm``/``submitit-local`` jobs), then summarise."""
     from maw_bench.locks import folder_lock
     from maw_bench.results.folders import ensure_writable
-    from maw_bench.training.run import train_arms
 
     spec = load_sweep(file)
     cells = expand(spec)
@@ -131,18 +163,28 @@ def run_sweep(file: Path, output: Path | None, dry_run: bool) -> Path:
         write_json(output / "sweep.json", {"name": spec.name, "datasets": spec.datasets, "grid": spec.grid,
                                            "cells": [{"name": c.name, "arm": c.arm, "values": c.values} for c in cells]})
         write_text(output / "base_config.yaml", spec.base.to_yaml())
+        todo = []
         for i, c in enumerate(cells, 1):
-            folder = output / "cells" / c.name
-            if (folder / "cell.json").is_file():
+            if (output / "cells" / c.name / "cell.json").is_file():
                 console.print(f"[{i}/{len(cells)}] {c.name}: done, skipped")
-                continue
-            console.print(f"[{i}/{len(cells)}] {c.name}")
-            cfg = spec.base.with_overrides(c.overrides())
-            train_arms(cfg, [c.arm], folder / "run", resume=(folder / "run").exists())
-            out = run_evaluation(cfg, [str(folder / "run")], spec.datasets, folder / "eval", print_table=False)
-            write_json(folder / "cell.json", {"name": c.name, "arm": c.arm, "values": c.values,
-                                              "results": {d: m[c.arm] for d, m in out.results.items()}})
-        summarise_sweep(output)
+            else:
+                todo.append(c.name)
+        from maw_bench import launch
+
+        if launcher == "serial":
+            for name in todo:
+                console.print(f"[{cells.index(next(c for c in cells if c.name == name)) + 1}/{len(cells)}] {name}")
+                run_cell(file, output, name)
+        elif launcher == "local":
+            launch.run_local(file, output, todo, jobs)
+        elif launcher in ("slurm", "submitit-local"):
+            pending = launch.submit(file, output, todo, {**spec.slurm, **(slurm or {})}, cluster=launcher)
+            if pending:
+                console.print(f"{len(pending)} cells queued or running; rerun this command to collect them.")
+        else:
+            raise UserError(f"--launcher {launcher}: use serial, local or slurm.")
+        if any((output / "cells" / c.name / "cell.json").is_file() for c in cells):
+            summarise_sweep(output)
     return output
 
 
