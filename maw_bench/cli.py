@@ -310,6 +310,27 @@ def study(
 
 
 @app.command()
+def export(
+    run: Path = typer.Argument(..., help="A training run folder (or a saved encoder folder)."),
+    arm: str = typer.Option("standard", "--arm", help="Which arm of the run to export."),
+    fmt: str = typer.Option("sentence-transformers", "--format", help="Output layout: sentence-transformers."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder to write the exported model into."),
+) -> None:
+    """Write a trained arm as a sentence-transformers folder (SentenceTransformer(path) loads it)."""
+    from maw_bench.console import console
+    from maw_bench.modeling import is_saved_encoder, load_encoder
+    from maw_bench.modeling.export import export_sentence_transformers
+
+    if fmt != "sentence-transformers":
+        raise UserError(f"--format {fmt}: the one layout built is sentence-transformers.")
+    source = run if is_saved_encoder(run) else run / arm / "model"
+    if not is_saved_encoder(source):
+        raise UserError(f"{run} has no finished arm {arm!r} (no {source}); name one with --arm.")
+    path = export_sentence_transformers(load_encoder(source), output)
+    console.print(f"wrote {path}  (SentenceTransformer('{path}') loads it)")
+
+
+@app.command()
 def report(folders: list[Path] = typer.Argument(..., help="Eval, train-run or sweep folders.")) -> None:
     """Rebuild tables and plots from existing folders without recomputing anything."""
     from maw_bench.report import rebuild

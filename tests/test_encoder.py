@@ -119,3 +119,29 @@ def test_default_model_resolves_to_the_offline_package(minilm_path):
     from maw_bench.modeling.resolve import resolve_model
 
     assert resolve_model("sentence-transformers/all-MiniLM-L6-v2") == minilm_path
+
+
+def test_a_trained_standard_arm_loads_in_sentence_transformers(tiny_model, toy_beir, tmp_path):
+    from conftest import tiny_overrides
+    from sentence_transformers import SentenceTransformer
+
+    from maw_bench.cli import app
+    from maw_bench.training.run import train_arms
+
+    cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=2"))
+    train_arms(cfg, ["standard", "maw"], tmp_path / "run")
+    enc = load_encoder(tmp_path / "run" / "standard" / "model")
+    ours = enc.encode(texts(), max_length=enc.published_max_length)  # what evaluation and ST both use
+    st = SentenceTransformer(str(tmp_path / "run" / "standard" / "sentence-transformers"), device="cpu")
+    theirs = st.encode(texts(), convert_to_tensor=True)
+    assert _max_diff(ours, theirs.cpu()) <= 1e-5
+    assert not (tmp_path / "run" / "maw" / "sentence-transformers").exists()  # a MAW arm: not exportable yet
+
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(app, ["export", str(tmp_path / "run"), "--arm", "standard", "--output", str(tmp_path / "x")])
+    assert res.exit_code == 0, res.output
+    again = SentenceTransformer(str(tmp_path / "x"), device="cpu").encode(texts(), convert_to_tensor=True)
+    assert _max_diff(ours, again.cpu()) <= 1e-5
+    res = CliRunner().invoke(app, ["export", str(tmp_path / "run"), "--arm", "maw", "--output", str(tmp_path / "y")])
+    assert res.exit_code == 2 and not (tmp_path / "y").exists()

@@ -305,7 +305,8 @@ def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         enc = Encoder(backbone, tokenizer, cfg.model, cfg.maw)
-    enc.published_max_length = published_max_length(source, tokenizer)
+    enc.published_max_length = published_max_length(
+        source, tokenizer, getattr(backbone.config, "max_position_embeddings", None))
     return enc.to(device) if device is not None else enc
 
 

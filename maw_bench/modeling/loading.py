@@ -58,11 +58,12 @@ def load_tokenizer(source: str, trust_remote_code: bool):
         raise UserError(f"cannot load the tokenizer of {source}: {str(exc).splitlines()[0]}") from exc
 
 
-def published_max_length(source: str, tokenizer) -> int:
+def published_max_length(source: str, tokenizer, positions: int | None = None) -> int:
     """The length a model was published to encode with, as sentence-transformers and MTEB use it.
 
     Its ``sentence_bert_config.json`` ``max_seq_length`` where there is one (256 for
-    all-MiniLM-L6-v2), else the tokenizer's ``model_max_length`` capped at 512.
+    all-MiniLM-L6-v2), else the tokenizer's ``model_max_length`` capped at 512 and at
+    the model's position embeddings (``positions``).
     """
     import json
 
@@ -81,4 +82,4 @@ def published_max_length(source: str, tokenizer) -> int:
         except (OSError, ValueError):
             pass
     limit = getattr(tokenizer, "model_max_length", 512) or 512
-    return int(min(limit, 512))
+    return int(min(limit, 512, positions or 512))

@@ -57,7 +57,8 @@ def load_encoder(directory: str | Path, device: str | torch.device | None = None
     backbone = load_backbone(str(path), model_cfg.trust_remote_code, from_config=True)
     tokenizer = load_tokenizer(str(path), model_cfg.trust_remote_code)
     enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg)
-    enc.published_max_length = int(meta.get("published_max_length") or published_max_length(str(path), tokenizer))
+    enc.published_max_length = int(meta.get("published_max_length") or published_max_length(
+        str(path), tokenizer, getattr(backbone.config, "max_position_embeddings", None)))
     state = {k: v for k, v in load_file(str(path / WEIGHTS_FILE)).items() if not any(r in f".{k}" for r in _RETIRED)}
     enc.load_state_dict(state, strict=True)
     return enc.to(device) if device is not None else enc

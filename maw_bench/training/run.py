@@ -35,6 +35,7 @@ from maw_bench.errors import UserError
 from maw_bench.hardware import resolve_config_dtypes
 from maw_bench.modeling import build_encoder
 from maw_bench.modeling.encoder import check_model_fits
+from maw_bench.modeling.export import export_sentence_transformers, exportable
 from maw_bench.results.folders import RUN_FILE
 from maw_bench.training.trainer import Trainer, TrainResult, apply_lora, merge_lora
 
@@ -202,6 +203,8 @@ def train_arms(
         if acfg.train.lora.enabled:
             merge_lora(encoder)
         encoder.save(folder / "model")
+        if exportable(encoder) is None:  # the field's tools load this arm as it is
+            export_sentence_transformers(encoder, folder / "sentence-transformers")
         write_json(folder / "manifest.json", {
             "arm": arm,
             "seed": cfg.seed,
