@@ -12,6 +12,7 @@ Layout::
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import platform
@@ -57,7 +58,9 @@ def versions() -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
+    """The commit of the code this process loaded (read once: HEAD may move while a long study runs)."""
     try:
         here = Path(__file__).resolve().parent
         res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
@@ -159,6 +162,7 @@ def train_arms(
         acfg = arm_config(cfg, arm)  # an unknown arm fails here, before any data work
         if acfg.maw.enabled:
             check_model_fits(acfg)
+    commit = git_commit()  # the code this process runs: read now, not when an arm finishes hours later
     ctx = dist_setup(device)
     cfg = resolve_config_dtypes(cfg, ctx.device)
     if ctx.is_main:
@@ -217,7 +221,7 @@ def train_arms(
             "dtype": acfg.train.dtype,
             "datasets": info,
             "versions": versions(),
-            "git_commit": git_commit(),
+            "git_commit": commit,
         })
     ctx.barrier()
     return results
