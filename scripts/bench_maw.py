@@ -65,13 +65,34 @@ def encode_child(arm: str, n: int, batch: int, dtype: str) -> None:
     print(f"RESULT {rate:.2f} {peak_mb():.1f} {base:.1f}")
 
 
+def timed_steps(setups: dict, exclude, device, dtype: str, reps: int) -> dict[str, list[float]]:
+    """Seconds of each arm's optimiser steps (``setups[arm] = (encoder, optimiser, q, d)``), arms interleaved
+    so drifts of the machine hit all of them alike; the first round warms up."""
+    import torch
+
+    from maw_bench.modeling.encoder import autocast_context
+    from maw_bench.training.step import LossSettings, train_step
+
+    times: dict[str, list[float]] = {arm: [] for arm in setups}
+    for i in range(reps + 1):
+        for arm, (enc, opt, q, d) in setups.items():
+            start = time.perf_counter()
+            with autocast_context(device, dtype):
+                res = train_step(enc, enc, q, d, LossSettings(), exclude, routing_seed=i)
+            res.loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i:
+                times[arm].append(time.perf_counter() - start)
+    return times
+
+
 def train_steps(reps: int, dtype: str) -> dict[str, float]:
     import torch
 
     from maw_bench import BenchmarkConfig, build_encoder
-    from maw_bench.modeling.encoder import autocast_context
-    from maw_bench.training.step import LossSettings, train_step
-
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     docs = texts(64)
     queries = [d[:80] for d in docs[32:48]]
@@ -84,19 +105,8 @@ def train_steps(reps: int, dtype: str) -> dict[str, float]:
         d = {k: v.to(device) for k, v in enc.tokenize(docs[:16], "doc").items()}
         setups[arm] = (cfg, enc, opt, q, d)
     exclude = torch.zeros(16, 16, dtype=torch.bool, device=device)
-    times: dict[str, list[float]] = {arm: [] for arm in setups}
-    for i in range(reps + 1):  # arms interleaved, so drifts of the machine hit all of them alike
-        for arm, (_cfg, enc, opt, q, d) in setups.items():
-            start = time.perf_counter()
-            with autocast_context(device, dtype):
-                res = train_step(enc, enc, q, d, LossSettings(), exclude, routing_seed=i)
-            res.loss.backward()
-            opt.step()
-            opt.zero_grad()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i:  # the first round warms up
-                times[arm].append(time.perf_counter() - start)
+    times = timed_steps({arm: (enc, opt, q, d) for arm, (_cfg, enc, opt, q, d) in setups.items()}, exclude, device,
+                        dtype, reps)
     out = {arm: sorted(t)[len(t) // 2] for arm, t in times.items()}
     return out
 

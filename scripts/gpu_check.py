@@ -49,34 +49,22 @@ def step_times(device, batch: int, dtype: str, reps: int) -> dict[str, float]:
     import torch
 
     from maw_bench import BenchmarkConfig, build_encoder
-    from maw_bench.modeling.encoder import autocast_context
-    from maw_bench.training.step import LossSettings, train_step
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_maw import timed_steps
 
     arms = {"standard": [], "maw-grpo-g4": ["maw.enabled=true", "maw.depth=4"],
             "maw-nested-grpo-g4": ["maw.enabled=true", "maw.depth=4", "maw.variant=nested"]}
     docs = passages(2 * batch, seed=1)
-    out = {}
+    setups = {}
     for arm, overrides in arms.items():
         enc = build_encoder(BenchmarkConfig.load(overrides=["model.max_length=256", *overrides]), device).train()
-        opt = torch.optim.AdamW(enc.parameters(), lr=1e-5)
         q = {k: v.to(device) for k, v in enc.tokenize([d[:200] for d in docs[:batch]], "query").items()}
         d = {k: v.to(device) for k, v in enc.tokenize(docs[batch:], "doc").items()}
-        exclude = torch.zeros(batch, batch, dtype=torch.bool, device=device)
-        times = []
-        for i in range(reps + 1):
-            start = time.perf_counter()
-            with autocast_context(device, dtype):
-                res = train_step(enc, enc, q, d, LossSettings(), exclude, routing_seed=i)
-            res.loss.backward()
-            opt.step()
-            opt.zero_grad()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i:
-                times.append(time.perf_counter() - start)
-        out[arm] = sorted(times)[len(times) // 2]
-        del enc, opt
-    return out
+        setups[arm] = (enc, torch.optim.AdamW(enc.parameters(), lr=1e-5), q, d)
+    exclude = torch.zeros(batch, batch, dtype=torch.bool, device=device)
+    times = timed_steps(setups, exclude, device, dtype, reps)
+    return {arm: sorted(t)[len(t) // 2] for arm, t in times.items()}
 
 
 def ddp_step(out_dir: Path) -> dict:
