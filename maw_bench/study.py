@@ -55,7 +55,7 @@ def run_study(
     previous = _read(output / "study.json")
     spec = {"arms": main, "controls": extra, "controls_seed": seeds[0], "seeds": seeds, "datasets": datasets,
             "config": cfg.to_dict()}
-    if previous and {k: previous.get(k) for k in ("config", "datasets")} != {k: spec[k] for k in ("config", "datasets")}:
+    if previous and (not _same_config(previous.get("config"), spec["config"]) or previous.get("datasets") != datasets):
         raise UserError(f"{output} holds a study with another config or datasets; use another --output.")
     write_json(output / "study.json", {**spec, "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S"))})
     # every seed's main arms first (the answer), then the controls of the first seed (where it comes from)
@@ -70,6 +70,15 @@ def run_study(
             run_evaluation(scfg, [str(run)], datasets, ev, print_table=False)
     summarise_study(output)
     return output
+
+
+def _same_config(stored: dict | None, current: dict) -> bool:
+    """Compare with the stored config read through today's schema, so keys added since (with their
+    defaults) do not block resuming a study; a stored config today's schema refuses counts as different."""
+    try:
+        return BenchmarkConfig.from_dict(stored or {}).to_dict() == current
+    except UserError:
+        return False
 
 
 def _read(path: Path) -> dict | None:

@@ -10,6 +10,7 @@ import pytest
 from conftest import tiny_overrides
 
 from maw_bench.config import BenchmarkConfig
+from maw_bench.errors import UserError
 from maw_bench.evaluation.seed_stats import compare_over_seeds, pigeonhole_bootstrap
 
 
@@ -76,3 +77,12 @@ def test_study_trains_every_arm_per_seed_controls_once_and_resumes(tiny_model, t
     monkeypatch.setattr(run_mod.Trainer, "train", lambda self, resume=False: calls.append(1))
     run_study(cfg, ["maw"], [1, 2], ["maw"], tmp_path / "study")  # everything finished: nothing retrains
     assert calls == []
+    # a study written before a key existed resumes (the key takes its default); a changed setting does not
+    spec_path = tmp_path / "study" / "study.json"
+    spec = json.loads(spec_path.read_text())
+    del spec["config"]["train"]["report_to"]
+    spec_path.write_text(json.dumps(spec))
+    run_study(cfg, ["maw"], [1, 2], ["maw"], tmp_path / "study")
+    assert calls == []
+    with pytest.raises(UserError, match="another config"):
+        run_study(cfg.with_overrides(["train.lr=0.5"]), ["maw"], [1, 2], ["maw"], tmp_path / "study")
