@@ -313,21 +313,30 @@ def study(
 def export(
     run: Path = typer.Argument(..., help="A training run folder (or a saved encoder folder)."),
     arm: str = typer.Option("standard", "--arm", help="Which arm of the run to export."),
-    fmt: str = typer.Option("sentence-transformers", "--format", help="Output layout: sentence-transformers."),
+    fmt: str = typer.Option("sentence-transformers", "--format",
+                            help="Output layout: sentence-transformers (also a HF AutoModel folder)."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder to write the exported model into."),
+    push_to_hub: str = typer.Option("", "--push-to-hub", help="Also upload the folder to this HF Hub model repo "
+                                    "(ORG/NAME; needs a network and `hf auth login` or HF_TOKEN)."),
+    private: bool = typer.Option(False, "--private", help="Create the Hub repo as private."),
 ) -> None:
-    """Write a trained arm as a sentence-transformers folder (SentenceTransformer(path) loads it)."""
+    """Write a trained arm as a sentence-transformers / HF folder; MAW arms carry their attention code."""
     from maw_bench.console import console
     from maw_bench.modeling import is_saved_encoder, load_encoder
-    from maw_bench.modeling.export import export_sentence_transformers
+    from maw_bench.modeling.export import export_sentence_transformers, needs_remote_code
+    from maw_bench.modeling.export import push_to_hub as push
 
     if fmt != "sentence-transformers":
         raise UserError(f"--format {fmt}: the one layout built is sentence-transformers.")
     source = run if is_saved_encoder(run) else run / arm / "model"
     if not is_saved_encoder(source):
         raise UserError(f"{run} has no finished arm {arm!r} (no {source}); name one with --arm.")
-    path = export_sentence_transformers(load_encoder(source), output)
-    console.print(f"wrote {path}  (SentenceTransformer('{path}') loads it)")
+    encoder = load_encoder(source)
+    path = export_sentence_transformers(encoder, output)
+    flag = ", trust_remote_code=True" if needs_remote_code(encoder) else ""
+    console.print(f"wrote {path}  (SentenceTransformer('{path}'{flag}) loads it)")
+    if push_to_hub:
+        console.print(f"pushed to {push(path, push_to_hub, private)}")
 
 
 @app.command()

@@ -23,6 +23,7 @@ def _readme_example() -> str:
 
 def test_the_readme_strategy_registers_trains_and_selects(tiny_model, toy_beir, tmp_path):
     from maw_bench.modeling import load_encoder
+    from maw_bench.modeling.export import exportable
     from maw_bench.training.run import train_arms
 
     STRATEGIES.pop("topk-soft", None)
@@ -35,6 +36,9 @@ def test_the_readme_strategy_registers_trains_and_selects(tiny_model, toy_beir, 
         log = [json.loads(x) for x in (tmp_path / "run" / "maw" / "train_log.jsonl").read_text().splitlines()]
         assert len(log) == 4
         enc = load_encoder(tmp_path / "run" / "maw" / "model")
+        # the exported modelling code ships maw-bench's own strategies only, so this arm is not exported
+        assert "registered outside" in exportable(enc)
+        assert not (tmp_path / "run" / "maw" / "sentence-transformers").exists()
         m = enc.maw_modules()[0]
         with torch.no_grad():
             m.router.policy.weight.normal_()

@@ -148,14 +148,10 @@ class MAWAttention(nn.Module):
         if variant == "full":
             self.query_depth = self._depth_projection(query, depth, init_noise)
             self.key_depth = self._depth_projection(key, depth, init_noise)
-            index, widths = torch.zeros(depth, 1, dtype=torch.long), torch.full((depth,), float(self.head_dim))
         else:
             self.query, self.key = query, key
-            make = S.split_index if variant == "split" else S.nested_index
-            index, widths = make(self.head_dim, depth)
-            self.register_buffer("chunk_scale", S.chunk_scale_table(index, widths, self.head_dim), persistent=False)
-        self.register_buffer("chunk_index", index, persistent=False)
-        self.register_buffer("chunk_widths", widths, persistent=False)
+        for name, table in self._depth_tables().items():
+            self.register_buffer(name, table, persistent=False)
         self.router = (
             DepthRouter(hidden_size, num_heads, depth, router, detach_router_input, router_init_last_prob)
             if self.strategy.needs_router else None
@@ -163,6 +159,22 @@ class MAWAttention(nn.Module):
         self.layer_index = 0  # position among the encoder's MAW layers (set by the encoder)
         self.force_full = False  # compute the 5D tensor even for hard choices (tests, ablations)
         self.recorder: RouteRecorder | None = None  # attached by the encoder for one call
+
+    def _depth_tables(self) -> dict[str, torch.Tensor]:
+        """The fixed tables of the depths' head columns (derived from the shapes, so not saved)."""
+        if self.variant == "full":
+            return {"chunk_index": torch.zeros(self.depth, 1, dtype=torch.long),
+                    "chunk_widths": torch.full((self.depth,), float(self.head_dim))}
+        make = S.split_index if self.variant == "split" else S.nested_index
+        index, widths = make(self.head_dim, self.depth)
+        return {"chunk_index": index, "chunk_widths": widths,
+                "chunk_scale": S.chunk_scale_table(index, widths, self.head_dim)}
+
+    @torch.no_grad()
+    def reset_buffers(self) -> None:
+        """Recompute the tables in place (a loader that allocates buffers without running ``__init__`` needs it)."""
+        for name, table in self._depth_tables().items():
+            getattr(self, name).copy_(table)
 
     @staticmethod
     def _depth_projection(base: nn.Linear, depth: int, noise: float) -> nn.Linear:

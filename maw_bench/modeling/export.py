@@ -1,64 +1,201 @@
-"""Export a trained arm in the sentence-transformers folder layout, so the field's tools load it as it is.
+"""Export a trained arm so that the field's tools load it as it is.
 
-``SentenceTransformer(path)`` (and MTEB, and anything built on it) then gives the
-same embeddings as ``load_encoder`` on the maw-bench folder: the HF backbone written
-with ``save_pretrained``, ``modules.json`` (Transformer -> Pooling -> Normalize),
-``sentence_bert_config.json`` with the published max length, and the pooling config.
-A MAW arm (custom attention) or an ``append`` arm needs its modelling code shipped with
-it; that export is not built yet and is refused with a one-line error.
+Every arm becomes a sentence-transformers folder (``modules.json``: Transformer ->
+Pooling -> Normalize, ``sentence_bert_config.json`` with the published max length,
+query/document prefixes as sentence-transformers prompts):
+
+* the standard arm of ``replace`` is the plain HF backbone (``save_pretrained``), so
+  ``SentenceTransformer(path)`` and MTEB load it with nothing else;
+* a MAW arm, or any ``append`` arm, carries modelling code: ``config.json`` with an
+  ``auto_map`` to ``modeling_maw.MAWEncoderModel`` and, beside it, copies of the
+  ``maw/`` modules with their imports made relative. ``AutoModel.from_pretrained(path,
+  trust_remote_code=True)`` and ``SentenceTransformer(path, trust_remote_code=True)``
+  then rebuild it without maw-bench installed; the weights are the encoder's own
+  state dict (the model has the same module tree, so the same keys).
+
+``push_to_hub`` uploads a written folder with ``huggingface_hub``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
+from safetensors.torch import save_file
+
 from maw_bench.errors import UserError
+from maw_bench.maw import selection as builtin_selection
 from maw_bench.modeling.encoder import Encoder
+from maw_bench.modeling.layers import maw_options
 
 MODULES = [
     {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
     {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
     {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
 ]
+REMOTE_TEMPLATES = Path(__file__).parent / "remote_code"
+# maw/ modules the remote code needs, in the flat names they get in the exported folder
+SHIPPED = ("scores", "grpo", "router", "selection", "attention", "hf_layers")
+AUTO_MAP = {"AutoConfig": "configuration_maw.MAWEncoderConfig", "AutoModel": "modeling_maw.MAWEncoderModel"}
 
 
 def exportable(encoder: Encoder) -> str | None:
-    """Why this encoder cannot be exported as a plain sentence-transformers folder (None: it can)."""
-    if encoder.maw_modules():
-        return "a MAW arm needs its attention code shipped with the weights (trust_remote_code), not built yet"
-    if len(encoder.blocks):
-        return "an append-placement arm has blocks on top of the encoder that sentence-transformers does not know"
-    if encoder.model_cfg.query_prefix or encoder.model_cfg.doc_prefix:
-        return "query/document prefixes would need sentence-transformers prompts, not written yet"
+    """Why this encoder cannot be exported (None: it can)."""
+    strategy = encoder.strategy
+    if strategy is not None and type(strategy).__module__ != builtin_selection.__name__:
+        return (f"its selection {type(strategy).__name__} is registered outside maw-bench's own strategies, "
+                "so the shipped modelling code would not know it")
     return None
 
 
+def needs_remote_code(encoder: Encoder) -> bool:
+    """True when the folder needs ``trust_remote_code=True`` (MAW layers or appended blocks)."""
+    return bool(encoder.maw_modules()) or len(encoder.blocks) > 0
+
+
 def export_sentence_transformers(encoder: Encoder, directory: str | Path) -> Path:
-    """Write ``directory`` as a sentence-transformers model folder (atomic: temporary folder, then rename)."""
+    """Write ``directory`` as a sentence-transformers (and HF) model folder; atomic (temporary folder, then rename)."""
     why = exportable(encoder)
     if why is not None:
-        raise UserError(f"cannot export this arm for sentence-transformers: {why}.")
+        raise UserError(f"cannot export this arm: {why}.")
     final = Path(directory)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    backbone = getattr(encoder.backbone, "base_model", encoder.backbone)
-    backbone.save_pretrained(tmp, safe_serialization=True)
+    remote = needs_remote_code(encoder)
+    if remote:
+        _write_remote_model(encoder, tmp)
+    else:
+        getattr(encoder.backbone, "base_model", encoder.backbone).save_pretrained(tmp, safe_serialization=True)
     encoder.tokenizer.save_pretrained(tmp)
-    (tmp / "modules.json").write_text(json.dumps(MODULES, indent=2))
-    (tmp / "sentence_bert_config.json").write_text(json.dumps(
-        {"max_seq_length": encoder.published_max_length, "do_lower_case": False}, indent=2))
-    (tmp / "1_Pooling").mkdir()
-    (tmp / "1_Pooling" / "config.json").write_text(json.dumps({
-        "word_embedding_dimension": encoder.dim,
-        "pooling_mode_cls_token": encoder.model_cfg.pooling == "cls",
-        "pooling_mode_mean_tokens": encoder.model_cfg.pooling == "mean",
-        "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}, indent=2))
-    (tmp / "2_Normalize").mkdir()
+    _write_sentence_transformers_files(encoder, tmp)
+    (tmp / "README.md").write_text(model_card(encoder, remote))
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
     return final
+
+
+def _write_sentence_transformers_files(encoder: Encoder, folder: Path) -> None:
+    (folder / "modules.json").write_text(json.dumps(MODULES, indent=2))
+    (folder / "sentence_bert_config.json").write_text(json.dumps(
+        {"max_seq_length": encoder.published_max_length, "do_lower_case": False}, indent=2))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": encoder.dim,
+        "pooling_mode_cls_token": encoder.model_cfg.pooling == "cls",
+        "pooling_mode_mean_tokens": encoder.model_cfg.pooling == "mean",
+        "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}, indent=2))
+    (folder / "2_Normalize").mkdir()
+    prompts = {"query": encoder.model_cfg.query_prefix, "document": encoder.model_cfg.doc_prefix}
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(
+        {"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"}, indent=2))
+
+
+def _write_remote_model(encoder: Encoder, folder: Path) -> None:
+    """config.json with ``auto_map``, the modelling code, and the encoder's state dict as safetensors."""
+    backbone_cfg = encoder.backbone.config.to_dict()
+    cfg = encoder.maw_cfg
+    options = None
+    if cfg.enabled:
+        opts = maw_options(cfg)
+        options = {**opts, "params": dataclasses.asdict(opts["params"])}
+    appended = None
+    if len(encoder.blocks):
+        heads = cfg.num_heads or backbone_cfg["num_attention_heads"]
+        appended = {"num_blocks": len(encoder.blocks), "num_heads": heads, "maw": cfg.enabled,
+                    "dropout": backbone_cfg.get("attention_probs_dropout_prob", 0.0),
+                    "eps": backbone_cfg.get("layer_norm_eps", 1e-12)}
+    shape = {k: backbone_cfg[k] for k in ("hidden_size", "num_attention_heads", "num_hidden_layers",
+                                          "max_position_embeddings", "vocab_size") if k in backbone_cfg}
+    config = {
+        "model_type": "maw_encoder", "architectures": ["MAWEncoderModel"], "auto_map": AUTO_MAP,
+        "backbone": backbone_cfg, "maw_options": options, "maw_layers": list(encoder.maw_layers),
+        "appended": appended, **shape, "torch_dtype": "float32",
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    for name in ("configuration_maw.py", "modeling_maw.py"):
+        shutil.copyfile(REMOTE_TEMPLATES / name, folder / name)
+    for module in SHIPPED:
+        (folder / f"maw_{module}.py").write_text(shipped_source(module))
+    state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+
+def shipped_source(module: str) -> str:
+    """maw-bench's ``maw/<module>.py`` with its package imports made relative to the exported folder.
+
+    ``from maw_bench.maw.x import a`` becomes ``from .maw_x import a``; ``from
+    maw_bench.maw import x as y`` becomes ``from . import maw_x as y`` plus a ``from
+    .maw_x import`` line, the form transformers follows to copy the file along.
+    """
+    text = (Path(builtin_selection.__file__).parent / f"{module}.py").read_text()
+
+    def module_alias(m: re.Match) -> str:
+        name, alias = m.group(1), m.group(2)
+        return (f"from .maw_{name} import __name__ as _maw_{name}_module  # noqa: F401  (transformers copies this file)\n"
+                f"from . import maw_{name} as {alias}")
+
+    text = re.sub(r"^from maw_bench\.maw import (\w+) as (\w+)$", module_alias, text, flags=re.MULTILINE)
+    text = re.sub(r"^(\s*)from maw_bench\.maw\.(\w+) import", r"\1from .maw_\2 import", text, flags=re.MULTILINE)
+    left = re.findall(r"^\s*(?:from|import)\s+maw_bench\b.*$", text, flags=re.MULTILINE)
+    if left:
+        raise RuntimeError(f"maw/{module}.py imports {left[0]!r}, which the exported code cannot ship; "
+                           "maw/ must import only maw/ (DESIGN.md)")
+    return text
+
+
+def model_card(encoder: Encoder, remote: bool) -> str:
+    """A short README.md: what the folder is and how to load it."""
+    cfg = encoder.maw_cfg
+    arm = (f"MAW attention ({cfg.variant}, depth {cfg.depth}, selection {cfg.selection}, "
+           f"{cfg.placement} at layers {', '.join(encoder.maw_layer_names())})" if cfg.enabled
+           else "standard attention" + (" with appended blocks" if len(encoder.blocks) else ""))
+    flag = ", trust_remote_code=True" if remote else ""
+    return f"""---
+library_name: sentence-transformers
+tags: [sentence-transformers, feature-extraction, sentence-similarity, maw-bench]
+pipeline_tag: sentence-similarity
+---
+
+# Dense retriever trained with maw-bench
+
+Arm: {arm}. Mean pooling, L2-normalised, cosine similarity; queries and documents
+encoded with at most {encoder.published_max_length} tokens.
+
+```python
+from sentence_transformers import SentenceTransformer
+
+model = SentenceTransformer("PATH_OR_REPO"{flag})
+queries = model.encode_query(["what is MAW attention?"])
+documents = model.encode_document(["Multi-Attention-Weight attention ..."])
+print(model.similarity(queries, documents))
+```
+""" + ("""
+The attention code ships with the weights (`modeling_maw.py`, `maw_*.py`); read it
+before passing `trust_remote_code=True`.
+""" if remote else "")
+
+
+def push_to_hub(folder: Path, repo_id: str, private: bool = False) -> str:
+    """Upload an exported folder to the HF Hub (creating the model repo if needed); the repo URL."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    api = HfApi()
+    try:
+        url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                          commit_message="Upload a model trained with maw-bench")
+    except OfflineModeIsEnabled as exc:
+        raise UserError(f"cannot push to the Hub while offline ({exc}); unset HF_HUB_OFFLINE and rerun "
+                        f"`maw-bench export ... --push-to-hub {repo_id}`; the folder {folder} is written.") from exc
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot push {folder} to {repo_id}: {first}; log in with `hf auth login` "
+                        "(or set HF_TOKEN) and rerun.") from exc
+    return str(url)

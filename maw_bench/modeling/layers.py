@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 from maw_bench.config import MAWConfig
 from maw_bench.errors import UserError
-from maw_bench.maw import MAWAttention, SelectionParams, StandardAttention
+from maw_bench.maw import SelectionParams
+from maw_bench.maw.hf_layers import AppendedBlock, HFMAWSelfAttention
 from maw_bench.maw.scores import max_nested_depth
 
 
@@ -28,56 +28,6 @@ def initial_last_prob(maw: MAWConfig) -> float:
     if maw.router.init_last_prob >= 0:
         return maw.router.init_last_prob
     return 0.7 if maw.variant == "nested" else 0.0
-
-
-def hf_bool_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
-    """HF's 4D attention mask (bool for sdpa, additive float for eager) -> bool, True = attend."""
-    if mask is None or mask.dtype == torch.bool:
-        return mask
-    return mask > torch.finfo(mask.dtype).min / 2
-
-
-class HFMAWSelfAttention(nn.Module):
-    """Drop-in for ``BertSelfAttention`` / ``RobertaSelfAttention`` (same call, same return)."""
-
-    def __init__(self, original: nn.Module, maw: MAWConfig) -> None:
-        super().__init__()
-        cfg = original.config
-        self.maw = MAWAttention(
-            hidden_size=cfg.hidden_size,
-            num_heads=cfg.num_attention_heads,
-            dropout=original.dropout.p,
-            query=original.query,
-            key=original.key,
-            value=original.value,
-            **maw_options(maw),
-        )
-
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args, **kwargs):
-        return self.maw(hidden_states, hf_bool_mask(attention_mask)), None
-
-
-class AppendedBlock(nn.Module):
-    """An attention block added on top of the encoder (``placement: append``).
-
-    Pre-LayerNorm with a zero-initialised output projection, so at initialisation
-    the block is the identity and both arms start from the pretrained encoder.
-    """
-
-    def __init__(self, hidden_size: int, num_heads: int, maw: MAWConfig | None, dropout: float, eps: float) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(hidden_size, eps=eps)
-        if maw is None:
-            self.attn: nn.Module = StandardAttention(hidden_size, num_heads, dropout)
-        else:
-            self.attn = MAWAttention(hidden_size, num_heads, dropout=dropout, **maw_options(maw))
-        self.out = nn.Linear(hidden_size, hidden_size)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return x + self.drop(self.out(self.attn(self.norm(x), mask)))
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -122,7 +72,7 @@ def replace_attention(model: nn.Module, maw: MAWConfig) -> list[int]:
     check_depth(maw, model.config.hidden_size, model.config.num_attention_heads)
     idx = resolve_layers(maw.layers, len(layers))
     for i in idx:
-        layers[i].attention.self = HFMAWSelfAttention(layers[i].attention.self, maw)
+        layers[i].attention.self = HFMAWSelfAttention(layers[i].attention.self, maw_options(maw))
     return idx
 
 
@@ -137,5 +87,5 @@ def build_appended(model: nn.Module, maw: MAWConfig, use_maw: bool) -> nn.Module
     eps = getattr(cfg, "layer_norm_eps", 1e-12)
     drop = getattr(cfg, "attention_probs_dropout_prob", 0.0)
     return nn.ModuleList(
-        AppendedBlock(cfg.hidden_size, heads, maw if use_maw else None, drop, eps) for _ in range(maw.num_blocks)
+        AppendedBlock(cfg.hidden_size, heads, maw_options(maw) if use_maw else None, drop, eps) for _ in range(maw.num_blocks)
     )

@@ -207,7 +207,7 @@ def train_arms(
         if acfg.train.lora.enabled:
             merge_lora(encoder)
         encoder.save(folder / "model")
-        if exportable(encoder) is None:  # the field's tools load this arm as it is
+        if exportable(encoder) is None:  # the field's tools load this arm (MAW arms with their code)
             export_sentence_transformers(encoder, folder / "sentence-transformers")
         write_json(folder / "manifest.json", {
             "arm": arm,

@@ -1,0 +1,90 @@
+"""A MAW encoder exported by maw-bench: the HuggingFace backbone with MAW attention plugged in.
+
+Shipped verbatim next to the weights with the MAW modules it imports (``maw_*.py``,
+copies of maw-bench's ``maw/`` package), so that
+
+    AutoModel.from_pretrained(path, trust_remote_code=True)
+    SentenceTransformer(path, trust_remote_code=True)
+
+rebuild the trained model without maw-bench installed. ``forward`` returns the
+token states (``last_hidden_state``); the sentence embedding is their mean over real
+tokens, L2-normalised (what the sentence-transformers modules of the folder do).
+At inference every MAW layer makes its selection's inference choice (GRPO and
+Gumbel: the router's argmax depth; fixed: its depth; soft and uniform: the mixture).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from transformers import AutoModel, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput
+
+from .configuration_maw import MAWEncoderConfig
+from .maw_attention import MAWAttention
+from .maw_hf_layers import AppendedBlock, HFMAWSelfAttention
+from .maw_selection import SelectionParams
+
+
+def _options(raw: dict | None) -> dict | None:
+    if raw is None:
+        return None
+    return {**raw, "params": SelectionParams(**raw["params"])}
+
+
+def _backbone(config) -> nn.Module:
+    try:
+        return AutoModel.from_config(config, add_pooling_layer=False)
+    except TypeError:  # model classes without a pooler
+        return AutoModel.from_config(config)
+
+
+class MAWEncoderModel(PreTrainedModel):
+    config_class = MAWEncoderConfig
+    base_model_prefix = "maw_encoder"
+    supports_gradient_checkpointing = False
+
+    def __init__(self, config: MAWEncoderConfig) -> None:
+        super().__init__(config)
+        self.backbone = _backbone(config.backbone_config())
+        options = _options(config.maw_options)
+        layers = self.backbone.encoder.layer
+        for i in config.maw_layers:
+            layers[i].attention.self = HFMAWSelfAttention(layers[i].attention.self, options)
+        app = config.appended
+        self.blocks = nn.ModuleList(
+            AppendedBlock(config.hidden_size, app["num_heads"], options if app["maw"] else None, app["dropout"], app["eps"])
+            for _ in range(app["num_blocks"])
+        ) if app else nn.ModuleList()
+        self.post_init()
+
+    def initialize_weights(self) -> None:
+        """HF's initialisation, then the MAW layers' depth tables (non-persistent buffers the backbone's
+        ``_init_weights`` does not know; ``from_pretrained`` allocates them empty)."""
+        super().initialize_weights()
+        for module in self.modules():
+            if isinstance(module, MAWAttention):
+                module.reset_buffers()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.backbone.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.backbone.set_input_embeddings(value)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutput:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        if len(self.blocks):
+            mask = attention_mask.bool()[:, None, None, :]
+            for block in self.blocks:
+                hidden = block(hidden, mask)
+        return BaseModelOutput(last_hidden_state=hidden)
