@@ -43,6 +43,20 @@ def write_json(path: str | Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def sha256_ends(path: str | Path, span: int = 1 << 20) -> str:
+    """Hex sha256 of a file's size, first and last ``span`` bytes: cheap, and different for a truncated,
+    extended or swapped file (a flipped bit in the middle needs :func:`sha256_file`)."""
+    h = hashlib.sha256()
+    size = os.path.getsize(path)
+    h.update(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(span))
+        if size > span:
+            f.seek(max(span, size - span))
+            h.update(f.read(span))
+    return h.hexdigest()
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks (checksums of shards and checkpoints)."""
     h = hashlib.sha256()

@@ -72,14 +72,18 @@ def _print_version(value: bool) -> None:
 def _root(
     ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors and debug-level logs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars and only warnings in the log "
+                               "(bars are also off when stdout or stderr is not a terminal)."),
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
     from maw_bench.console import setup_logging
     from maw_bench.evaluation.metrics import _numba_cache
+    from maw_bench.progress import set_quiet
 
     ctx.obj = {"debug": debug}
-    setup_logging(verbose=debug)
+    setup_logging(verbose=debug, quiet=quiet)
+    set_quiet(quiet)
     _numba_cache()  # ranx's numba JIT is compiled once per machine, into maw-bench's cache folder
 
 
@@ -214,6 +218,8 @@ def evaluate(
     config: Path = CONFIG_OPT,
     sets: list[str] = SET_OPT,
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub to run."),
+    verify_cache: bool = typer.Option(False, "--verify-cache", help="Hash every cached embedding shard in full "
+                                      "before using it (eval.verify_cache)."),
 ) -> None:
     """Encode, retrieve and score models with ranx; significance against the reference arm."""
     from maw_bench.evaluation.pipeline import run_evaluation
@@ -221,6 +227,7 @@ def evaluate(
     from maw_bench.results.folders import ensure_writable, new_output_dir
 
     extra = [f"data.eval_split={split}"] + (["model.trust_remote_code=true"] if trust_remote_code else [])
+    extra += ["eval.verify_cache=true"] if verify_cache else []
     for key, value in (("eval.dtype", dtype), ("eval.batch_size", batch_size), ("eval.max_length", max_length),
                        ("eval.index", index)):
         if value is not None:

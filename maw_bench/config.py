@@ -176,6 +176,8 @@ class EvalConfig:
     chunk_size: int = _f(50000, "Documents per search chunk (bounds memory).")
     shard_docs: int = _f(50000, "Documents per embedding shard on disk (and per rank under torchrun).")
     cache_dir: str = _f("", "Embedding cache folder ('' = ~/.cache/maw-bench/embeddings).")
+    verify_cache: bool = _f(False, "Check every cached shard's full sha256 before use (default: sizes and a hash "
+                                   "of each file's first and last MiB, which catches truncated and swapped shards).")
     bm25: bool = _f(False, "Add a BM25 (bm25s) baseline.")
 
 

@@ -11,15 +11,15 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """maw_bench logs at INFO (WARNING for third parties) through rich on stderr."""
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """maw_bench logs at INFO (DEBUG with ``verbose``, WARNING with ``quiet``; WARNING for third parties) through rich on stderr."""
     logging.basicConfig(
         level=logging.WARNING,
         format="%(message)s",
         handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
         force=True,
     )
-    logging.getLogger("maw_bench").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("maw_bench").setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     for noisy in ("ir_datasets", "bm25s", "numba", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

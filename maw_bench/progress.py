@@ -1,15 +1,55 @@
-"""One rich progress bar style for long work (encoding, training, sweeps)."""
+"""One rich progress bar style for every long step (encoding, training, BM25, hashing, search, sweeps).
+
+Bars go to stderr, on rank 0 only, and only when both stdout and stderr are
+terminals (a log file or a pipe gets none) and ``--quiet`` was not given. ``step``
+is the one way long work reports: ``with step("BM25 index", total=n) as advance:``.
+"""
 
 from __future__ import annotations
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from maw_bench.console import err_console
 
+_settings = {"quiet": False}  # set once by the CLI (--quiet), like the logging level
+
+
+def set_quiet(quiet: bool) -> None:
+    """``--quiet``: no progress bars at all."""
+    _settings["quiet"] = quiet
+
+
+def _rank() -> int:
+    try:
+        import torch.distributed as dist
+
+        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    except (ImportError, RuntimeError):
+        return 0
+
+
+def bars_enabled() -> bool:
+    """True where a bar is wanted: not quiet, rank 0, and a person watching both streams."""
+    return (not _settings["quiet"] and _rank() == 0 and err_console.is_terminal
+            and sys.stdout is not None and sys.stdout.isatty())
+
 
 def progress_bar(*extra_columns) -> Progress:
-    """A bar on stderr with count, elapsed and remaining time (plus any extra columns)."""
+    """A bar on stderr with count, elapsed and remaining time (plus any extra columns); a no-op where disabled."""
     return Progress(
+        SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -18,4 +58,15 @@ def progress_bar(*extra_columns) -> Progress:
         *extra_columns,
         console=err_console,
         transient=False,
+        disable=not bars_enabled(),
     )
+
+
+@contextlib.contextmanager
+def step(description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """One bar for one long step; yields ``advance(n)``. ``total=None`` shows a spinner with the elapsed time."""
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+        if total is None:
+            bar.update(task, total=1, completed=1)

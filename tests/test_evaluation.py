@@ -200,5 +200,45 @@ def test_a_shard_truncated_after_writing_is_re_encoded_with_a_visible_warning(ti
     shard.write_bytes(before[: len(before) // 2])
     with caplog.at_level("WARNING", logger="maw_bench"):
         again, _ = _cache(tiny_model, toy_beir, tmp_path, enc=enc)
-    assert "corrupt or truncated; re-encoding it" in caplog.text
+    assert "corrupt, truncated or swapped; re-encoding it" in caplog.text
     assert not again.reused and shard.read_bytes() == before
+
+
+def test_a_cache_hit_reads_no_document_and_hashes_only_shard_ends(tiny_model, toy_beir, tmp_path, monkeypatch):
+    """At MS MARCO size a hit must not re-read 8.8M passages nor re-hash every shard (issue 15)."""
+    from maw_bench.data.bundle import DatasetBundle
+    from maw_bench.evaluation import embeddings as emb_mod
+
+    enc = build_encoder(_cfg(tiny_model, toy_beir))
+    root = tmp_path / "cache"
+    first = encode_corpus(enc, load_bundle(str(toy_beir), "test"), root, 16, 32, "fp32", 40)  # 3 shards of 40
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a cache hit read the corpus or hashed a whole shard")
+
+    with monkeypatch.context() as m:
+        m.setattr(DatasetBundle, "docs_iter", boom)
+        m.setattr(emb_mod, "sha256_file", boom)
+        hit = encode_corpus(enc, load_bundle(str(toy_beir), "test"), root, 16, 32, "fp32", 40)
+    assert hit.reused and hit.folder == first.folder
+
+    a, b = first.folder / "shard_00000.npy", first.folder / "shard_00001.npy"
+    da, db = a.read_bytes(), b.read_bytes()
+    assert len(da) == len(db)
+    a.write_bytes(db), b.write_bytes(da)  # swapped: same sizes, other content
+    assert not first.complete()
+    a.write_bytes(da), b.write_bytes(db)
+    assert first.complete()
+
+    hashed = []
+    real = emb_mod.sha256_file
+    monkeypatch.setattr(emb_mod, "sha256_file", lambda p: hashed.append(p) or real(p))
+    verified = encode_corpus(enc, load_bundle(str(toy_beir), "test"), root, 16, 32, "fp32", 40, verify=True)
+    assert verified.reused and len(hashed) == 6  # --verify-cache: every shard and id file in full
+
+    corpus = toy_beir / "corpus.jsonl"  # the same size, one letter changed: the corpus hash must change
+    text = corpus.read_text()
+    i = text.index('"text": "') + len('"text": "')
+    corpus.write_text(text[:i] + ("x" if text[i] != "x" else "y") + text[i + 1:])
+    changed = encode_corpus(enc, load_bundle(str(toy_beir), "test"), root, 16, 32, "fp32", 40)
+    assert changed.folder != first.folder and not changed.reused

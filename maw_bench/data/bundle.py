@@ -10,8 +10,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from maw_bench.data.offline import explain_missing
@@ -32,6 +35,31 @@ def doc_text(doc: Any) -> str:
 def query_text(query: Any) -> str:
     text = getattr(query, "text", None)
     return (text if text is not None else query.default_text()).strip()
+
+
+def source_signature(irds: Any) -> list | None:
+    """``[[path, size, mtime_ns], ...]`` of the files an ir_datasets collection reads its documents from.
+
+    Found through the docs handler's download objects (``_dlc``, ``_docs_dlc``, ...), only
+    for files already on disk; None when there are none (then nothing is remembered).
+    """
+    try:
+        handler = irds.docs_handler()
+    except (AttributeError, NotImplementedError, TypeError):
+        return None
+    found = []
+    for name, value in sorted(vars(handler).items()):
+        if "dlc" not in name.lower() or not hasattr(value, "path"):
+            continue
+        try:
+            path = str(value.path(force=False))  # force=False: never download or extract here
+        except Exception:  # noqa: BLE001 - a download object that cannot name a local file: no memo
+            return None
+        if not os.path.isfile(path):
+            return None
+        st = os.stat(path)
+        found.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
+    return found or None
 
 
 @dataclass
@@ -113,19 +141,45 @@ class DatasetBundle:
     def content_hash(self) -> str:
         """A hash of every kept document id and text: changes when the corpus does.
 
-        Computed once per document set (one pass over the corpus), not once per model.
+        One pass over the corpus, done once per source: the result is remembered under
+        maw-bench's cache keyed by the source files' paths, sizes and modification times
+        (:func:`source_signature`), so a later run on an unchanged source (a cache hit)
+        reads no document. A source whose files cannot be named is hashed every time.
         """
         key = frozenset(self.keep_docs) if self.keep_docs is not None else None
         if self._hash is not None and self._hash[0] == key:
             return self._hash[1]
-        h = hashlib.sha256()
-        for doc_id, text in self.docs_iter():
-            h.update(doc_id.encode())
-            h.update(b"\0")
-            h.update(text.encode())
-            h.update(b"\1")
-        self._hash = (key, h.hexdigest()[:16])
-        return self._hash[1]
+        memo = self._hash_memo()
+        value = memo.read_text().strip() if memo is not None and memo.is_file() else ""
+        if not value:
+            from maw_bench.progress import step
+
+            h = hashlib.sha256()
+            with step(f"hash corpus {self.id}", total=self.docs_count()) as advance:
+                for doc_id, text in self.docs_iter():
+                    h.update(doc_id.encode())
+                    h.update(b"\0")
+                    h.update(text.encode())
+                    h.update(b"\1")
+                    advance(1)
+            value = h.hexdigest()[:16]
+            if memo is not None:
+                from maw_bench.atomic import write_text
+
+                write_text(memo, value + "\n")
+        self._hash = (key, value)
+        return value
+
+    def _hash_memo(self) -> Path | None:
+        """Where this corpus's content hash is remembered, or None when its source files are unknown."""
+        signature = source_signature(self.irds)
+        if signature is None:
+            return None
+        from maw_bench.paths import cache_root
+
+        kept = sorted(self.keep_docs) if self.keep_docs is not None else None
+        digest = hashlib.sha256(json.dumps([self.id, signature, kept]).encode()).hexdigest()[:24]
+        return cache_root() / "content-hashes" / f"{digest}.txt"
 
     # ---------------------------------------------------------------- queries
     @property

@@ -75,25 +75,16 @@ def random_negatives(bundle: DatasetBundle, count: int, seed: int) -> list[Train
 
 def bm25_negatives(bundle: DatasetBundle, count: int, window: tuple[int, int], seed: int) -> list[TrainingExample]:
     """Negatives drawn from BM25 ranks ``[lo, hi)`` of each query, excluding judged positives."""
-    from maw_bench.console import import_bm25s
+    from maw_bench.data.bm25 import bm25_top_k, read_corpus
 
-    bm25s = import_bm25s()
-
-    ids, texts = [], []
-    for doc_id, text in bundle.docs_iter():
-        ids.append(doc_id)
-        texts.append(text)
+    ids, texts = read_corpus(bundle)
     lo, hi = window
     k = min(hi, len(ids))
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
-    del texts
     pairs = _positive_pairs(bundle)
     qids = sorted({q for q, _ in pairs})
     queries = bundle.queries
-    hits, _ = retriever.retrieve(
-        bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False), k=k, show_progress=False
-    )
+    hits, _ = bm25_top_k(texts, [queries[q] for q in qids], k, label=f"negatives {bundle.id}")
+    del texts
     ranked = {q: [ids[j] for j in row] for q, row in zip(qids, hits.tolist())}
     rng = random.Random(seed)
     out = []

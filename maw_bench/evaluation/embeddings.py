@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maw_bench.atomic import atomic_open, sha256_file, write_json
+from maw_bench.atomic import atomic_open, sha256_ends, sha256_file, write_json
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.modeling import Encoder
-from maw_bench.progress import progress_bar
+from maw_bench.progress import progress_bar, step
 
 log = logging.getLogger("maw_bench")
 
@@ -60,6 +60,7 @@ class EmbeddingCache:
 
     folder: Path
     reused: bool = False  # True when a complete cache was found and nothing was encoded
+    verify: bool = False  # full sha256 of every shard (eval.verify_cache); else sizes and the ends' hash
 
     @property
     def manifest_path(self) -> Path:
@@ -78,20 +79,33 @@ class EmbeddingCache:
             return None
 
     def shard_valid(self, index: int) -> bool:
+        """The shard is there and is the one written: sizes and the hash of both files' ends by default
+        (cheap: about 4 MiB read per shard, whatever its size), full sha256 with ``verify``."""
         entry = self.entry(index)
         if entry is None:
             return False
         emb, ids = self.folder / entry["file"], self.folder / entry["ids"]
         if not (emb.is_file() and ids.is_file()):
             return False
-        if emb.stat().st_size != entry["bytes"] or sha256_file(emb) != entry["sha256"] or sha256_file(ids) != entry["ids_sha256"]:
-            log.warning("embedding cache shard %s is corrupt or truncated; re-encoding it", emb)
+        full = self.verify or "ends_sha256" not in entry  # caches written before the ends' hash existed
+        if emb.stat().st_size != entry["bytes"] or (
+            (sha256_file(emb) != entry["sha256"] or sha256_file(ids) != entry["ids_sha256"]) if full
+            else (sha256_ends(emb) != entry["ends_sha256"] or sha256_ends(ids) != entry["ids_ends_sha256"])
+        ):
+            log.warning("embedding cache shard %s is corrupt, truncated or swapped; re-encoding it", emb)
             return False
         return True
 
     def complete(self) -> bool:
         m = self.manifest()
-        return bool(m.get("complete")) and all(self.shard_valid(i) for i in range(m["num_shards"]))
+        if not m.get("complete"):
+            return False
+        with step(f"check cached embeddings{' (full sha256)' if self.verify else ''}", total=m["num_shards"]) as advance:
+            for i in range(m["num_shards"]):
+                if not self.shard_valid(i):
+                    return False
+                advance(1)
+        return True
 
     def usage(self) -> dict:
         """What the encoder reported about its routing while encoding (summed over shards; ``{}`` for none)."""
@@ -114,6 +128,8 @@ class EmbeddingCache:
             "bytes": (self.folder / emb_name).stat().st_size,
             "sha256": sha256_file(self.folder / emb_name),
             "ids_sha256": sha256_file(self.folder / ids_name),
+            "ends_sha256": sha256_ends(self.folder / emb_name),
+            "ids_ends_sha256": sha256_ends(self.folder / ids_name),
             "usage": usage or {},
         }
         write_json(self.folder / f"meta_{index:05d}.json", entry)  # one file a shard: ranks never race
@@ -164,6 +180,7 @@ def encode_corpus(
     rank: int = 0,
     world_size: int = 1,
     label: str = "",
+    verify: bool = False,
 ) -> EmbeddingCache:
     """Encode ``bundle``'s corpus into the cache (re-using valid shards) and return it.
 
@@ -171,7 +188,7 @@ def encode_corpus(
     caller merges (marks complete) once every rank is done.
     """
     key = fingerprint(encoder, bundle, max_length, dtype)
-    cache = EmbeddingCache(cache_root / key)
+    cache = EmbeddingCache(cache_root / key, verify=verify)
     if cache.complete():
         log.info("%s: re-using cached embeddings %s", bundle.id, cache.folder)
         cache.reused = True

@@ -34,6 +34,7 @@ from maw_bench.atomic import write_json, write_text
 from maw_bench.config import BenchmarkConfig
 from maw_bench.console import console
 from maw_bench.data import apply_caps, load_bundle
+from maw_bench.data.bm25 import read_corpus
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.distributed import DistInfo
 from maw_bench.distributed import setup as dist_setup
@@ -44,6 +45,7 @@ from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
 from maw_bench.hardware import resolve_config_dtypes
+from maw_bench.progress import step
 from maw_bench.results.folders import safe_name
 from maw_bench.results.plots import eval_plots
 from maw_bench.results.tables import latex_table, markdown_table, rich_table
@@ -91,6 +93,7 @@ def retrieve(
     cache = encode_corpus(
         encoder, bundle, cache_root, cfg.eval.batch_size, doc_len, cfg.eval.dtype,
         shard_docs=cfg.eval.shard_docs, rank=ctx.rank, world_size=ctx.world_size, label=label,
+        verify=cfg.eval.verify_cache,
     )
     ctx.barrier()
     if not ctx.is_main:
@@ -103,15 +106,21 @@ def retrieve(
     qids = list(queries)
     q_usage: dict = {}
     q_emb = torch.empty(len(qids), encoder.dim)
-    for pos, vecs in encoder.encode_batches([queries[q] for q in qids], cfg.eval.batch_size, "query", query_len,
-                                            cfg.eval.dtype, usage=q_usage):
-        q_emb[pos] = vecs
+    with step(f"encode queries {label} {bundle.id}", total=len(qids)) as advance:
+        for pos, vecs in encoder.encode_batches([queries[q] for q in qids], cfg.eval.batch_size, "query", query_len,
+                                                cfg.eval.dtype, usage=q_usage):
+            q_emb[pos] = vecs
+            advance(len(pos))
     routing = {"queries": q_usage, "documents": cache.usage()} if q_usage else None
-    if cfg.eval.index == "exact":
-        hits = exact_search(q_emb, qids, cache.shards(), cfg.eval.top_k, cfg.eval.chunk_size, bundle.drop_self_hits)
-    else:
-        factory = cfg.eval.index.split(":", 1)[1]
-        hits = faiss_search(factory, q_emb, qids, cache.shards(), cfg.eval.top_k, bundle.drop_self_hits)
+    docs = cache.manifest().get("docs")
+    with step(f"search {label} {bundle.id}", total=docs) as advance:
+        if cfg.eval.index == "exact":
+            hits = exact_search(q_emb, qids, cache.shards(), cfg.eval.top_k, cfg.eval.chunk_size,
+                                bundle.drop_self_hits, advance=advance)
+        else:
+            factory = cfg.eval.index.split(":", 1)[1]
+            hits = faiss_search(factory, q_emb, qids, cache.shards(), cfg.eval.top_k, bundle.drop_self_hits,
+                                advance=advance)
     return hits, rate, routing
 
 
@@ -122,10 +131,7 @@ def eval_lengths(encoder, cfg: BenchmarkConfig) -> tuple[int, int]:
 
 
 def bm25_hits(bundle: DatasetBundle, top_k: int) -> Hits:
-    ids, texts = [], []
-    for doc_id, text in bundle.docs_iter():
-        ids.append(doc_id)
-        texts.append(text)
+    ids, texts = read_corpus(bundle)
     return bm25_search(ids, texts, bundle.judged_queries(), top_k, bundle.drop_self_hits)
 
 

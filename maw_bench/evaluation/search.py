@@ -6,7 +6,7 @@ a time, so memory is bounded by the chunk, not the corpus.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -23,8 +23,9 @@ def exact_search(
     top_k: int,
     chunk_size: int = 50_000,
     drop_self: bool = False,
+    advance: Callable[[int], None] | None = None,
 ) -> Hits:
-    """Top-``top_k`` documents by inner product for every query."""
+    """Top-``top_k`` documents by inner product for every query (``advance(n)``: n more documents searched)."""
     k = top_k + (1 if drop_self else 0)
     q = queries.float()
     best_scores = torch.full((len(query_ids), 0), float("-inf"))
@@ -39,6 +40,8 @@ def exact_search(
             cand_idx = torch.cat([best_idx, torch.arange(offset, offset + chunk.shape[0]).expand(len(query_ids), -1)], 1)
             top = torch.topk(cand_scores, min(k, cand_scores.shape[1]), dim=1)
             best_scores, best_idx = top.values, torch.gather(cand_idx, 1, top.indices)
+            if advance is not None:
+                advance(chunk.shape[0])
         all_ids.extend(ids)
     return _to_hits(query_ids, best_scores.numpy(), best_idx.numpy(), all_ids, top_k, drop_self)
 
@@ -50,6 +53,7 @@ def faiss_search(
     shards: Iterable[tuple[list[str], np.ndarray]],
     top_k: int,
     drop_self: bool = False,
+    advance: Callable[[int], None] | None = None,
 ) -> Hits:
     """Search with a FAISS index built from ``factory`` (e.g. ``Flat``, ``HNSW32``, ``IVF1024,Flat``)."""
     try:
@@ -61,6 +65,8 @@ def faiss_search(
     for ids, emb in shards:
         all_ids.extend(ids)
         blocks.append(np.asarray(emb, dtype=np.float32))
+        if advance is not None:
+            advance(len(ids))
     data = np.concatenate(blocks) if blocks else np.zeros((0, queries.shape[1]), np.float32)
     try:
         index = faiss.index_factory(data.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
@@ -92,15 +98,9 @@ def _to_hits(query_ids, scores, idx, all_ids, top_k, drop_self) -> Hits:
 
 def bm25_search(doc_ids: list[str], texts: list[str], queries: dict[str, str], top_k: int, drop_self: bool = False) -> Hits:
     """The BM25 baseline through ``bm25s`` (Lucene-style scoring, English stopwords)."""
-    from maw_bench.console import import_bm25s
+    from maw_bench.data.bm25 import bm25_top_k
 
-    bm25s = import_bm25s()
-
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
     qids = list(queries)
     k = min(top_k + (1 if drop_self else 0), len(doc_ids))
-    idx, scores = retriever.retrieve(
-        bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False), k=k, show_progress=False
-    )
+    idx, scores = bm25_top_k(texts, [queries[q] for q in qids], k)
     return _to_hits(qids, scores, idx, doc_ids, top_k, drop_self)
