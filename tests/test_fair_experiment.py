@@ -135,6 +135,32 @@ def test_grpo_samples_differ_only_in_depth(tiny_model):
     assert _max_diff(again, out.embeddings[0]) > 1e-4
 
 
+def test_group_samples_share_the_first_maw_layers_projections_with_the_same_gradients(tiny_model, monkeypatch):
+    """The replayed layer's Q/K/V are computed once per group (what keeps GRPO's step cheap); the gradients
+    equal those of computing them per sample. Dropout on; both runs start from one random state."""
+    from maw_bench.maw.attention import RouteRecorder
+
+    def run(share: bool):
+        enc = build_encoder(BenchmarkConfig.load(overrides=[f"model.name={tiny_model}", "maw.enabled=true",
+                                                            "maw.depth=4", "maw.layers=all"])).train()
+        first = enc.maw_modules()[0]
+        calls = []
+        first.value.register_forward_hook(lambda *a: calls.append(1))
+        torch.manual_seed(5)
+        out = enc(**enc.tokenize(texts(), "doc"), samples=4, generator=torch.Generator().manual_seed(1))
+        (out.embeddings * torch.linspace(-1, 1, out.embeddings.shape[-1])).sum().backward()
+        return len(calls), {n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None}
+
+    shared_calls, shared = run(True)
+    with monkeypatch.context() as m:
+        m.setattr(RouteRecorder, "shared", lambda self, layer, x, compute: compute(x))
+        own_calls, own = run(False)
+    assert shared_calls == 1 and own_calls == 4
+    assert shared.keys() == own.keys()
+    for name in shared:
+        assert torch.allclose(shared[name], own[name], atol=1e-6, rtol=1e-5), name
+
+
 def test_router_losses_reach_the_router_only_unless_asked(tiny_model):
     from maw_bench.training.step import LossSettings, train_step
 

@@ -77,6 +77,9 @@ class RouteRecorder:
     generator: torch.Generator | None = None
     sample: int = 0
     records: list[list[RouteRecord]] = field(default_factory=lambda: [[]])
+    # layer -> (its input, its Q/K/V heads): a group's samples replay a layer on the same input tensor,
+    # so its projections are computed once and shared (gradients from every sample add up in them)
+    projections: dict[int, tuple[torch.Tensor, tuple]] = field(default_factory=dict)
 
     def next_sample(self) -> None:
         self.sample += 1
@@ -89,6 +92,15 @@ class RouteRecorder:
 
     def add(self, record: RouteRecord) -> None:
         self.records[self.sample].append(record)
+
+    def shared(self, layer: int, x: torch.Tensor, compute) -> tuple:
+        """``compute(x)``, or what it gave for this very input tensor earlier in the call."""
+        hit = self.projections.get(layer)
+        if hit is not None and hit[0] is x:
+            return hit[1]
+        value = compute(x)
+        self.projections[layer] = (x, value)
+        return value
 
 
 class MAWAttention(nn.Module):
@@ -192,10 +204,20 @@ class MAWAttention(nn.Module):
         b, l, _ = t.shape
         return t.view(b, l, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def _depth_qk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """All depths: ``(B, H, D, L, r)`` queries and keys."""
+    def _projections(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """Query, key (None for ``full``, whose depths have their own) and value heads ``(B, H, L, d_h)``."""
+        v = self._heads(self.value(x))
+        if self.variant == "full":
+            return None, None, v
+        return self._heads(self.query(x)), self._heads(self.key(x)), v
+
+    def _depth_qk(
+        self, x: torch.Tensor, q: torch.Tensor | None = None, k: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """All depths: ``(B, H, D, L, r)`` queries and keys (``q``, ``k``: the head projections, if at hand)."""
         if self.variant != "full":
-            q, k = self._heads(self.query(x)), self._heads(self.key(x))
+            if q is None or k is None:
+                q, k = self._heads(self.query(x)), self._heads(self.key(x))
             return S.split_depths(q, self.chunk_index), S.split_depths(k, self.chunk_index)
         b, l, _ = x.shape
 
@@ -204,11 +226,14 @@ class MAWAttention(nn.Module):
 
         return proj(self.query_depth), proj(self.key_depth)
 
-    def _chosen_qk(self, x: torch.Tensor, choice: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _chosen_qk(
+        self, x: torch.Tensor, choice: torch.Tensor, q: torch.Tensor | None = None, k: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Only the chosen depth: a scaled query and a key ``(B, H, L, d_h)`` whose product is that depth's scores."""
         ch = S.per_head_choice(choice, self.num_heads)
         if self.variant != "full":
-            q, k = self._heads(self.query(x)), self._heads(self.key(x))
+            if q is None or k is None:
+                q, k = self._heads(self.query(x)), self._heads(self.key(x))
             return q * self.chunk_scale[ch][:, :, None, :].to(q.dtype), k
         heads = torch.arange(self.num_heads, device=x.device)[None, :].expand_as(ch)
 
@@ -219,9 +244,12 @@ class MAWAttention(nn.Module):
 
         return proj(self.query_depth) * self.head_dim**-0.5, proj(self.key_depth)
 
-    def depth_maps(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Every depth's attention map ``(B, H, L, L, D)`` (for analysis and tests)."""
-        qd, kd = self._depth_qk(x)
+    def depth_maps(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, q: torch.Tensor | None = None,
+        k: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Every depth's attention map ``(B, H, L, L, D)`` (``q``, ``k``: the head projections, if at hand)."""
+        qd, kd = self._depth_qk(x, q, k)
         return S.depth_maps(S.depth_scores(qd, kd, self.chunk_widths, mask), mask)
 
     # -------------------------------------------------------------------- forward
@@ -239,25 +267,26 @@ class MAWAttention(nn.Module):
         pick = self.strategy.pick(logits, b, self.training, x.device, uniforms, generator)
         choice, weights = pick.choice, pick.weights
 
-        v = self._heads(self.value(x))
+        # a group's samples replay this layer on one input: its projections are computed once per call
+        q, k, v = rec.shared(self.layer_index, x, self._projections) if rec is not None else self._projections(x)
         need_focus = rec is not None and rec.focus and self.training
         if choice is not None and not self.force_full and not need_focus:
             # the common path: one slice, fused attention, never the 5D tensor
-            q_scaled, k = self._chosen_qk(x, choice)
+            q_scaled, k_used = self._chosen_qk(x, choice, q, k)
             self._record(logits, state, choice, weights, None)
-            out = S.hard_attention_fused(q_scaled, k, v, mask, self.dropout.p if self.training else 0.0)
+            out = S.hard_attention_fused(q_scaled, k_used, v, mask, self.dropout.p if self.training else 0.0)
             return out.transpose(1, 2).reshape(b, l, self.hidden_size)
         if choice is not None and not self.force_full:
-            q_scaled, k = self._chosen_qk(x, choice)
-            probs = S.hard_attention_probs(q_scaled, k, mask)
+            q_scaled, k_used = self._chosen_qk(x, choice, q, k)
+            probs = S.hard_attention_probs(q_scaled, k_used, mask)
         elif pick.straight_through and not self.force_full:
             assert weights is not None
-            probs = self._straight_through_probs(x, weights, mask)
+            probs = self._straight_through_probs(x, weights, mask, q, k)
         else:
             if choice is not None:
                 weights = F.one_hot(choice, self.depth).float()
             assert weights is not None
-            probs = S.combine(self.depth_maps(x, mask), weights)
+            probs = S.combine(self.depth_maps(x, mask, q, k), weights)
 
         focus = -S.map_entropy(probs.detach().float(), mask, token_mask) if need_focus else None
         self._record(logits, state, choice, weights, focus)
@@ -277,7 +306,10 @@ class MAWAttention(nn.Module):
             self.recorder = None
         return out, rec.records[rec.sample][-1]
 
-    def _straight_through_probs(self, x: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def _straight_through_probs(
+        self, x: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor | None,
+        q: torch.Tensor | None = None, k: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Gumbel straight-through, cheaply: the same values and gradients as ``sum_t w_t A_t``.
 
         The forward value of the hard weights is one-hot, so the gradient reaching Q and K
@@ -287,10 +319,10 @@ class MAWAttention(nn.Module):
         term is zero in value and carries the router's gradient).
         """
         choice = weights.argmax(-1)
-        q_scaled, k = self._chosen_qk(x, choice)
-        chosen = S.hard_attention_probs(q_scaled, k, mask)
+        q_scaled, k_used = self._chosen_qk(x, choice, q, k)
+        chosen = S.hard_attention_probs(q_scaled, k_used, mask)
         with torch.no_grad():
-            maps = self.depth_maps(x, mask)
+            maps = self.depth_maps(x, mask, q, k)
         return chosen + S.combine(maps, weights - weights.detach())
 
     def _record(self, logits, state, choice, weights, focus) -> None:
