@@ -93,7 +93,11 @@ def train_steps(reps: int, dtype: str) -> dict[str, float]:
     import torch
 
     from maw_bench import BenchmarkConfig, build_encoder
+    from maw_bench.hardware import keep_freed_memory
+
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        keep_freed_memory()  # what `maw-bench train` does on a CPU
     docs = texts(64)
     queries = [d[:80] for d in docs[32:48]]
     setups = {}

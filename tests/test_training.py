@@ -199,3 +199,15 @@ def test_tensorboard_event_file_holds_the_logged_scalars(tiny_model, toy_beir, t
 def test_report_to_an_unknown_service_is_refused():
     with pytest.raises(UserError, match="use tensorboard and/or wandb"):
         BenchmarkConfig.load(overrides=["train.report_to=[mlflow]"])
+
+
+def test_the_allocator_keeps_freed_memory_unless_the_user_set_it(monkeypatch):
+    import platform
+
+    from maw_bench.hardware import keep_freed_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    assert keep_freed_memory() is True
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
+    assert keep_freed_memory() is False  # the user's own allocator settings win

@@ -33,7 +33,7 @@ from maw_bench.data.negatives import TrainingExample
 from maw_bench.data.rows import RowsBundle, is_rows_spec, load_rows
 from maw_bench.distributed import setup as dist_setup
 from maw_bench.errors import UserError
-from maw_bench.hardware import resolve_config_dtypes
+from maw_bench.hardware import keep_freed_memory, resolve_config_dtypes
 from maw_bench.modeling import build_encoder
 from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.modeling.export import export_sentence_transformers, exportable
@@ -165,6 +165,8 @@ def train_arms(
     commit = git_commit()  # the code this process runs: read now, not when an arm finishes hours later
     ctx = dist_setup(device)
     cfg = resolve_config_dtypes(cfg, ctx.device)
+    if ctx.device.type == "cpu":
+        keep_freed_memory()  # steps reuse their buffers instead of page-faulting them in again
     if ctx.is_main:
         check_run_folder(output, resume, overwrite, require_checkpoint)
     ctx.barrier()
