@@ -403,14 +403,16 @@ def datasets_check(
 ) -> None:
     """Load a dataset and count documents, queries, judged queries, qrels and missing judged docs."""
     import json
+    import sys
 
     from maw_bench.console import console
     from maw_bench.data import load_bundle
 
     bundle = load_bundle(dataset, split)
     summary = bundle.summary()
-    if as_json:
-        print(json.dumps(summary))
+    if as_json:  # one write of the whole line: processes sharing a pipe (torchrun ranks) never interleave it
+        sys.stdout.write(json.dumps(summary) + "\n")
+        sys.stdout.flush()
         return
     console.print(f"[bold]{bundle.id}[/bold]")
     for key, value in summary.items():
