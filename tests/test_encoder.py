@@ -142,3 +142,16 @@ def test_a_trained_standard_arm_loads_in_sentence_transformers(tiny_model, toy_b
     assert res.exit_code == 0, res.output
     again = SentenceTransformer(str(tmp_path / "x"), device="cpu").encode(texts(), convert_to_tensor=True)
     assert _max_diff(ours, again.cpu()) <= 1e-5
+
+
+def test_a_folder_saved_before_lengths_were_recorded_gets_the_base_models_length(minilm_path, tmp_path):
+    """Older saves lack ``published_max_length``: the base model's (256 for MiniLM), not the tokenizer's 512."""
+    import json
+
+    enc = build_encoder(BenchmarkConfig.load(overrides=[f"model.name={minilm_path}"]))
+    assert enc.published_max_length == 256
+    folder = enc.save(tmp_path / "old")
+    meta = json.loads((folder / "maw_bench.json").read_text())
+    del meta["published_max_length"]
+    (folder / "maw_bench.json").write_text(json.dumps(meta))
+    assert load_encoder(folder).published_max_length == 256

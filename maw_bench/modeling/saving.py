@@ -57,11 +57,22 @@ def load_encoder(directory: str | Path, device: str | torch.device | None = None
     backbone = load_backbone(str(path), model_cfg.trust_remote_code, from_config=True)
     tokenizer = load_tokenizer(str(path), model_cfg.trust_remote_code)
     enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg)
-    enc.published_max_length = int(meta.get("published_max_length") or published_max_length(
-        str(path), tokenizer, getattr(backbone.config, "max_position_embeddings", None)))
+    enc.published_max_length = int(meta.get("published_max_length") or _base_published_length(
+        model_cfg.name, str(path), tokenizer, getattr(backbone.config, "max_position_embeddings", None)))
     state = {k: v for k, v in load_file(str(path / WEIGHTS_FILE)).items() if not any(r in f".{k}" for r in _RETIRED)}
     enc.load_state_dict(state, strict=True)
     return enc.to(device) if device is not None else enc
+
+
+def _base_published_length(base: str, path: str, tokenizer, positions: int | None) -> int:
+    """For folders saved before the published length was recorded: the base model's (where it can be
+    resolved: 256 for all-MiniLM-L6-v2), else what the saved folder's own files say."""
+    from maw_bench.modeling.resolve import resolve_model
+
+    try:
+        return published_max_length(resolve_model(base), tokenizer, positions)
+    except UserError:
+        return published_max_length(path, tokenizer, positions)
 
 
 def is_saved_encoder(path: str | Path) -> bool:
