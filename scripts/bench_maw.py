@@ -89,7 +89,7 @@ def timed_steps(setups: dict, exclude, device, dtype: str, reps: int) -> dict[st
     return times
 
 
-def train_steps(reps: int, dtype: str) -> dict[str, float]:
+def train_steps(reps: int, dtype: str, arms: list[str] | None = None) -> dict[str, float]:
     import torch
 
     from maw_bench import BenchmarkConfig, build_encoder
@@ -102,6 +102,8 @@ def train_steps(reps: int, dtype: str) -> dict[str, float]:
     queries = [d[:80] for d in docs[32:48]]
     setups = {}
     for arm, overrides in TRAIN_ARMS.items():
+        if arms and arm not in arms and arm != "standard":
+            continue
         cfg = BenchmarkConfig.load(overrides=["model.max_length=256", *overrides])
         enc = build_encoder(cfg, device).train()
         opt = torch.optim.AdamW(enc.parameters(), lr=1e-5)
@@ -122,6 +124,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--train-reps", type=int, default=9)
     ap.add_argument("--skip-encode", action="store_true", help="Time the training steps only.")
+    ap.add_argument("--train-arms", default="", help=f"Comma-separated subset of {', '.join(TRAIN_ARMS)} "
+                    "(standard is always timed).")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -139,7 +143,7 @@ def main() -> None:
     if rates:
         print(f"  MAW/standard throughput: {rates['maw-d4-last-hard'] / rates['standard']:.3f}x (goal >= 0.95x)")
     print(f"train step: 16 queries + 16 passages, {args.dtype}, median of {args.train_reps}")
-    times = train_steps(args.train_reps, args.dtype)
+    times = train_steps(args.train_reps, args.dtype, [a for a in args.train_arms.split(",") if a])
     for arm, t in times.items():
         print(f"  {arm:<18} {t * 1000:8.1f} ms   {t / times['standard']:.2f}x standard (goal <= 1.5x)")
 
