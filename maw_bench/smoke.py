@@ -66,6 +66,13 @@ def _stage(name: str, fn, *args, **kwargs):
     return out
 
 
+def _start_warm_up(cfg: BenchmarkConfig):
+    from maw_bench.evaluation import warmup
+    from maw_bench.evaluation.pipeline import load_eval_bundles
+
+    return warmup.start_for(cfg.eval.metrics, load_eval_bundles(cfg, list(cfg.data.eval)[:1])[0])
+
+
 class StageFailed(Exception):
     def __init__(self, stage: str, exc: Exception) -> None:
         super().__init__(f"smoke stage '{stage}' failed: {type(exc).__name__}: {exc}")
@@ -86,8 +93,14 @@ def run_smoke(config: Path | None, sets: list[str], output: Path | None) -> int:
     try:
         with folder_lock(output):
             run = output / "run"
-            _stage("train", train_arms, cfg, ["standard", "maw"], run, overwrite=True)
-            _stage("eval", run_evaluation, cfg, [str(run), cfg.model.name], list(cfg.data.eval), output / "eval")
+            # ranx's numba code compiles in the background while the arms train (a first run's largest cost)
+            warm = _stage("warm-up", _start_warm_up, cfg)
+            try:
+                _stage("train", train_arms, cfg, ["standard", "maw"], run, overwrite=True)
+                _stage("eval", run_evaluation, cfg, [str(run), cfg.model.name], list(cfg.data.eval), output / "eval")
+            finally:
+                if warm is not None and warm.poll() is None:
+                    warm.kill()
             _stage("report", write_run_plots, run, output)
     except StageFailed as exc:
         err_console.print(f"[red]maw-bench smoke: {exc}[/red]")

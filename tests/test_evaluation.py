@@ -113,12 +113,14 @@ def _search_case():
 QIDS = ["d0", "d1", "d2", "d3", "d4"]
 
 
-def test_exact_search_equals_brute_force_and_drops_self_hits():
+@pytest.mark.parametrize("query_block", [2048, 2])
+def test_exact_search_equals_brute_force_and_drops_self_hits(query_block):
     docs, queries, ids, shards = _search_case()
-    hits = exact_search(queries, QIDS, shards, top_k=7, chunk_size=11)
-    brute = (queries @ docs.T).topk(7, dim=1).indices
+    hits = exact_search(queries, QIDS, shards, top_k=7, chunk_size=11, query_block=query_block)
+    brute = (queries @ docs.T).topk(7, dim=1)
     for row, qid in enumerate(QIDS):
-        assert list(hits[qid]) == [ids[j] for j in brute[row].tolist()]
+        assert list(hits[qid]) == [ids[j] for j in brute.indices[row].tolist()]
+        assert np.allclose(list(hits[qid].values()), brute.values[row].numpy(), atol=1e-6)
     no_self = exact_search(queries, QIDS, shards, top_k=7, chunk_size=11, drop_self=True)
     assert all(q not in h and len(h) == 7 for q, h in no_self.items())
 
@@ -242,3 +244,15 @@ def test_a_cache_hit_reads_no_document_and_hashes_only_shard_ends(tiny_model, to
     corpus.write_text(text[:i] + ("x" if text[i] != "x" else "y") + text[i + 1:])
     changed = encode_corpus(enc, load_bundle(str(toy_beir), "test"), root, 16, 32, "fp32", 40)
     assert changed.folder != first.folder and not changed.reused
+
+
+def test_the_numba_warm_up_compiles_for_the_collections_id_widths(toy_beir, monkeypatch):
+    """smoke starts ranx's compilation in the background with the widths its evaluation will use."""
+    from maw_bench.evaluation import warmup
+
+    seen = []
+    monkeypatch.setattr(warmup, "start", lambda metrics, q, r: seen.append((list(metrics), q, r)))
+    bundle = load_bundle(str(toy_beir), "test")
+    warmup.start_for(["ndcg@10"], bundle)
+    widths = max(len(d) for docs in bundle.qrels.values() for d in docs), max(len(d) for d in bundle.doc_ids_iter())
+    assert seen == [(["ndcg@10"], *widths)]

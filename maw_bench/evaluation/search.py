@@ -24,8 +24,14 @@ def exact_search(
     chunk_size: int = 50_000,
     drop_self: bool = False,
     advance: Callable[[int], None] | None = None,
+    query_block: int = 2048,
 ) -> Hits:
-    """Top-``top_k`` documents by inner product for every query (``advance(n)``: n more documents searched)."""
+    """Top-``top_k`` documents by inner product for every query (``advance(n)``: n more documents searched).
+
+    Memory is bounded by one block of scores (``query_block x chunk_size`` floats, 400 MB at the defaults):
+    each chunk's own top-k is merged into the running top-k, so no candidate index array as wide as the
+    chunk is ever built.
+    """
     k = top_k + (1 if drop_self else 0)
     q = queries.float()
     best_scores = torch.full((len(query_ids), 0), float("-inf"))
@@ -34,12 +40,18 @@ def exact_search(
     for ids, emb in shards:
         for start in range(0, len(ids), chunk_size):
             chunk = torch.from_numpy(np.ascontiguousarray(emb[start : start + chunk_size])).float()
-            scores = q @ chunk.T
             offset = len(all_ids) + start
-            cand_scores = torch.cat([best_scores, scores], 1)
-            cand_idx = torch.cat([best_idx, torch.arange(offset, offset + chunk.shape[0]).expand(len(query_ids), -1)], 1)
-            top = torch.topk(cand_scores, min(k, cand_scores.shape[1]), dim=1)
-            best_scores, best_idx = top.values, torch.gather(cand_idx, 1, top.indices)
+            merged_scores, merged_idx = [], []
+            for b in range(0, len(query_ids), query_block):
+                scores = q[b : b + query_block] @ chunk.T
+                top_c = torch.topk(scores, min(k, chunk.shape[0]), dim=1)
+                cand_scores = torch.cat([best_scores[b : b + query_block], top_c.values], 1)
+                cand_idx = torch.cat([best_idx[b : b + query_block], top_c.indices + offset], 1)
+                top = torch.topk(cand_scores, min(k, cand_scores.shape[1]), dim=1)
+                merged_scores.append(top.values)
+                merged_idx.append(torch.gather(cand_idx, 1, top.indices))
+            if merged_scores:
+                best_scores, best_idx = torch.cat(merged_scores), torch.cat(merged_idx)
             if advance is not None:
                 advance(chunk.shape[0])
         all_ids.extend(ids)

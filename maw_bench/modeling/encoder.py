@@ -255,6 +255,8 @@ class Encoder(nn.Module):
 
     def _count_depths(self, routes: list[RouteRecord], usage: dict) -> None:
         for r in routes:
+            if r.choice is None and bool((r.weights == r.weights[..., :1]).all()):
+                continue  # an even mixture (uniform) has no depth that carried the most weight
             name = f"layer {self.maw_layer_names()[r.layer]}"
             chosen = r.chosen()
             depth = r.weights.shape[-1]

@@ -76,7 +76,8 @@ def rich_table(results: dict, metrics: list[str], comparisons: list[dict], title
 def _study_cells(doc: dict, row: dict) -> list[str]:
     cells = []
     for m in doc["metrics"]:
-        cell = f"{row[m]:.4f} ± {row[m + '_std']:.4f}"
+        # one seed has no spread over seeds: no "± 0.0000" that would read as a measured zero
+        cell = f"{row[m]:.4f} ± {row[m + '_std']:.4f}" if len(row.get("seeds", [0, 0])) > 1 else f"{row[m]:.4f}"
         comp = next((c for c in doc["comparisons"] if c["dataset"] == row["dataset"] and c["arm"] == row["arm"]
                      and c["metric"] == m), None)
         if comp is not None:
@@ -101,7 +102,7 @@ def study_markdown(doc: dict) -> str:
         lines += ["", f"Smallest difference in {main} this design detects (80% power, 5% level):", ""]
         for c in comps:
             lines.append(f"* {c['dataset']} {c['arm']}: ±{c['min_detectable']:.4f} "
-                         f"({c['seeds']} seeds x {c['queries']} queries; per-seed Δ "
+                         f"({c['seeds']} seed{'s' if c['seeds'] != 1 else ''} x {c['queries']} queries; per-seed Δ "
                          + ", ".join(f"{x:+.4f}" for x in c["per_seed_diff"]) + ")")
     if doc.get("wall_s"):
         lines += ["", "Training wall time, all seeds: " + ", ".join(f"{a} {s:.0f} s" for a, s in doc["wall_s"].items())]
