@@ -211,13 +211,20 @@ class MAWAttention(nn.Module):
             return None, None, v
         return self._heads(self.query(x)), self._heads(self.key(x)), v
 
+    def _qk_heads(
+        self, x: torch.Tensor, q: torch.Tensor | None, k: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head projections ``q``, ``k`` when at hand, else computed from ``x`` (split and nested only)."""
+        if q is None or k is None:
+            q, k = self._heads(self.query(x)), self._heads(self.key(x))
+        return q, k
+
     def _depth_qk(
         self, x: torch.Tensor, q: torch.Tensor | None = None, k: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """All depths: ``(B, H, D, L, r)`` queries and keys (``q``, ``k``: the head projections, if at hand)."""
         if self.variant != "full":
-            if q is None or k is None:
-                q, k = self._heads(self.query(x)), self._heads(self.key(x))
+            q, k = self._qk_heads(x, q, k)
             return S.split_depths(q, self.chunk_index), S.split_depths(k, self.chunk_index)
         b, l, _ = x.shape
 
@@ -232,8 +239,7 @@ class MAWAttention(nn.Module):
         """Only the chosen depth: a scaled query and a key ``(B, H, L, d_h)`` whose product is that depth's scores."""
         ch = S.per_head_choice(choice, self.num_heads)
         if self.variant != "full":
-            if q is None or k is None:
-                q, k = self._heads(self.query(x)), self._heads(self.key(x))
+            q, k = self._qk_heads(x, q, k)
             return q * self.chunk_scale[ch][:, :, None, :].to(q.dtype), k
         heads = torch.arange(self.num_heads, device=x.device)[None, :].expand_as(ch)
 
