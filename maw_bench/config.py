@@ -20,6 +20,7 @@ import yaml
 
 from maw_bench.errors import UserError
 from maw_bench.maw.selection import parse_selection
+from maw_bench.metric_names import check_metrics
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Named arms: overrides of ``maw.*`` on the shared config. Every arm gets the same seed, data and steps.
@@ -179,6 +180,9 @@ class EvalConfig:
     verify_cache: bool = _f(False, "Check every cached shard's full sha256 before use (default: sizes and a hash "
                                    "of each file's first and last MiB, which catches truncated and swapped shards).")
     bm25: bool = _f(False, "Add a BM25 (bm25s) baseline.")
+    ranx_engine: str = _f("auto", "auto | compiled | interpreted: how ranx's numba code runs (same numbers either "
+                                  "way). auto interprets when a process scores at most 5M run entries (queries x "
+                                  "top_k x runs), where that is faster than compiling or loading compiled code.")
 
 
 @dataclass
@@ -281,6 +285,8 @@ class BenchmarkConfig:
             raise UserError("eval.batch_size, eval.top_k, eval.chunk_size and eval.shard_docs must be >= 1.")
         if not isinstance(self.eval.metrics, list) or not self.eval.metrics:
             raise UserError("eval.metrics must be a non-empty list such as [ndcg@10, mrr@10].")
+        check_metrics(self.eval.metrics)  # here, not at the evaluation: a study trains for hours first
+        _choice("eval.ranx_engine", self.eval.ranx_engine, ("auto", "compiled", "interpreted"))
         if not (self.eval.index == "exact" or self.eval.index.startswith("faiss:")):
             raise UserError(f"eval.index={self.eval.index!r}: use exact or faiss:<factory> (e.g. faiss:Flat).")
         if (t.gradient_checkpointing or t.grad_cache.chunk_size) and m.enabled and m.selection == "grpo":

@@ -40,6 +40,7 @@ def test_unknown_key_names_it_and_the_closest():
     ("maw.selection=greedy", "is unknown"),
     ("maw.variant=half", "maw.variant='half' is not allowed"),
     ("maw.depth=four", "must be of type int"),
+    ("eval.ranx_engine=fast", "eval.ranx_engine='fast' is not allowed; use one of: auto, compiled, interpreted"),
 ])
 def test_invalid_values_say_what_to_change(override, needle):
     with pytest.raises(UserError, match=needle.replace("(", r"\(").replace("[", r"\[")):

@@ -156,3 +156,14 @@ def test_missing_dataset_offline_is_one_line_and_fast(tmp_path):
     assert len(lines) == 1, proc.stderr
     assert "beir/nfcorpus/test" in lines[0] and "IR_DATASETS_HOME" in lines[0] and "curl" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_bm25_on_a_corpus_with_nothing_to_index_is_one_clear_error():
+    """bm25s alone fails with "max() arg is an empty sequence" when no token survives its tokenizer."""
+    from maw_bench.data.bm25 import bm25_top_k
+    from maw_bench.errors import UserError
+
+    with pytest.raises(UserError, match="nothing to index; check the collection's texts"):
+        bm25_top_k(["a b", "the of and", "x"], ["a"], 2, "toy")
+    positions, _ = bm25_top_k(["a b", "protein binding"], ["protein"], 2)
+    assert positions[0, 0] == 1

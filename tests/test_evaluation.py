@@ -47,6 +47,29 @@ def test_trec_run_scored_independently_matches_metrics_json(tiny_model, toy_beir
         assert (out / name).stat().st_size > 0
 
 
+def test_tied_scores_rank_as_trec_eval_ranks_them_in_metrics_and_run_files(tmp_path):
+    """Ties go by document id descending, as trec_eval's; ranx alone leaves them to its sort."""
+    from ir_measures import AP, RR, P, Qrel, R, ScoredDoc, nDCG
+    from ir_measures import pytrec_eval as trec
+
+    from maw_bench.evaluation.metrics import score_run
+    from maw_bench.evaluation.runfiles import write_trec
+
+    rng = np.random.default_rng(3)
+    qrels = {f"q{i}": {f"d{j}": int(rng.integers(1, 4)) for j in rng.choice(60, 5, replace=False)} for i in range(30)}
+    hits = {q: {f"d{j}": float(rng.integers(0, 4)) / 4 for j in rng.choice(60, 40, replace=False)} for q in qrels}
+    pairs = {"ndcg@10": nDCG @ 10, "map@100": AP @ 100, "recall@20": R @ 20, "precision@5": P @ 5, "mrr": RR}  # trec_eval has no RR cut-off
+    _, ours = score_run(qrels, hits, list(pairs))
+    write_trec(tmp_path / "run.trec", hits, "tied")
+    theirs_qrels = [Qrel(q, d, r) for q, docs in qrels.items() for d, r in docs.items()]
+    for run in (hits, read_trec(tmp_path / "run.trec")):
+        scored = [ScoredDoc(q, d, s) for q, docs in run.items() for d, s in docs.items()]
+        theirs = {(m.query_id, str(m.measure)): m.value for m in trec.iter_calc(list(pairs.values()), theirs_qrels, scored)}
+        for name, measure in pairs.items():
+            for q in qrels:
+                assert ours[name][q] == pytest.approx(theirs[(q, str(measure))], abs=1e-9), (name, q)
+
+
 def _cache(tiny_model, toy_beir, tmp_path, enc=None, max_length=32, bundle=None):
     cfg = _cfg(tiny_model, toy_beir)
     enc = enc or build_encoder(cfg)
@@ -244,15 +267,3 @@ def test_a_cache_hit_reads_no_document_and_hashes_only_shard_ends(tiny_model, to
     corpus.write_text(text[:i] + ("x" if text[i] != "x" else "y") + text[i + 1:])
     changed = encode_corpus(enc, load_bundle(str(toy_beir), "test"), root, 16, 32, "fp32", 40)
     assert changed.folder != first.folder and not changed.reused
-
-
-def test_the_numba_warm_up_compiles_for_the_collections_id_widths(toy_beir, monkeypatch):
-    """smoke starts ranx's compilation in the background with the widths its evaluation will use."""
-    from maw_bench.evaluation import warmup
-
-    seen = []
-    monkeypatch.setattr(warmup, "start", lambda metrics, q, r: seen.append((list(metrics), q, r)))
-    bundle = load_bundle(str(toy_beir), "test")
-    warmup.start_for(["ndcg@10"], bundle)
-    widths = max(len(d) for docs in bundle.qrels.values() for d in docs), max(len(d) for d in bundle.doc_ids_iter())
-    assert seen == [(["ndcg@10"], *widths)]

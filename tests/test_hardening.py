@@ -75,6 +75,10 @@ CASES = [
     ("cut-off not a number", ["eval", "--dataset", "builtin", "--metrics", "recall@ten"], "unknown metric"),
     ("relevance level zero", ["eval", "--dataset", "builtin", "--metrics", "map@100-l0"], "must be >= 1"),
     ("rbp without persistence", ["eval", "--dataset", "builtin", "--metrics", "rbp"], "unknown metric"),
+    ("metric typo in a study", ["study", "--seeds", "13", "--output", "{root}/study_out", "--set",
+                                "eval.metrics=[ndcg@10,mrr@1O]"], "unknown metric 'mrr@1O'"),  # before any training
+    ("metric typo in smoke", ["smoke", "--output", "{root}/smoke_out", "--set", "eval.metrics=[ndgc@10]"],
+     "unknown metric 'ndgc@10'"),
     ("resume with nothing", ["train", "--resume", "--output", "{root}/nothing_here"], "holds no checkpoint"),
     ("resume an empty run", ["train", "--resume", "--output", "{root}/empty_run"], "holds no checkpoint"),
     ("unknown arm", ["train", "--arms", "standard,maw-nestd"], "unknown arm 'maw-nestd'"),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from maw_bench.console import import_bm25s
+from maw_bench.errors import UserError
 from maw_bench.progress import step
 
 if TYPE_CHECKING:
@@ -36,7 +37,12 @@ def bm25_top_k(texts: list[str], query_texts: list[str], k: int, label: str = ""
     retriever = bm25s.BM25()
     name = f" {label}" if label else ""
     with step(f"BM25 index{name} ({len(texts):,} docs)"):
-        retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+        tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False)
+        if not tokens.vocab:  # bm25s itself fails with "max() arg is an empty sequence"
+            raise UserError(f"BM25{name}: no document has a word of two or more letters that is not an English "
+                            f"stopword ({len(texts):,} documents), so there is nothing to index; check the "
+                            "collection's texts (for training negatives, data.negatives.source=random needs none).")
+        retriever.index(tokens, show_progress=False)
     positions, scores = [], []
     with step(f"BM25 search{name}", total=len(query_texts)) as advance:
         for start in range(0, len(query_texts), QUERY_BATCH):

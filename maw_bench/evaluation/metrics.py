@@ -1,11 +1,32 @@
-"""Metrics through ranx: mean and per-query scores, graded relevance as the qrels give it."""
+"""Metrics through ranx: mean and per-query scores, graded relevance as the qrels give it.
+
+ranx's functions are numba code, and numba settles at import whether they are compiled
+or run as plain Python. Compiling costs about 45 s on a 2-core CPU the first time and
+several seconds per process after that (loading the cached code, typing the id arrays),
+while the plain-Python code scores about 400k run entries a second with the same numbers.
+So a process that scores few entries interprets ranx, and a large one compiles it:
+:func:`use_ranx_engine` makes that choice, before ranx's first import in the process.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 
 from maw_bench.errors import UserError
+from maw_bench.metric_names import check_metrics
+
+log = logging.getLogger("maw_bench")
+
+ENGINES = ("auto", "compiled", "interpreted")
+INTERPRET_UP_TO = 5_000_000
+"""Run entries (judged queries x top_k x runs) one process scores, up to which ``auto`` interprets ranx.
+
+Measured on 2 cores with 4 metrics: 1M entries 2.3 s interpreted vs 9.7 s compiled from a warm
+numba cache; 5M entries 12.1 s vs 13.4 s (``maw_bench/evaluation/metrics.py`` docstring).
+"""
 
 
 def _numba_cache() -> None:
@@ -16,35 +37,51 @@ def _numba_cache() -> None:
         os.environ["NUMBA_CACHE_DIR"] = str(cache_root() / "numba")
 
 
-def check_metrics(metrics: list[str]) -> None:
-    """Accept exactly what ranx computes (``ndcg@10``, ``dcg@5``, ``rbp.95``, ``map@100-l2`` ...); cut-offs >= 1."""
-    _numba_cache()
-    from ranx.meta.evaluate import extract_metric_and_params
-    from ranx.metrics import metric_switch
+def use_ranx_engine(requested: str, entries: int) -> str:
+    """Run ranx ``compiled`` or ``interpreted`` in this process; return the engine in effect.
 
-    for m in metrics:
-        try:
-            name, k, level = extract_metric_and_params(str(m))
-            metric_switch(name)
-        except (ValueError, TypeError, IndexError):
-            raise UserError(f"unknown metric {m!r}; use names ranx computes, such as ndcg@10, mrr@10, recall@100, "
-                            "map@1000, dcg@10, rbp.95.") from None
-        if ("@" in str(m) and name != "rbp" and k < 1) or level < 1:
-            raise UserError(f"metric {m!r}: a cut-off (and a relevance level) must be >= 1, e.g. ndcg@10.")
+    ``auto`` interprets when ``entries`` (run entries this process will score) is at most
+    :data:`INTERPRET_UP_TO`. numba fixes the choice when ranx is first imported, so once
+    ranx is loaded the engine already in effect stays (and is returned).
+    """
+    if requested not in ENGINES:
+        raise UserError(f"eval.ranx_engine={requested!r}: use auto, compiled or interpreted.")
+    if "ranx" in sys.modules:
+        return ranx_engine()
+    engine = requested if requested != "auto" else ("interpreted" if entries <= INTERPRET_UP_TO else "compiled")
+    os.environ["NUMBA_DISABLE_JIT"] = "1" if engine == "interpreted" else "0"  # read at numba's import (and reloads)
+    if "numba" in sys.modules:
+        from numba.core import config
+
+        config.DISABLE_JIT = engine == "interpreted"
+    log.debug("ranx engine: %s (%d run entries to score; auto interprets up to %d)", engine, entries, INTERPRET_UP_TO)
+    return engine
+
+
+def ranx_engine() -> str:
+    """The engine ranx runs with in this process (numba's setting now, if ranx is not imported yet)."""
+    from numba.core import config
+
+    return "interpreted" if config.DISABLE_JIT else "compiled"
 
 
 def score_run(
     qrels: dict[str, dict[str, int]], hits: dict[str, dict[str, float]], metrics: list[str], name: str = "run"
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Return ``(mean per metric, per-query per metric)``; judged queries with no hits score 0."""
+    """Return ``(mean per metric, per-query per metric)``; judged queries with no hits score 0.
+
+    Hits are ranked as trec_eval ranks them (:func:`maw_bench.evaluation.runfiles.trec_order`).
+    """
     check_metrics(metrics)
     _numba_cache()
     import warnings
 
     from ranx import Qrels, Run, evaluate
 
-    run_dict = {q: (hits.get(q) or {}) for q in qrels}
-    run_dict = {q: h for q, h in run_dict.items() if h}
+    from maw_bench.evaluation.runfiles import trec_order
+
+    # ranx sees each ranking as scores n..1 in trec_eval's order, so ties rank the same under either engine
+    run_dict = {q: {d: float(len(h) - i) for i, (d, _) in enumerate(trec_order(h))} for q in qrels if (h := hits.get(q))}
     run = Run.from_dict(run_dict, name=name) if run_dict else Run.from_dict({"__none__": {"__none__": 0.0}}, name=name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

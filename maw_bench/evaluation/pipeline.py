@@ -39,12 +39,13 @@ from maw_bench.data.bundle import DatasetBundle
 from maw_bench.distributed import DistInfo
 from maw_bench.distributed import setup as dist_setup
 from maw_bench.evaluation.embeddings import encode_corpus, finish_sharded
-from maw_bench.evaluation.metrics import cache_dir_default, check_metrics, score_run
+from maw_bench.evaluation.metrics import cache_dir_default, score_run, use_ranx_engine
 from maw_bench.evaluation.models import ModelRef, resolve_models
 from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
 from maw_bench.hardware import resolve_config_dtypes
+from maw_bench.metric_names import check_metrics
 from maw_bench.progress import step
 from maw_bench.results.folders import safe_name
 from maw_bench.results.plots import eval_plots
@@ -150,6 +151,8 @@ def run_evaluation(
     cfg = resolve_config_dtypes(cfg, ctx.device)
     refs: list[ModelRef] = resolve_models(model_specs, cfg)
     bundles = load_eval_bundles(cfg, dataset_specs)
+    entries = sum(len(b.judged_queries()) for b in bundles) * cfg.eval.top_k * (len(refs) + bm25)
+    use_ranx_engine(cfg.eval.ranx_engine, entries)
     out = EvalOutput()
     (output / "runs").mkdir(parents=True, exist_ok=True)
     labels = [r.label for r in refs] + (["bm25"] if bm25 else [])

@@ -1,0 +1,46 @@
+"""ranx's metric names, read without importing ranx.
+
+Importing ranx fixes, for the whole process, whether numba compiles its code or runs
+it as Python (``maw_bench.evaluation.metrics.use_ranx_engine``), and costs about 2 s.
+A config is checked long before that choice is made (a study trains for hours before
+it scores anything), so the names are read here the way ranx reads them
+(``ranx.meta.evaluate.extract_metric_and_params`` and ``ranx.metrics.metric_switch``,
+which a test compares this with).
+"""
+
+from __future__ import annotations
+
+from maw_bench.errors import UserError
+
+FAMILIES = ("hits", "hit_rate", "precision", "recall", "f1", "r-precision", "mrr", "map", "dcg", "dcg_burges", "ndcg",
+            "ndcg_burges", "bpref", "rbp")
+
+
+def parse_metric(metric: str) -> tuple[str, float, int]:
+    """``(family, cut-off or rbp persistence, relevance level)`` as ranx reads ``metric``; ValueError if it cannot."""
+    name, level = metric, "1"
+    if "-l" in name:
+        name, level = name.split("-l")
+    if "rbp" in name:
+        parts = name.split(".") if "." in name else name.split("@") if "@" in name else None
+        if parts is None:
+            raise ValueError("rbp needs a persistence, e.g. rbp.95")
+        family, k = parts[0], float(f"0.{parts[1]}")
+    else:
+        parts = name.split("@")
+        family, k = parts[0], (int(parts[1]) if len(parts) > 1 else 0)
+    if family not in FAMILIES:
+        raise ValueError(f"unknown metric family {family!r}")
+    return family, k, int(level)
+
+
+def check_metrics(metrics: list) -> None:
+    """Accept exactly what ranx computes (``ndcg@10``, ``dcg@5``, ``rbp.95``, ``map@100-l2`` ...); cut-offs >= 1."""
+    for m in metrics:
+        try:
+            family, k, level = parse_metric(str(m))
+        except (ValueError, TypeError, IndexError):
+            raise UserError(f"unknown metric {m!r}; use names ranx computes, such as ndcg@10, mrr@10, recall@100, "
+                            "map@1000, dcg@10, rbp.95.") from None
+        if ("@" in str(m) and family != "rbp" and k < 1) or level < 1:
+            raise UserError(f"metric {m!r}: a cut-off (and a relevance level) must be >= 1, e.g. ndcg@10.")
