@@ -20,6 +20,7 @@ import yaml
 
 from maw_bench.errors import UserError
 from maw_bench.maw.selection import parse_selection
+from maw_bench.metric_names import ENGINES as RANX_ENGINES
 from maw_bench.metric_names import check_metrics
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -286,7 +287,7 @@ class BenchmarkConfig:
         if not isinstance(self.eval.metrics, list) or not self.eval.metrics:
             raise UserError("eval.metrics must be a non-empty list such as [ndcg@10, mrr@10].")
         check_metrics(self.eval.metrics)  # here, not at the evaluation: a study trains for hours first
-        _choice("eval.ranx_engine", self.eval.ranx_engine, ("auto", "compiled", "interpreted"))
+        _choice("eval.ranx_engine", self.eval.ranx_engine, RANX_ENGINES)
         if not (self.eval.index == "exact" or self.eval.index.startswith("faiss:")):
             raise UserError(f"eval.index={self.eval.index!r}: use exact or faiss:<factory> (e.g. faiss:Flat).")
         if (t.gradient_checkpointing or t.grad_cache.chunk_size) and m.enabled and m.selection == "grpo":

@@ -1,4 +1,4 @@
-"""ranx's metric names, read without importing ranx.
+"""ranx's metric names (and its engines), read without importing ranx.
 
 Importing ranx fixes, for the whole process, whether numba compiles its code or runs
 it as Python (``maw_bench.evaluation.metrics.use_ranx_engine``), and costs about 2 s.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from maw_bench.errors import UserError
 
+ENGINES = ("auto", "compiled", "interpreted")  # eval.ranx_engine: see maw_bench.evaluation.metrics
 FAMILIES = ("hits", "hit_rate", "precision", "recall", "f1", "r-precision", "mrr", "map", "dcg", "dcg_burges", "ndcg",
             "ndcg_burges", "bpref", "rbp")
 

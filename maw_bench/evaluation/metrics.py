@@ -1,9 +1,10 @@
 """Metrics through ranx: mean and per-query scores, graded relevance as the qrels give it.
 
 ranx's functions are numba code, and numba settles at import whether they are compiled
-or run as plain Python. Compiling costs about 45 s on a 2-core CPU the first time and
-several seconds per process after that (loading the cached code, typing the id arrays),
-while the plain-Python code scores about 400k run entries a second with the same numbers.
+or run as plain Python. Compiling costs about 50 s on a 2-core CPU the first time and
+about 10 s per process after that (loading the cached code, typing the id arrays), while
+the plain-Python code scores about 300k run entries a second with the same numbers
+(``python scripts/bench_ranx.py``).
 So a process that scores few entries interprets ranx, and a large one compiles it:
 :func:`use_ranx_engine` makes that choice, before ranx's first import in the process.
 """
@@ -16,16 +17,15 @@ import sys
 from pathlib import Path
 
 from maw_bench.errors import UserError
-from maw_bench.metric_names import check_metrics
+from maw_bench.metric_names import ENGINES, check_metrics
 
 log = logging.getLogger("maw_bench")
 
-ENGINES = ("auto", "compiled", "interpreted")
 INTERPRET_UP_TO = 5_000_000
 """Run entries (judged queries x top_k x runs) one process scores, up to which ``auto`` interprets ranx.
 
-Measured on 2 cores with 4 metrics: 1M entries 2.3 s interpreted vs 9.7 s compiled from a warm
-numba cache; 5M entries 12.1 s vs 13.4 s (``maw_bench/evaluation/metrics.py`` docstring).
+Where the two cost the same with a warm numba cache, on 2 cores with 4 metrics
+(``python scripts/bench_ranx.py``, figures in README).
 """
 
 
