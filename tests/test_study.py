@@ -70,6 +70,10 @@ def test_study_trains_every_arm_per_seed_controls_once_and_resumes(tiny_model, t
     routing = next(iter(metrics["routing"].values()))
     assert set(routing) == {"maw", "maw-fixed0", "maw-fixed1"}  # uniform: an even mixture chooses no depth
     assert routing["maw-fixed1"]["documents"]["layer 1"][0] == 0 < routing["maw-fixed1"]["documents"]["layer 1"][1]
+    logs = {arm: [json.loads(line) for line in (tmp_path / "study" / "seed-1" / "run" / arm / "train_log.jsonl")
+                  .read_text().splitlines()] for arm in ("maw-uniform", "maw-fixed1")}
+    assert not any("depth_histogram" in r for r in logs["maw-uniform"])  # training logs say the same
+    assert all(r["depth_histogram"][0][0] == 0 < r["depth_histogram"][0][1] for r in logs["maw-fixed1"])
     assert list((tmp_path / "study" / "seed-1" / "eval").glob("per_query_delta__*.png"))
     assert list((tmp_path / "study" / "seed-1" / "eval").glob("depth_choices__*.png"))
 

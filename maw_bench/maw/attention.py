@@ -56,9 +56,14 @@ class RouteRecord:
         e = categorical_entropy(self.logits.detach())
         return e.sum(-1) if e.dim() == 2 else e
 
-    def chosen(self) -> torch.Tensor:
-        """The depth that carried the most weight, ``(B,)`` or ``(B, H)``."""
-        return self.choice if self.choice is not None else self.weights.argmax(-1)
+    def chosen(self) -> torch.Tensor | None:
+        """The depth that carried the most weight, ``(B,)`` or ``(B, H)``; None for an even mixture
+        (``uniform``), where no depth did (an argmax would report depth 0 for every text)."""
+        if self.choice is not None:
+            return self.choice
+        if bool((self.weights == self.weights[..., :1]).all()):
+            return None
+        return self.weights.argmax(-1)
 
 
 @dataclass

@@ -255,10 +255,10 @@ class Encoder(nn.Module):
 
     def _count_depths(self, routes: list[RouteRecord], usage: dict) -> None:
         for r in routes:
-            if r.choice is None and bool((r.weights == r.weights[..., :1]).all()):
+            chosen = r.chosen()
+            if chosen is None:
                 continue  # an even mixture (uniform) has no depth that carried the most weight
             name = f"layer {self.maw_layer_names()[r.layer]}"
-            chosen = r.chosen()
             depth = r.weights.shape[-1]
             if chosen.dim() == 1:
                 counts = torch.bincount(chosen.cpu(), minlength=depth).tolist()

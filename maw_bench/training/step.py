@@ -82,7 +82,11 @@ def batch_loss(
 
 
 def _choices(routes: list[RouteRecord]) -> list[torch.Tensor]:
-    return [r.chosen().detach().flatten().cpu() for r in routes]
+    """Each MAW layer's chosen depths; none at all for an even mixture (the whole arm mixes, no layer chooses)."""
+    chosen = [r.chosen() for r in routes]
+    if any(c is None for c in chosen):
+        return []
+    return [c.detach().flatten().cpu() for c in chosen]
 
 
 def _doc_owner(n_docs: int, b: int, device) -> torch.Tensor:
