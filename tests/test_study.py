@@ -79,8 +79,13 @@ def test_study_trains_every_arm_per_seed_controls_once_and_resumes(tiny_model, t
 
     calls = []
     monkeypatch.setattr(run_mod.Trainer, "train", lambda self, resume=False: calls.append(1))
+    record = tmp_path / "study" / "seed-1" / "run" / "run.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "created": "2000-01-01T00:00:00"}))
     run_study(cfg, ["maw"], [1, 2], ["maw"], tmp_path / "study")  # everything finished: nothing retrains
     assert calls == []
+    after = json.loads(record.read_text())
+    assert after["created"] == "2000-01-01T00:00:00" and "resumed" in after  # a resume keeps when the run began
+    assert after["arms"] == ["standard", "maw", "maw-uniform", "maw-fixed0", "maw-fixed1"]
     # a study written before a key existed resumes (the key takes its default); a changed setting does not
     spec_path = tmp_path / "study" / "study.json"
     spec = json.loads(spec_path.read_text())

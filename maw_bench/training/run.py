@@ -130,13 +130,22 @@ def check_run_folder(output: Path, resume: bool, overwrite: bool, require_checkp
             shutil.rmtree(output / str(arm), ignore_errors=True)
 
 
-def merge_run_arms(output: Path, arms: list[str]) -> list[str]:
-    """The arms of a run folder after this call: those already there, then new ones (a resume may add arms)."""
-    try:
-        old = [str(a) for a in json.loads((output / RUN_FILE).read_text()).get("arms", [])]
-    except (OSError, ValueError):
-        old = []
-    return old + [a for a in arms if a not in old]
+def run_record(output: Path, arms: list[str], resume: bool, data: dict, world_size: int) -> dict:
+    """``run.json`` after this call. A resume keeps the arms already there (then adds new ones) and the
+    time the run was created, and notes when it was resumed."""
+    old: dict = {}
+    if resume:
+        try:
+            old = json.loads((output / RUN_FILE).read_text())
+        except (OSError, ValueError):
+            old = {}
+    now = time.strftime("%Y-%m-%dT%H:%M:%S")
+    previous = [str(a) for a in old.get("arms", [])]
+    record = {"arms": previous + [a for a in arms if a not in previous], "created": old.get("created", now),
+              "data": data, "world_size": world_size}
+    if old:
+        record["resumed"] = now
+    return record
 
 
 def train_arms(
@@ -174,8 +183,7 @@ def train_arms(
     output.mkdir(parents=True, exist_ok=True)
     bundle, examples, info = prepare_data(cfg)
     if ctx.is_main:
-        write_json(output / RUN_FILE, {"arms": merge_run_arms(output, arms) if resume else arms, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "data": info,
-                                       "world_size": ctx.world_size})
+        write_json(output / RUN_FILE, run_record(output, arms, resume, info, ctx.world_size))
     torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
     results: dict[str, TrainResult | None] = {}
     for arm in arms:
