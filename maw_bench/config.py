@@ -19,7 +19,6 @@ from typing import Any, Union
 import yaml
 
 from maw_bench.errors import UserError
-from maw_bench.maw.selection import parse_selection
 from maw_bench.metric_names import ENGINES as RANX_ENGINES
 from maw_bench.metric_names import check_metrics
 
@@ -242,6 +241,8 @@ class BenchmarkConfig:
         if m.depth < 1:
             raise UserError(f"maw.depth={m.depth} must be >= 1; try maw.depth=4.")
         try:
+            from maw_bench.maw.selection import parse_selection  # imports torch: not for --help
+
             parse_selection(m.selection, m.depth)
         except ValueError as exc:
             raise UserError(f"maw.selection: {exc}.") from None
@@ -330,6 +331,8 @@ class BenchmarkConfig:
             out.append("maw.grpo.clip has no effect with maw.grpo.iterations=1 (the ratio is 1); set iterations > 1.")
         if m.selection != "gumbel" and changed(lambda c: c.maw.gumbel.tau):
             out.append(f"maw.gumbel.tau has no effect with maw.selection={m.selection}.")
+        from maw_bench.maw.selection import parse_selection
+
         if not parse_selection(m.selection, m.depth).needs_router:
             for key in ("granularity", "detach_input", "init_last_prob"):
                 if getattr(m.router, key) != getattr(d.router, key):

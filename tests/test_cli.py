@@ -121,3 +121,13 @@ def test_version_comes_from_the_package_metadata():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"maw-bench {version('maw-bench')}"
     assert "--install-completion" in runner.invoke(app, ["--help"]).output
+
+
+def test_help_and_version_do_not_load_torch():
+    """``maw-bench --help``/``--version`` answer in a fraction of a second: nothing imports torch before a command runs."""
+    import subprocess
+    import sys
+
+    probe = "import sys; from maw_bench.cli import app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
