@@ -16,8 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from maw_bench.errors import UserError
-from maw_bench.metric_names import ENGINES, check_metrics
+from maw_bench.evaluation.runfiles import trec_order
+from maw_bench.metric_names import check_metrics
 
 log = logging.getLogger("maw_bench")
 
@@ -40,12 +40,12 @@ def _numba_cache() -> None:
 def use_ranx_engine(requested: str, entries: int) -> str:
     """Run ranx ``compiled`` or ``interpreted`` in this process; return the engine in effect.
 
+    ``requested``: a value of ``eval.ranx_engine`` (the config has checked it).
+
     ``auto`` interprets when ``entries`` (run entries this process will score) is at most
     :data:`INTERPRET_UP_TO`. numba fixes the choice when ranx is first imported, so once
     ranx is loaded the engine already in effect stays (and is returned).
     """
-    if requested not in ENGINES:
-        raise UserError(f"eval.ranx_engine={requested!r}: use auto, compiled or interpreted.")
     if "ranx" in sys.modules:
         return ranx_engine()
     engine = requested if requested != "auto" else ("interpreted" if entries <= INTERPRET_UP_TO else "compiled")
@@ -77,8 +77,6 @@ def score_run(
     import warnings
 
     from ranx import Qrels, Run, evaluate
-
-    from maw_bench.evaluation.runfiles import trec_order
 
     # ranx sees each ranking as scores n..1 in trec_eval's order, so ties rank the same under either engine
     run_dict = {q: {d: float(len(h) - i) for i, (d, _) in enumerate(trec_order(h))} for q in qrels if (h := hits.get(q))}
