@@ -64,3 +64,19 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_json_file(path: str | Path, what_to_do: str) -> Any:
+    """A JSON file maw-bench wrote, parsed; a missing or damaged one is a :class:`UserError` naming it.
+
+    ``what_to_do`` finishes the sentence: how the user gets a good file back (rerun, restore).
+    """
+    from maw_bench.errors import UserError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; {what_to_do}.") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not complete JSON: cut short or edited"
+        raise UserError(f"{path} cannot be read ({why}); {what_to_do}.") from None

@@ -41,6 +41,25 @@ class MawGroup(TyperGroup):
             print("maw-bench: interrupted; rerun the same command (with --resume for train) to continue.",
                   file=sys.stderr)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, typer.Exit, typer.Abort):
+            raise  # exit codes and usage errors: click and typer print their own
+        except Exception as exc:  # the last resort: whatever no check foresaw is still one line
+            if (ctx.obj or {}).get("debug"):
+                raise
+            if isinstance(exc, OSError) and exc.filename:
+                print(f"maw-bench: error: cannot use {exc.filename}: {exc.strerror or one_line(exc)} "
+                      f"({type(exc).__name__}); free space or fix its permissions (or choose another folder) and "
+                      "rerun the same command: finished work is kept.", file=sys.stderr)
+            else:
+                print(f"maw-bench: error: {one_line(exc)} ({type(exc).__name__}); rerun with --debug for the "
+                      "traceback.", file=sys.stderr)
+            ctx.exit(1)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 app = typer.Typer(
@@ -191,7 +210,7 @@ def train(
         if resume or resume_auto or distributed:
             raise UserError("--resume and torchrun need --output naming the run folder (every rank must agree on it).")
         output = new_output_dir("train", [cfg.data.train])
-    ensure_writable(output)
+    ensure_writable(output, "train")
     with folder_lock(output, enabled=not distributed or _rank() == 0):
         results = train_arms(cfg, arm_list, output, resume=resume or resume_auto, overwrite=overwrite,
                              require_checkpoint=resume and not resume_auto)
@@ -240,7 +259,7 @@ def evaluate(
     specs = _eval_specs(dataset, beir, msmarco, split) or list(cfg.data.eval)
     if output is None and launched_distributed():
         raise UserError("torchrun needs --output naming the evaluation folder (every rank must agree on it).")
-    output = ensure_writable(output) if output else new_output_dir("eval", specs)
+    output = ensure_writable(output, "eval") if output else new_output_dir("eval", specs)
     with folder_lock(output, enabled=not launched_distributed() or _rank() == 0):
         run_evaluation(cfg, list(model or []), specs, output, bm25=bm25 or cfg.eval.bm25)
 
@@ -310,8 +329,13 @@ def study(
         raise UserError(f"--seeds {seeds!r}: give integers, e.g. --seeds 13,14,15.") from None
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
     control_list = [a.strip() for a in controls.split(",") if a.strip()]
+    for what, items in (("--seeds", seed_list), ("--arms", arm_list), ("--controls", control_list)):
+        repeated = sorted({str(x) for x in items if items.count(x) > 1})
+        if repeated:
+            raise UserError(f"{what} names {', '.join(repeated)} more than once; each seed or arm is one run: "
+                            "remove the repeat.")
     warn_ignored(cfg, arm_list)
-    output = ensure_writable(output) if output else new_output_dir("study", list(dataset or cfg.data.eval))
+    output = ensure_writable(output, "study") if output else new_output_dir("study", list(dataset or cfg.data.eval))
     with folder_lock(output):
         run_study(cfg, arm_list, seed_list, control_list, output, list(dataset or []) or None)
 
@@ -326,11 +350,13 @@ def export(
     push_to_hub: str = typer.Option("", "--push-to-hub", help="Also upload the folder to this HF Hub model repo "
                                     "(ORG/NAME; needs a network and `hf auth login` or HF_TOKEN)."),
     private: bool = typer.Option(False, "--private", help="Create the Hub repo as private."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier export in --output (only the "
+                                   "files that export wrote; other files there stay)."),
 ) -> None:
     """Write a trained arm as a sentence-transformers / HF folder; MAW arms carry their attention code."""
     from maw_bench.console import console
     from maw_bench.modeling import is_saved_encoder, load_encoder
-    from maw_bench.modeling.export import export_sentence_transformers, needs_remote_code
+    from maw_bench.modeling.export import check_export_target, export_sentence_transformers, needs_remote_code
     from maw_bench.modeling.export import push_to_hub as push
 
     if fmt != "sentence-transformers":
@@ -338,12 +364,49 @@ def export(
     source = run if is_saved_encoder(run) else run / arm / "model"
     if not is_saved_encoder(source):
         raise UserError(f"{run} has no finished arm {arm!r} (no {source}); name one with --arm.")
+    guard_export_output(run, output)
+    check_export_target(output, overwrite)  # before the model loads
     encoder = load_encoder(source)
-    path = export_sentence_transformers(encoder, output)
+    path = export_sentence_transformers(encoder, output, overwrite=overwrite,
+                                        provenance=export_provenance(run, source, arm))
     flag = ", trust_remote_code=True" if needs_remote_code(encoder) else ""
     console.print(f"wrote {path}  (SentenceTransformer('{path}'{flag}) loads it)")
     if push_to_hub:
         console.print(f"pushed to {push(path, push_to_hub, private)}")
+
+
+def guard_export_output(run: Path, output: Path) -> None:
+    """An export never writes into or over a training run folder, nor into a folder that holds the run."""
+    from maw_bench.results.folders import inside_run_folder
+
+    out, src = output.resolve(), run.resolve()
+    holder = inside_run_folder(out)
+    if holder is not None or out == src or out in src.parents or src in out.parents:
+        where = holder or src
+        raise UserError(f"--output {output} is inside or above the run folder {where}; export to a folder of "
+                        "its own (e.g. exports/<name>), so nothing of the run can be replaced.")
+
+
+def export_provenance(run: Path, source: Path, arm: str) -> dict:
+    """Where an exported model came from: base model, arm, training data, seed, steps, maw-bench version."""
+    import json
+
+    import yaml
+
+    from maw_bench import __version__
+
+    out: dict = {"maw_bench": __version__, "arm": arm if source != run else source.name, "fine_tuned": True}
+    try:
+        manifest = json.loads((source.parent / "manifest.json").read_text())
+        out.update({"seed": manifest.get("seed"), "steps": manifest.get("steps"),
+                    "train_data": ((manifest.get("datasets") or {}).get("train") or {}).get("id")})
+    except (OSError, ValueError, AttributeError):
+        pass  # a saved encoder outside a run folder: no manifest beside it
+    try:
+        out["base_model"] = (yaml.safe_load((source.parent / "config.yaml").read_text())["model"])["name"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        pass
+    return out
 
 
 @app.command()

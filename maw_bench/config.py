@@ -20,7 +20,7 @@ import yaml
 
 from maw_bench.errors import UserError
 from maw_bench.metric_names import ENGINES as RANX_ENGINES
-from maw_bench.metric_names import check_metrics
+from maw_bench.metric_names import check_metrics, max_cutoff
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Named arms: overrides of ``maw.*`` on the shared config. Every arm gets the same seed, data and steps.
@@ -35,19 +35,50 @@ DEFAULT_ARMS: dict[str, list[str]] = {
 }
 
 
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse wording
-    """A dataclass field with a default (copied if mutable) and a help line."""
+def _f(default: Any, help: str, ge: float | None = None, gt: float | None = None, lt: float | None = None,  # noqa: A002
+       le: float | None = None) -> Any:
+    """A dataclass field with a default (copied if mutable), a help line and the range it accepts.
+
+    The range (``ge``/``gt``/``lt``/``le``) is the schema: :func:`check_ranges` enforces it for every
+    key when a config is built, so a value a library would refuse at step 1 (or after the encoding)
+    is one line before any work.
+    """
+    meta = {"help": help, **{k: v for k, v in (("ge", ge), ("gt", gt), ("lt", lt), ("le", le)) if v is not None}}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: typing.cast(Any, type(d)(d)), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda d=default: typing.cast(Any, type(d)(d)), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+RANGE_WORDS = {"ge": ">=", "gt": ">", "lt": "<", "le": "<="}
+
+
+def range_text(meta: typing.Mapping) -> str:
+    """``'>= 1 and < 10'`` for a field's declared range ('' when it has none)."""
+    return " and ".join(f"{RANGE_WORDS[k]} {meta[k]}" for k in RANGE_WORDS if k in meta)
+
+
+def check_ranges(obj: Any, prefix: str = "") -> None:
+    """Every numeric key within the range its field declares, else one :class:`UserError` naming it."""
+    import operator
+
+    ops = {"ge": operator.ge, "gt": operator.gt, "lt": operator.lt, "le": operator.le}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, f"{prefix}{f.name}.")
+            continue
+        bad = [k for k in ops if k in f.metadata and not ops[k](value, f.metadata[k])]
+        if bad:
+            raise UserError(f"{prefix}{f.name}={value!r} is out of range: it must be {range_text(f.metadata)} "
+                            f"(default {f.default!r}).")
 
 
 @dataclass
 class ModelConfig:
     name: str = _f(DEFAULT_MODEL, "HF model id or local folder (anything AutoModel loads).")
     pooling: str = _f("mean", "Pooling of token vectors: mean | cls.")
-    max_length: int = _f(256, "Maximum tokens for documents.")
-    query_max_length: int = _f(64, "Maximum tokens for queries.")
+    max_length: int = _f(256, "Maximum tokens for documents.", ge=2)
+    query_max_length: int = _f(64, "Maximum tokens for queries.", ge=2)
     query_prefix: str = _f("", "Text put before every query (e.g. 'query: ' for E5).")
     doc_prefix: str = _f("", "Text put before every document (e.g. 'passage: ' for E5).")
     trust_remote_code: bool = _f(False, "Allow model code from the hub to run. Off unless you trust it.")
@@ -55,14 +86,14 @@ class ModelConfig:
 
 @dataclass
 class GRPOConfig:
-    group_size: int = _f(4, "Depth choices sampled per sequence in each training step.")
-    clip: float = _f(0.2, "PPO-style ratio clip epsilon.")
-    kl: float = _f(0.02, "Weight of the KL penalty to the reference policy.")
-    entropy: float = _f(0.01, "Weight of the entropy bonus.")
-    iterations: int = _f(1, "Policy updates per sampled group (mu); the clip acts only when > 1.")
+    group_size: int = _f(4, "Depth choices sampled per sequence in each training step.", ge=2)
+    clip: float = _f(0.2, "PPO-style ratio clip epsilon.", gt=0)
+    kl: float = _f(0.02, "Weight of the KL penalty to the reference policy.", ge=0)
+    entropy: float = _f(0.01, "Weight of the entropy bonus.", ge=0)
+    iterations: int = _f(1, "Policy updates per sampled group (mu); the clip acts only when > 1.", ge=1)
     ref_update_every: int = _f(
-        0, "Copy the policy into the KL reference every N optimiser steps (0 = keep the initial, uniform policy)."
-    )
+        0, "Copy the policy into the KL reference every N optimiser steps (0 = keep the initial, uniform policy).",
+        ge=0)
 
 
 @dataclass
@@ -76,23 +107,23 @@ class RouterConfig:
 
 @dataclass
 class GumbelConfig:
-    tau: float = _f(1.0, "Gumbel-softmax temperature.")
+    tau: float = _f(1.0, "Gumbel-softmax temperature.", gt=0)
 
 
 @dataclass
 class MAWConfig:
     enabled: bool = _f(False, "Use MAW attention (the 'maw' arm); false is the standard arm.")
-    depth: int = _f(4, "Number of attention maps (depths) each head chooses among.")
+    depth: int = _f(4, "Number of attention maps (depths) each head chooses among.", ge=1)
     variant: str = _f(
         "split",
         "split (cut the head's Q/K into depth chunks) | nested (depth t = first d_h/2^(D-1-t) dims; the last is "
         "the pretrained head) | full (one projection per depth).",
     )
-    init_noise: float = _f(0.05, "variant=full: noise (x weight std) added to each depth's copy of Q/K to break symmetry.")
+    init_noise: float = _f(0.05, "variant=full: noise (x weight std) added to each depth's copy of Q/K to break symmetry.", ge=0)
     layers: Any = _f([-1], "Encoder layers whose self-attention becomes MAW: list of indices (negative ok) or 'all'.")
     placement: str = _f("replace", "replace (swap attention in place) | append (add blocks on top).")
-    num_blocks: int = _f(1, "With placement=append: how many blocks to add.")
-    num_heads: int = _f(0, "With placement=append: heads per added block (0 = the encoder's).")
+    num_blocks: int = _f(1, "With placement=append: how many blocks to add.", ge=1)
+    num_heads: int = _f(0, "With placement=append: heads per added block (0 = the encoder's).", ge=0)
     selection: str = _f("grpo", "A registered selection strategy: grpo | gumbel | soft | uniform | fixed:<t>.")
     router: RouterConfig = field(default_factory=RouterConfig)
     reward: str = _f("task", "GRPO reward: task (-InfoNCE per query) | rank (1/rank of positive) | focus.")
@@ -114,8 +145,8 @@ class DataConfig:
     train_split: str = _f("train", "Split of a local BEIR folder or builtin used for training.")
     eval: list = _f(["builtin"], "Evaluation dataset ids.")
     eval_split: str = _f("test", "Split of local BEIR folders or builtin used for evaluation.")
-    max_queries: int = _f(0, "Keep at most this many queries (0 = all), deterministic by seed.")
-    max_docs: int = _f(0, "Keep at most this many documents (0 = all); judged ones are always kept.")
+    max_queries: int = _f(0, "Keep at most this many queries (0 = all), deterministic by seed.", ge=0)
+    max_docs: int = _f(0, "Keep at most this many documents (0 = all); judged ones are always kept.", ge=0)
     negatives: NegativesConfig = field(default_factory=NegativesConfig)
     allow_leakage: bool = _f(False, "Run even if training queries appear in evaluation.")
     drop_leaked: bool = _f(False, "Drop training queries that appear in evaluation (by id or text) and run.")
@@ -124,9 +155,9 @@ class DataConfig:
 @dataclass
 class LoRAConfig:
     enabled: bool = _f(False, "Train LoRA adapters (peft) instead of all encoder weights.")
-    r: int = _f(8, "LoRA rank.")
-    alpha: int = _f(16, "LoRA alpha.")
-    dropout: float = _f(0.05, "LoRA dropout.")
+    r: int = _f(8, "LoRA rank.", ge=1)
+    alpha: int = _f(16, "LoRA alpha.", gt=0)
+    dropout: float = _f(0.05, "LoRA dropout.", ge=0, lt=1)
     target_modules: list = _f(
         ["query", "key", "value", "dense"],
         "Module names LoRA wraps (the full variant's query_depth/key_depth are added when present).",
@@ -135,28 +166,28 @@ class LoRAConfig:
 
 @dataclass
 class GradCacheConfig:
-    chunk_size: int = _f(0, "GradCache sub-batch size (0 = off).")
+    chunk_size: int = _f(0, "GradCache sub-batch size (0 = off).", ge=0)
 
 
 @dataclass
 class TrainConfig:
-    epochs: float = _f(1.0, "Passes over the training examples.")
-    max_steps: int = _f(0, "Optimiser steps; overrides epochs when > 0.")
-    batch_size: int = _f(32, "Queries per micro-batch.")
-    grad_accum: int = _f(1, "Micro-batches per optimiser step.")
-    lr: float = _f(2e-5, "Peak learning rate of the encoder.")
-    router_lr: float = _f(1e-3, "Learning rate of MAW routers.")
-    weight_decay: float = _f(0.01, "AdamW weight decay.")
-    warmup_ratio: float = _f(0.1, "Fraction of optimiser steps of linear warm-up.")
-    temperature: float = _f(0.05, "InfoNCE temperature.")
+    epochs: float = _f(1.0, "Passes over the training examples.", ge=0)
+    max_steps: int = _f(0, "Optimiser steps; overrides epochs when > 0.", ge=0)
+    batch_size: int = _f(32, "Queries per micro-batch.", ge=1)
+    grad_accum: int = _f(1, "Micro-batches per optimiser step.", ge=1)
+    lr: float = _f(2e-5, "Peak learning rate of the encoder.", gt=0, lt=1)
+    router_lr: float = _f(1e-3, "Learning rate of MAW routers.", gt=0, lt=10)
+    weight_decay: float = _f(0.01, "AdamW weight decay.", ge=0, lt=1)
+    warmup_ratio: float = _f(0.1, "Fraction of optimiser steps of linear warm-up.", ge=0, lt=1)
+    temperature: float = _f(0.05, "InfoNCE temperature.", gt=0)
     symmetric: bool = _f(False, "Add the passage-to-query InfoNCE term.")
-    negatives: int = _f(1, "Hard negatives per query (drawn as data.negatives.source says).")
-    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 = off).")
+    negatives: int = _f(1, "Hard negatives per query (drawn as data.negatives.source says).", ge=0)
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 = off).", ge=0)
     dtype: str = _f("fp32", "fp32 | bf16 | fp16 (fp16 only on CUDA, with a grad scaler) | auto (bf16 on CUDA with "
                             "bf16 and on CPUs with AMX, fp32 elsewhere).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in backward to save memory.")
-    save_every: int = _f(0, "Checkpoint every N optimiser steps (0 = only at the end).")
-    log_every: int = _f(1, "Write train_log.jsonl every N optimiser steps.")
+    save_every: int = _f(0, "Checkpoint every N optimiser steps (0 = only at the end).", ge=0)
+    log_every: int = _f(1, "Write train_log.jsonl every N optimiser steps.", ge=1)
     deterministic: bool = _f(False, "torch.use_deterministic_algorithms for bitwise resume tests.")
     report_to: list = _f([], "Also log training curves to: tensorboard (RUN/<arm>/tensorboard) and/or wandb.")
     lora: LoRAConfig = field(default_factory=LoRAConfig)
@@ -166,16 +197,16 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     metrics: list = _f(["ndcg@10", "mrr@10", "recall@100", "recall@1000", "map@1000"], "ranx metric names.")
-    batch_size: int = _f(32, "Encoding batch size.")
+    batch_size: int = _f(32, "Encoding batch size.", ge=1)
     dtype: str = _f("fp32", "fp32 | bf16 | fp16 | auto for encoding (auto: bf16 where it is faster, see train.dtype).")
     max_length: int = _f(0, "Document max length at evaluation (0 = the length the model was published with: its "
-                            "sentence-transformers max_seq_length, else its tokenizer's, capped at 512).")
+                            "sentence-transformers max_seq_length, else its tokenizer's, capped at 512).", ge=0)
     query_max_length: int = _f(0, "Query max length at evaluation (0 = the published length, as above; training "
-                                  "uses model.query_max_length).")
-    top_k: int = _f(1000, "Hits kept per query.")
+                                  "uses model.query_max_length).", ge=0)
+    top_k: int = _f(1000, "Hits kept per query.", ge=1)
     index: str = _f("exact", "exact (chunked matmul + top-k) | faiss:<factory>.")
-    chunk_size: int = _f(50000, "Documents per search chunk (bounds memory).")
-    shard_docs: int = _f(50000, "Documents per embedding shard on disk (and per rank under torchrun).")
+    chunk_size: int = _f(50000, "Documents per search chunk (bounds memory).", ge=1)
+    shard_docs: int = _f(50000, "Documents per embedding shard on disk (and per rank under torchrun).", ge=1)
     cache_dir: str = _f("", "Embedding cache folder ('' = ~/.cache/maw-bench/embeddings).")
     verify_cache: bool = _f(False, "Check every cached shard's full sha256 before use (default: sizes and a hash "
                                    "of each file's first and last MiB, which catches truncated and swapped shards).")
@@ -187,7 +218,7 @@ class EvalConfig:
 
 @dataclass
 class BenchmarkConfig:
-    seed: int = _f(13, "Seed for sampling, initialisation and data order.")
+    seed: int = _f(13, "Seed for sampling, initialisation and data order.", ge=0, lt=2**32)
     model: ModelConfig = field(default_factory=ModelConfig)
     maw: MAWConfig = field(default_factory=MAWConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -229,6 +260,7 @@ class BenchmarkConfig:
     # --------------------------------------------------------------- validation
     def validate(self) -> None:
         """Check what can be checked without the model (depth vs head is checked at build)."""
+        check_ranges(self)
         m = self.maw
         _choice("model.pooling", self.model.pooling, ("mean", "cls"))
         _choice("maw.variant", m.variant, ("split", "full", "nested"))
@@ -238,56 +270,26 @@ class BenchmarkConfig:
         _choice("train.dtype", self.train.dtype, ("fp32", "bf16", "fp16", "auto"))
         _choice("eval.dtype", self.eval.dtype, ("fp32", "bf16", "fp16", "auto"))
         _choice("data.negatives.source", self.data.negatives.source, ("triples", "bm25", "random"))
-        if m.depth < 1:
-            raise UserError(f"maw.depth={m.depth} must be >= 1; try maw.depth=4.")
         try:
             from maw_bench.maw.selection import parse_selection  # imports torch: not for --help
 
             parse_selection(m.selection, m.depth)
         except ValueError as exc:
             raise UserError(f"maw.selection: {exc}.") from None
-        if m.init_noise < 0:
-            raise UserError(f"maw.init_noise={m.init_noise} must be >= 0.")
         if not (m.router.init_last_prob == -1 or 0 <= m.router.init_last_prob < 1):
             raise UserError(f"maw.router.init_last_prob={m.router.init_last_prob} must be in [0, 1) or -1 (auto).")
         if not (m.layers == "all" or (isinstance(m.layers, list) and m.layers and all(isinstance(i, int) for i in m.layers))):
             raise UserError(f"maw.layers={m.layers!r} must be a non-empty list of layer indices or 'all'.")
-        if m.num_blocks < 1 or m.num_heads < 0:
-            raise UserError("maw.num_blocks must be >= 1 and maw.num_heads >= 0.")
-        g = m.grpo
-        if g.group_size < 2:
-            raise UserError(f"maw.grpo.group_size={g.group_size} must be >= 2 (advantages are normalised in the group).")
-        if g.clip <= 0 or g.kl < 0 or g.entropy < 0:
-            raise UserError("maw.grpo.clip must be > 0 and maw.grpo.kl, maw.grpo.entropy >= 0.")
-        if g.iterations < 1 or g.ref_update_every < 0:
-            raise UserError("maw.grpo.iterations must be >= 1 and maw.grpo.ref_update_every >= 0.")
-        if m.gumbel.tau <= 0:
-            raise UserError(f"maw.gumbel.tau={m.gumbel.tau} must be > 0.")
         t = self.train
-        for name, val in (("train.batch_size", t.batch_size), ("train.grad_accum", t.grad_accum)):
-            if val < 1:
-                raise UserError(f"{name}={val} must be >= 1.")
-        if not 0 < t.lr < 1:
-            raise UserError(f"train.lr={t.lr} is out of range; use a value in (0, 1) such as 2e-5.")
-        if not 0 < t.router_lr < 10:
-            raise UserError(f"train.router_lr={t.router_lr} is out of range; use a value such as 1e-3.")
-        if t.temperature <= 0:
-            raise UserError(f"train.temperature={t.temperature} must be > 0; 0.05 is usual.")
-        if not 0 <= t.warmup_ratio < 1:
-            raise UserError(f"train.warmup_ratio={t.warmup_ratio} must be in [0, 1).")
         if t.epochs <= 0 and t.max_steps <= 0:
             raise UserError("Set train.epochs > 0 or train.max_steps > 0.")
-        if t.negatives < 0 or t.max_steps < 0 or t.save_every < 0:
-            raise UserError("train.negatives, train.max_steps and train.save_every must be >= 0.")
-        if self.eval.max_length < 0 or self.eval.query_max_length < 0:
-            raise UserError("eval.max_length and eval.query_max_length must be >= 0 (0 = the published length).")
-        if self.model.max_length < 2 or self.model.query_max_length < 2:
-            raise UserError("model.max_length and model.query_max_length must be >= 2.")
-        if min(self.eval.batch_size, self.eval.top_k, self.eval.chunk_size, self.eval.shard_docs) < 1:
-            raise UserError("eval.batch_size, eval.top_k, eval.chunk_size and eval.shard_docs must be >= 1.")
         if not isinstance(self.eval.metrics, list) or not self.eval.metrics:
             raise UserError("eval.metrics must be a non-empty list such as [ndcg@10, mrr@10].")
         check_metrics(self.eval.metrics)  # here, not at the evaluation: a study trains for hours first
+        deepest = max_cutoff(self.eval.metrics)
+        if deepest > self.eval.top_k:
+            raise UserError(f"eval.top_k={self.eval.top_k} is below the cut-off of a metric ({deepest}), which would "
+                            f"be computed on a truncated ranking; set eval.top_k={deepest} or drop that metric.")
         _choice("eval.ranx_engine", self.eval.ranx_engine, RANX_ENGINES)
         if not (self.eval.index == "exact" or self.eval.index.startswith("faiss:")):
             raise UserError(f"eval.index={self.eval.index!r}: use exact or faiss:<factory> (e.g. faiss:Flat).")

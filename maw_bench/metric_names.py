@@ -45,3 +45,13 @@ def check_metrics(metrics: list) -> None:
                             "map@1000, dcg@10, rbp.95.") from None
         if ("@" in str(m) and family != "rbp" and k < 1) or level < 1:
             raise UserError(f"metric {m!r}: a cut-off (and a relevance level) must be >= 1, e.g. ndcg@10.")
+
+
+def max_cutoff(metrics: list) -> int:
+    """The deepest rank any of ``metrics`` reads (``recall@100`` -> 100; 0 for metrics without a cut-off)."""
+    deepest = 0
+    for m in metrics:
+        family, k, _ = parse_metric(str(m))
+        if family != "rbp" and "@" in str(m):
+            deepest = max(deepest, int(k))
+    return deepest

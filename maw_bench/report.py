@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from maw_bench.atomic import write_text
+from maw_bench.atomic import read_json_file, write_text
 from maw_bench.console import console
 from maw_bench.errors import UserError
 from maw_bench.results.folders import RUN_FILE
@@ -16,7 +15,9 @@ from maw_bench.results.tables import latex_table, markdown_table, rich_table
 
 def write_run_plots(run: Path, out: Path) -> list[Path]:
     """Loss curves and depth histograms of a training run folder."""
-    arms = json.loads((run / RUN_FILE).read_text())["arms"]
+    from maw_bench.evaluation.models import read_run_arms
+
+    arms = read_run_arms(run)
     logs = {arm: read_log(run / arm) for arm in arms}
     written = [loss_curves(logs, out / "loss_curves.png")]
     hist = depth_histograms(logs, out / "depth_histograms.png")
@@ -26,8 +27,12 @@ def write_run_plots(run: Path, out: Path) -> list[Path]:
 
 
 def rebuild_eval(folder: Path) -> None:
-    doc = json.loads((folder / "metrics.json").read_text())
-    metrics, results, comps, ref = doc["metrics"], doc["results"], doc["comparisons"], doc["reference"]
+    doc = read_json_file(folder / "metrics.json", "rerun the evaluation into a new --output to rebuild it")
+    try:
+        metrics, results, comps, ref = doc["metrics"], doc["results"], doc["comparisons"], doc["reference"]
+    except (KeyError, TypeError):
+        raise UserError(f"{folder / 'metrics.json'} is not a maw-bench metrics file (keys missing); rerun the "
+                        "evaluation into a new --output.") from None
     write_text(folder / "report.md", "# maw-bench evaluation\n\n" + markdown_table(results, metrics, comps, ref))
     write_text(folder / "report.tex", latex_table(results, metrics, comps, ref))
     if (folder / "per_query.csv").is_file():

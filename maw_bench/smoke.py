@@ -83,7 +83,7 @@ def run_smoke(config: Path | None, sets: list[str], output: Path | None) -> int:
 
     begin = time.perf_counter()
     cfg = smoke_config(config, sets)
-    output = ensure_writable(output) if output else new_output_dir("smoke", cfg.data.eval)
+    output = ensure_writable(output, "smoke") if output else new_output_dir("smoke", cfg.data.eval)
     try:
         with folder_lock(output):
             run = output / "run"

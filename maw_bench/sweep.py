@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from maw_bench.atomic import write_json, write_text
+from maw_bench.atomic import read_json_file, write_json, write_text
 from maw_bench.config import BenchmarkConfig, all_keys, read_yaml_mapping
 from maw_bench.console import console
 from maw_bench.errors import UserError
@@ -83,6 +83,12 @@ def load_sweep(path: Path) -> SweepSpec:
     grid = raw.get("grid") or {}
     if not isinstance(grid, dict) or not grid or any(not isinstance(v, list) or not v for v in grid.values()):
         raise UserError(f"{path}: 'grid' must map config keys to non-empty lists, e.g. maw.depth: [2, 4].")
+    for k, values in grid.items():
+        spelled = [json.dumps(v, sort_keys=True) for v in values]
+        repeated = next((values[i] for i, v in enumerate(spelled) if v in spelled[:i]), None)
+        if len(set(spelled)) < len(spelled):
+            raise UserError(f"{path}: grid.{k} lists {repeated!r} more than once; a grid is a set (a repeated "
+                            "seed would be one run counted twice): remove the repeat.")
     keys = set(all_keys())
     for k in grid:
         if k not in keys:
@@ -112,8 +118,15 @@ def expand(spec: SweepSpec) -> list[Cell]:
         for combo in itertools.product(*(spec.grid[k] for k in std_keys)):
             values = dict(zip(std_keys, combo))
             cells.append(Cell(cell_name("standard", values), "standard", values))
-    for c in cells:  # validate every cell before running any
-        spec.base.with_overrides(c.overrides())
+    seen: dict[str, Cell] = {}
+    names: dict[str, Cell] = {}
+    for c in cells:  # validate every cell before running any; a grid is a set of distinct experiments
+        resolved = spec.base.with_overrides(c.overrides()).to_yaml()
+        twin = seen.get(resolved) or names.get(c.name)
+        if twin is not None:
+            raise UserError(f"the grid gives the same experiment twice ({twin.name} and {c.name} have equal "
+                            "settings once parsed); a grid is a set: remove one of the values.")
+        seen[resolved], names[c.name] = c, c
     return cells
 
 
@@ -133,7 +146,10 @@ def run_cell(file: Path, output: Path, name: str) -> dict:
     folder = Path(output) / "cells" / cell.name
     done = folder / "cell.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        try:
+            return json.loads(done.read_text())
+        except (OSError, ValueError):
+            log.warning("%s is damaged; finishing the cell again (its training resumes)", done)
     cfg = spec.base.with_overrides(cell.overrides())
     train_arms(cfg, [cell.arm], folder / "run", resume=(folder / "run").exists())
     out = run_evaluation(cfg, [str(folder / "run")], spec.datasets, folder / "eval", print_table=False)
@@ -158,7 +174,7 @@ def run_sweep(
             console.print(f"{c.name}  [dim]{' '.join(c.overrides())}[/dim]")
         console.print(f"{len(cells)} cells")
         return output or Path("results") / f"sweep-{slug(spec.name)}"
-    output = ensure_writable(output or Path("results") / f"sweep-{slug(spec.name)}")
+    output = ensure_writable(output or Path("results") / f"sweep-{slug(spec.name)}", "sweep")
     with folder_lock(output):
         write_json(output / "sweep.json", {"name": spec.name, "datasets": spec.datasets, "grid": spec.grid,
                                            "cells": [{"name": c.name, "arm": c.arm, "values": c.values} for c in cells]})
@@ -216,8 +232,9 @@ def summarise_sweep(output: Path) -> None:
     from maw_bench.results.records import read_log, read_per_query
     from maw_bench.results.tables import sweep_tables
 
-    sweep = json.loads((output / "sweep.json").read_text())
-    done = [json.loads((output / "cells" / c["name"] / "cell.json").read_text())
+    sweep = read_json_file(output / "sweep.json", "rerun `maw-bench sweep FILE` with this --output to rewrite it")
+    again = "rerun `maw-bench sweep FILE` with this --output: a damaged cell is finished again"
+    done = [read_json_file(output / "cells" / c["name"] / "cell.json", again)
             for c in sweep["cells"] if (output / "cells" / c["name"] / "cell.json").is_file()]
     if not done:
         raise UserError(f"{output}: no finished cell to summarise yet.")

@@ -209,6 +209,20 @@ class DatasetBundle:
         qrels = self.qrels
         return {q: t for q, t in self.queries.items() if q in qrels}
 
+    def scored_qrels(self) -> dict[str, dict[str, int]]:
+        """The qrels of the queries a run can be scored on: judged and present in the queries file.
+
+        trec_eval averages over the queries it can score; a judged query with no text
+        cannot be retrieved for, so counting it as 0 would lower every mean.
+        """
+        judged = self.judged_queries()
+        return {q: d for q, d in self.qrels.items() if q in judged}
+
+    def judged_without_text(self) -> int:
+        """Judged query ids that the queries file does not hold (left out of every mean)."""
+        queries = self.queries
+        return sum(1 for q in self.qrels if q not in queries)
+
     def positives(self, qid: str) -> set[str]:
         return {d for d, r in self.qrels.get(qid, {}).items() if r > 0}
 

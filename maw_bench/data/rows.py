@@ -127,6 +127,25 @@ def resolve_columns(names: list[str], mapping: dict) -> tuple[str, str, list[str
     return query, positive, negatives
 
 
+def _guarded(stream, spec: str):
+    """Rows of ``stream``; a file that stops parsing part-way (a line cut short) is one line naming it."""
+    it = iter(stream)
+    n = 0
+    while True:
+        try:
+            row = next(it)
+        except StopIteration:
+            return
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - datasets/pyarrow raise many types for a damaged file
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{spec}: cannot read the rows after row {n} ({first}); a line may be cut short: "
+                            "fix or remove it and rerun.") from None
+        n += 1
+        yield row
+
+
 def load_rows(spec: str, mapping: dict, negatives: int, limit: int | None = None) -> RowsBundle:
     """Read rows (at most ``limit``) into a bundle; each row keeps up to ``negatives`` of its own negatives."""
     stream = open_rows(spec)
@@ -134,7 +153,7 @@ def load_rows(spec: str, mapping: dict, negatives: int, limit: int | None = None
     queries: dict[str, str] = {}
     qrels: dict[str, dict[str, int]] = {}
     columns = None
-    for n, row in enumerate(stream):
+    for n, row in enumerate(_guarded(stream, spec)):
         if limit is not None and n >= limit:
             break
         if columns is None:

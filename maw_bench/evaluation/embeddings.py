@@ -49,7 +49,7 @@ def fingerprint(encoder: Encoder, bundle: DatasetBundle, max_length: int, dtype:
         "dataset": bundle.id,
         "docs": bundle.docs_count(),
         "content": bundle.content_hash(),
-        "format": 1,
+        "format": 2,  # 2: every shard records the range and a digest of the ids it holds
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -78,11 +78,19 @@ class EmbeddingCache:
         except (OSError, ValueError):
             return None
 
-    def shard_valid(self, index: int) -> bool:
+    def shard_valid(self, index: int, start: int | None = None, ids: list[str] | None = None) -> bool:
         """The shard is there and is the one written: sizes and the hash of both files' ends by default
-        (cheap: about 4 MiB read per shard, whatever its size), full sha256 with ``verify``."""
+        (cheap: about 4 MiB read per shard, whatever its size), full sha256 with ``verify``.
+
+        With ``start`` and ``ids`` (the documents this shard should hold in the current
+        layout) it must also hold exactly those: a shard written with another
+        ``eval.shard_docs`` covers other documents and is re-encoded, never mixed in.
+        """
         entry = self.entry(index)
-        if entry is None:
+        if entry is None or "start" not in entry:
+            return False
+        if ids is not None and (entry["start"] != start or entry["rows"] != len(ids)
+                                or entry.get("ids_digest") != ids_digest(ids)):
             return False
         emb, ids = self.folder / entry["file"], self.folder / entry["ids"]
         if not (emb.is_file() and ids.is_file()):
@@ -100,12 +108,15 @@ class EmbeddingCache:
         m = self.manifest()
         if not m.get("complete"):
             return False
+        covered = 0
         with step(f"check cached embeddings{' (full sha256)' if self.verify else ''}", total=m["num_shards"]) as advance:
             for i in range(m["num_shards"]):
-                if not self.shard_valid(i):
+                entry = self.entry(i)
+                if not self.shard_valid(i) or entry["start"] != covered:  # the shards tile the corpus in order
                     return False
+                covered += entry["rows"]
                 advance(1)
-        return True
+        return covered == m.get("docs")
 
     def usage(self) -> dict:
         """What the encoder reported about its routing while encoding (summed over shards; ``{}`` for none)."""
@@ -114,7 +125,8 @@ class EmbeddingCache:
             total = add_counts(total, (self.entry(i) or {}).get("usage") or {})
         return total
 
-    def write_shard(self, index: int, ids: list[str], emb: np.ndarray, usage: dict | None = None) -> None:
+    def write_shard(self, index: int, ids: list[str], emb: np.ndarray, usage: dict | None = None,
+                    start: int = 0) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         emb_name, ids_name = f"shard_{index:05d}.npy", f"ids_{index:05d}.json"
         with atomic_open(self.folder / emb_name, "wb") as f:
@@ -125,6 +137,8 @@ class EmbeddingCache:
             "file": emb_name,
             "ids": ids_name,
             "rows": len(ids),
+            "start": start,  # position of the shard's first document in the corpus
+            "ids_digest": ids_digest(ids),
             "bytes": (self.folder / emb_name).stat().st_size,
             "sha256": sha256_file(self.folder / emb_name),
             "ids_sha256": sha256_file(self.folder / ids_name),
@@ -143,6 +157,15 @@ class EmbeddingCache:
             entry = self.entry(i)
             ids = json.loads((self.folder / entry["ids"]).read_text())
             yield ids, np.load(self.folder / entry["file"])
+
+
+def ids_digest(ids: list[str]) -> str:
+    """sha256 of a shard's document ids in order: what proves which documents a shard holds."""
+    h = hashlib.sha256()
+    for doc_id in ids:
+        h.update(doc_id.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
 
 
 def add_counts(a, b):
@@ -197,8 +220,10 @@ def encode_corpus(
     num_shards = (total + shard_docs - 1) // shard_docs
     with progress_bar() as bar:
         task = bar.add_task(f"encode {label or 'corpus'} {bundle.id}", total=total)
+        start = 0
         for index, (ids, texts) in enumerate(_doc_blocks(bundle, shard_docs)):
-            if index % world_size != rank or cache.shard_valid(index):
+            first, start = start, start + len(ids)
+            if index % world_size != rank or cache.shard_valid(index, first, ids):
                 bar.advance(task, len(ids))
                 continue
             emb = np.empty((len(ids), encoder.dim), dtype=np.float32)
@@ -206,7 +231,7 @@ def encode_corpus(
             for pos, vecs in encoder.encode_batches(texts, batch_size, "doc", max_length, dtype, usage=usage):
                 emb[pos] = vecs.numpy()
                 bar.advance(task, len(pos))
-            cache.write_shard(index, ids, emb, usage)
+            cache.write_shard(index, ids, emb, usage, start=first)
     if world_size == 1:
         cache.mark_complete(num_shards, {"dataset": bundle.id, "docs": total, "dim": encoder.dim})
     return cache
@@ -220,3 +245,5 @@ def finish_sharded(cache: EmbeddingCache, bundle: DatasetBundle, dim: int, shard
     if missing:
         raise RuntimeError(f"embedding shards {missing} are missing after the sharded encode")
     cache.mark_complete(num_shards, {"dataset": bundle.id, "docs": total, "dim": dim})
+    if not cache.complete():
+        raise RuntimeError(f"the shards in {cache.folder} do not cover the corpus in order after the sharded encode")

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from maw_bench.config import BenchmarkConfig
+from maw_bench.errors import UserError
 from maw_bench.modeling import Encoder, build_encoder, is_saved_encoder, load_encoder
+from maw_bench.modeling.export import is_export, read_export_record
 from maw_bench.results.folders import RUN_FILE
+
+log = logging.getLogger("maw_bench")
 
 
 @dataclass
@@ -17,13 +22,38 @@ class ModelRef:
     label: str
     source: str  # a saved-encoder folder, or a HF id/folder for zero-shot
     zero_shot: bool
+    exported: bool = False  # a folder `maw-bench export` wrote: fine-tuned, rebuilt from its own record
+    trained_on: str | None = None  # the dataset id it was fine-tuned on, where its folder says
 
     def load(self, cfg: BenchmarkConfig, device=None) -> Encoder:
+        if self.exported:
+            from maw_bench.modeling.export import load_exported
+
+            return load_exported(self.source, device)
         if self.zero_shot:
             zcfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=self.source),
                                        maw=dataclasses.replace(cfg.maw, enabled=False, placement="replace"))
             return build_encoder(zcfg, device)
         return load_encoder(self.source, device)
+
+
+def read_run_arms(run: Path) -> list[str]:
+    """The arms ``run.json`` lists; a damaged file is one line that says what to do."""
+    try:
+        arms = json.loads((run / RUN_FILE).read_text())["arms"]
+        if not isinstance(arms, list):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{run / RUN_FILE} is damaged (not the JSON maw-bench wrote); rerun the training with "
+                        "--resume to rewrite it, or pass the arm folders' model/ to --model.") from None
+    return [str(a) for a in arms]
+
+
+def _trained_on(arm: Path) -> str | None:
+    try:
+        return json.loads((arm / "manifest.json").read_text())["datasets"]["train"]["id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _arm_model(folder: Path) -> Path | None:
@@ -40,15 +70,26 @@ def resolve_models(specs: list[str], cfg: BenchmarkConfig) -> list[ModelRef]:
         path = Path(spec).expanduser()
         prefix = path.name if len(runs) > 1 else ""
         if (path / RUN_FILE).is_file():
-            arms = json.loads((path / RUN_FILE).read_text())["arms"]
+            arms = read_run_arms(path)
+            unfinished = [arm for arm in arms if _arm_model(path / arm) is None]
+            if len(unfinished) == len(arms):
+                raise UserError(f"{path}: no arm of this run has finished training ({', '.join(arms)}); resume it "
+                                f"with `maw-bench train --resume --output {path} ...` first.")
+            if unfinished:
+                log.warning("%s: arm(s) %s have not finished training and are not evaluated; resume the run to "
+                            "include them", path, ", ".join(unfinished))
             for arm in arms:
                 model = _arm_model(path / arm)
                 if model is not None:
-                    refs.append(ModelRef(f"{prefix}/{arm}" if prefix else arm, str(model), False))
+                    refs.append(ModelRef(f"{prefix}/{arm}" if prefix else arm, str(model), False,
+                                         trained_on=_trained_on(path / arm)))
         elif _arm_model(path) is not None:
             refs.append(ModelRef(path.name, str(path / "model"), False))
         elif is_saved_encoder(path):
             refs.append(ModelRef(path.name, str(path), False))
+        elif is_export(path):
+            provenance = (read_export_record(path) or {}).get("provenance") or {}
+            refs.append(ModelRef(path.name, str(path), False, exported=True, trained_on=provenance.get("train_data")))
         else:
             refs.append(ModelRef("zero-shot", spec, True))
     seen: dict[str, int] = {}

@@ -12,8 +12,9 @@ Outputs in the output folder: ``metrics.json`` (schema below), ``runs/<model>__<
      "comparisons": [{"dataset", "metric", "reference", "model", "n", "mean_diff",
                       "ci95_low", "ci95_high", "p_student", "p_fisher",
                       "p_student_holm", "p_fisher_holm"}],
-     "models": {label: {"source", "zero_shot"}},
-     "skipped": {dataset: {"queries_without_judgements": n}},
+     "models": {label: {"source", "zero_shot", "provenance" (exported models)}},
+     "skipped": {dataset: {"queries_without_judgements": n, "judged_queries_without_text": n,
+                           "judged_docs_missing_from_corpus": n}},
      "max_lengths": {model: {"query": tokens, "document": tokens}},
      "routing": {dataset: {model: {"queries"|"documents": {"layer <i>": [count per depth]
                                                                (per head: a list per head)]}}}}}
@@ -124,9 +125,41 @@ def retrieve(
     return hits, rate, routing
 
 
+def warn_trained_on(refs: list[ModelRef], bundles: list[DatasetBundle]) -> None:
+    """A model scored on the very split it was fine-tuned on measures memory, not retrieval: say so."""
+    for ref in refs:
+        for b in bundles:
+            if ref.trained_on and ref.trained_on == b.id:
+                log.warning("%s was fine-tuned on %s and is now evaluated on it: its scores there are not held-out "
+                            "figures", ref.label, b.id)
+
+
+def check_scorable(bundles: list[DatasetBundle]) -> None:
+    """Every collection has judged queries to average over; judged ids without a query text are left out (warned)."""
+    from maw_bench.errors import UserError
+
+    for b in bundles:
+        missing = b.judged_without_text()
+        if not b.scored_qrels():
+            raise UserError(f"{b.id}: no judged query is in its queries file ({len(b.qrels)} judged ids, "
+                            f"{len(b.queries)} queries), so there is nothing to score; check that the qrels and "
+                            "queries belong to the same split.")
+        if missing:
+            log.warning("%s: %d judged query ids have no query text; they are left out of every mean "
+                        "(as trec_eval does), %d queries are scored", b.id, missing, len(b.scored_qrels()))
+
+
 def eval_lengths(encoder, cfg: BenchmarkConfig) -> tuple[int, int]:
     """``(document, query)`` max lengths at evaluation: the config's, or the model's published length."""
+    from maw_bench.errors import UserError
+    from maw_bench.modeling.encoder import position_limit
+
     published = encoder.published_max_length
+    limit = position_limit(encoder.backbone.config)
+    for key, value in (("eval.max_length", cfg.eval.max_length), ("eval.query_max_length", cfg.eval.query_max_length)):
+        if limit is not None and value > limit:
+            raise UserError(f"{key}={value} (--max-length) is longer than the {limit} positions this model can "
+                            f"encode; use at most {limit} (0 = the published length, {published}).")
     return cfg.eval.max_length or published, cfg.eval.query_max_length or published
 
 
@@ -149,11 +182,13 @@ def run_evaluation(
     cfg = resolve_config_dtypes(cfg, ctx.device)
     refs: list[ModelRef] = resolve_models(model_specs, cfg)
     bundles = load_eval_bundles(cfg, dataset_specs)
+    check_scorable(bundles)  # before any model loads or encodes
     entries = sum(len(b.judged_queries()) for b in bundles) * cfg.eval.top_k * (len(refs) + bm25)
     use_ranx_engine(cfg.eval.ranx_engine, entries)
     out = EvalOutput()
     (output / "runs").mkdir(parents=True, exist_ok=True)
     labels = [r.label for r in refs] + (["bm25"] if bm25 else [])
+    warn_trained_on(refs, bundles)
     for ref in refs:
         encoder = ref.load(cfg, ctx.device)
         for bundle in bundles:
@@ -185,9 +220,19 @@ def run_evaluation(
 
 def _record(out: EvalOutput, bundle: DatasetBundle, label: str, hits: Hits, metrics: list[str], output: Path) -> None:
     write_trec(output / "runs" / f"{safe_name(label)}__{safe_name(bundle.id)}.trec", hits, label)
-    means, per_query = score_run(bundle.qrels, hits, metrics, name=label)
+    means, per_query = score_run(bundle.scored_qrels(), hits, metrics, name=label)
     out.results.setdefault(bundle.id, {})[label] = means
     out.per_query.setdefault(bundle.id, {})[label] = per_query
+
+
+def model_record(ref: ModelRef) -> dict:
+    """What metrics.json says about a model: its source, whether it is zero-shot, and an export's provenance."""
+    record: dict = {"source": ref.source, "zero_shot": ref.zero_shot}
+    if ref.exported:
+        from maw_bench.modeling.export import read_export_record
+
+        record["provenance"] = (read_export_record(Path(ref.source)) or {}).get("provenance", {})
+    return record
 
 
 def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[ModelRef], bundles: list[DatasetBundle]) -> None:
@@ -196,10 +241,11 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         "metrics": metrics,
         "reference": out.reference,
         "results": out.results,
-        "queries": {b.id: len(b.qrels) for b in bundles},
+        "queries": {b.id: len(b.scored_qrels()) for b in bundles},
         "comparisons": out.comparisons,
-        "models": {r.label: {"source": r.source, "zero_shot": r.zero_shot} for r in refs},
+        "models": {r.label: model_record(r) for r in refs},
         "skipped": {b.id: {"queries_without_judgements": len(b.queries) - len(b.judged_queries()),
+                           "judged_queries_without_text": b.judged_without_text(),
                            "judged_docs_missing_from_corpus": b.summary()["missing_judged_docs"]} for b in bundles},
         "timings": out.timings,
         "routing": out.routing,
@@ -219,6 +265,9 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
     notes = "".join(
         f"\n{b.id}: {n} queries without judgements were skipped.\n"
         for b in bundles if (n := doc["skipped"][b.id]["queries_without_judgements"])
+    ) + "".join(
+        f"\n{b.id}: {n} judged query ids have no query text; they are left out of every mean.\n"
+        for b in bundles if (n := doc["skipped"][b.id]["judged_queries_without_text"])
     ) + "".join(
         f"\n{b.id}: {n} judged documents are not in the corpus (they count as unretrieved).\n"
         for b in bundles if (n := doc["skipped"][b.id]["judged_docs_missing_from_corpus"])

@@ -323,7 +323,10 @@ def check_model_fits(cfg: BenchmarkConfig) -> None:
         mcfg = AutoConfig.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read the config of model {cfg.model.name}: {str(exc).splitlines()[0]}") from exc
+    check_lengths(cfg, mcfg)
     m = cfg.maw
+    if not m.enabled:
+        return
     if m.placement == "append":
         heads = m.num_heads or mcfg.num_attention_heads
         if mcfg.hidden_size % heads:
@@ -334,3 +337,27 @@ def check_model_fits(cfg: BenchmarkConfig) -> None:
         resolve_layers(m.layers, mcfg.num_hidden_layers)
 
 
+
+
+# models whose position ids start after the padding index, so two positions are never used for tokens
+_POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2, "mpnet": 2}
+
+
+def position_limit(model_config) -> int | None:
+    """The most tokens the model's position embeddings can encode (None when the config does not say)."""
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    return positions - _POSITION_OFFSET.get(getattr(model_config, "model_type", ""), 0)
+
+
+def check_lengths(cfg: BenchmarkConfig, model_config) -> None:
+    """Every configured max length within the model's position embeddings (else an index error mid-encode)."""
+    limit = position_limit(model_config)
+    if limit is None:
+        return
+    for key, value in (("model.max_length", cfg.model.max_length), ("model.query_max_length", cfg.model.query_max_length),
+                       ("eval.max_length", cfg.eval.max_length), ("eval.query_max_length", cfg.eval.query_max_length)):
+        if value > limit:
+            raise UserError(f"{key}={value} (--max-length) is longer than the {limit} positions model "
+                            f"{cfg.model.name} can encode; use at most {limit}.")

@@ -18,11 +18,13 @@ query/document prefixes as sentence-transformers prompts):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from safetensors.torch import save_file
@@ -57,27 +59,129 @@ def needs_remote_code(encoder: Encoder) -> bool:
     return bool(encoder.maw_modules()) or len(encoder.blocks) > 0
 
 
-def export_sentence_transformers(encoder: Encoder, directory: str | Path) -> Path:
-    """Write ``directory`` as a sentence-transformers (and HF) model folder; atomic (temporary folder, then rename)."""
+EXPORT_FILE = "maw_bench_export.json"  # what an export wrote: the files it may replace, and the model's provenance
+
+
+def export_sentence_transformers(encoder: Encoder, directory: str | Path, overwrite: bool = False,
+                                 provenance: dict | None = None) -> Path:
+    """Write ``directory`` as a sentence-transformers (and HF) model folder.
+
+    Nothing is deleted that an export did not write: a new or empty folder receives the
+    finished folder by one rename; an earlier export is replaced (``overwrite``) file by
+    file, only the files its ``maw_bench_export.json`` lists, so files a user added stay.
+    Any other non-empty folder is refused. ``provenance`` (base model, arm, training data,
+    maw-bench version) goes into that file, so an evaluation knows the model is fine-tuned.
+    """
     why = exportable(encoder)
     if why is not None:
         raise UserError(f"cannot export this arm: {why}.")
     final = Path(directory)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    remote = needs_remote_code(encoder)
-    if remote:
-        _write_remote_model(encoder, tmp)
-    else:
-        getattr(encoder.backbone, "base_model", encoder.backbone).save_pretrained(tmp, safe_serialization=True)
-    encoder.tokenizer.save_pretrained(tmp)
-    _write_sentence_transformers_files(encoder, tmp)
-    (tmp / "README.md").write_text(model_card(encoder, remote))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    earlier = check_export_target(final, overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        remote = needs_remote_code(encoder)
+        if remote:
+            _write_remote_model(encoder, tmp)
+        else:
+            getattr(encoder.backbone, "base_model", encoder.backbone).save_pretrained(tmp, safe_serialization=True)
+        encoder.tokenizer.save_pretrained(tmp)
+        _write_sentence_transformers_files(encoder, tmp)
+        (tmp / "README.md").write_text(model_card(encoder, remote))
+        files = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*") if f.is_file())
+        record = {"format": 1, "files": files, "provenance": provenance or {},
+                  "model": dataclasses.asdict(encoder.model_cfg), "maw": dataclasses.asdict(encoder.maw_cfg),
+                  "published_max_length": encoder.published_max_length}
+        (tmp / EXPORT_FILE).write_text(json.dumps(record, indent=2))
+        if earlier is None:
+            if final.is_dir():
+                final.rmdir()  # empty: checked above
+            tmp.rename(final)
+        else:
+            _replace_export(tmp, final, earlier, files)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder (gone after a rename)
     return final
+
+
+def read_export_record(folder: Path) -> dict | None:
+    """The ``maw_bench_export.json`` of an exported folder (None when there is none or it does not parse)."""
+    try:
+        record = json.loads((Path(folder) / EXPORT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("files"), list) else None
+
+
+def is_export(folder: str | Path) -> bool:
+    """Whether ``folder`` is a model folder maw-bench exported (it carries its record)."""
+    return read_export_record(Path(folder)) is not None
+
+
+def load_exported(folder: str | Path, device=None) -> Encoder:
+    """The :class:`Encoder` an export was written from, rebuilt from the folder alone (weights exactly)."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel
+
+    from maw_bench.config import MAWConfig, ModelConfig, _build
+    from maw_bench.modeling.loading import load_backbone, load_tokenizer, quiet_transformers
+
+    path = Path(folder)
+    record = read_export_record(path)
+    if record is None or not isinstance(record.get("model"), dict) or not isinstance(record.get("maw"), dict):
+        raise UserError(f"{path} is not a maw-bench export with its settings ({EXPORT_FILE}); export it again.")
+    model_cfg = _build(ModelConfig, record["model"], "model.")
+    maw_cfg = _build(MAWConfig, record["maw"], "maw.")
+    config = json.loads((path / "config.json").read_text())
+    with quiet_transformers():
+        tokenizer = load_tokenizer(str(path), False)
+        if "backbone" in config:  # MAW or appended blocks: the weights are the encoder's own state dict
+            spec = dict(config["backbone"])
+            backbone_cfg = AutoConfig.for_model(spec.pop("model_type"), **spec)
+            try:
+                backbone = AutoModel.from_config(backbone_cfg, add_pooling_layer=False)
+            except TypeError:
+                backbone = AutoModel.from_config(backbone_cfg)
+            enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg)
+            enc.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+        else:
+            enc = Encoder(load_backbone(str(path), False, from_config=False), tokenizer, model_cfg, maw_cfg)
+    enc.published_max_length = int(record.get("published_max_length") or enc.published_max_length)
+    return enc.to(device) if device is not None else enc
+
+
+def check_export_target(final: Path, overwrite: bool) -> dict | None:
+    """The earlier export record in ``final`` (None when it is new or empty); refuses anything else."""
+    if final.exists() and not final.is_dir():
+        raise UserError(f"--output {final} is a file; choose a folder to export into.")
+    if not final.is_dir() or not any(final.iterdir()):
+        return None
+    record = read_export_record(final)
+    if record is None:
+        raise UserError(f"--output {final} is not empty and holds no earlier maw-bench export; choose a new or "
+                        "empty folder (nothing there was changed).")
+    if not overwrite:
+        raise UserError(f"--output {final} holds an earlier export; pass --overwrite to replace the files it wrote "
+                        "(other files there stay), or choose another folder.")
+    return record
+
+
+def _replace_export(tmp: Path, final: Path, earlier: dict, files: list[str]) -> None:
+    """Swap an earlier export's files for the new ones; the record first lists both, so a kill leaves it honest."""
+    old = [str(f) for f in earlier["files"] if isinstance(f, str)]
+    record = json.loads((tmp / EXPORT_FILE).read_text())
+    (final / EXPORT_FILE).write_text(json.dumps({**record, "files": sorted(set(old) | set(files))}, indent=2))
+    root = final.resolve()
+    for name in old:
+        path = (final / name).resolve()
+        if root in path.parents and path.is_file() and name not in files:
+            path.unlink()
+    for name in files:
+        (final / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / name, final / name)
+    for name in sorted({str(Path(n).parent) for n in old if Path(n).parent != Path(".")}, key=len, reverse=True):
+        with contextlib.suppress(OSError):  # a folder an old export made and nothing uses now
+            (final / name).rmdir()
 
 
 def _write_sentence_transformers_files(encoder: Encoder, folder: Path) -> None:

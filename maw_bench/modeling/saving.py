@@ -51,7 +51,11 @@ def load_encoder(directory: str | Path, device: str | torch.device | None = None
     meta_file = path / META_FILE
     if not meta_file.is_file():
         raise UserError(f"{path} is not a saved maw-bench encoder (no {META_FILE}); pass a folder written by `train`.")
-    meta = json.loads(meta_file.read_text())
+    from maw_bench.atomic import read_json_file
+
+    meta = read_json_file(meta_file, "the saved encoder is damaged: retrain that arm (--overwrite) or restore the folder")
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict) or not isinstance(meta.get("maw"), dict):
+        raise UserError(f"{meta_file} is not what maw-bench writes (model and maw settings); restore the folder.")
     model_cfg = _build(ModelConfig, meta["model"], "model.")
     maw_cfg = _build(MAWConfig, meta["maw"], "maw.")
     backbone = load_backbone(str(path), model_cfg.trust_remote_code, from_config=True)
@@ -59,8 +63,17 @@ def load_encoder(directory: str | Path, device: str | torch.device | None = None
     enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg)
     enc.published_max_length = int(meta.get("published_max_length") or _base_published_length(
         model_cfg.name, str(path), tokenizer, getattr(backbone.config, "max_position_embeddings", None)))
-    state = {k: v for k, v in load_file(str(path / WEIGHTS_FILE)).items() if not any(r in f".{k}" for r in _RETIRED)}
-    enc.load_state_dict(state, strict=True)
+    try:
+        weights = load_file(str(path / WEIGHTS_FILE))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for a damaged header
+        raise UserError(f"{path / WEIGHTS_FILE} does not load as safetensors ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                        "the weights are damaged: retrain that arm (--overwrite) or restore the folder.") from None
+    state = {k: v for k, v in weights.items() if not any(r in f".{k}" for r in _RETIRED)}
+    try:
+        enc.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise UserError(f"{path / WEIGHTS_FILE} does not fit the model its {META_FILE} describes "
+                        f"({str(exc).splitlines()[0]}); restore the folder or retrain that arm.") from None
     return enc.to(device) if device is not None else enc
 
 

@@ -26,6 +26,7 @@ def new_output_dir(command: str, datasets: list[str], root: str | Path = "result
     while True:
         try:
             candidate.mkdir(parents=True, exist_ok=False)
+            (candidate / OWNER_FILE).write_text(f"{command}\n")
             return candidate
         except FileExistsError:
             n += 1
@@ -34,15 +35,61 @@ def new_output_dir(command: str, datasets: list[str], root: str | Path = "result
             raise UserError(f"cannot create output folder {candidate}: {exc.strerror}; pass --output to a writable place.") from None
 
 
-def ensure_writable(folder: Path) -> Path:
+OWNER_FILE = ".maw-bench-output"  # written into every output folder a command claims: maw-bench writes here
+# files that mark a folder earlier versions of maw-bench wrote (before OWNER_FILE existed)
+_WRITTEN_BY_US = (RUN_FILE, "metrics.json", "study.json", "sweep.json", "eval/metrics.json")
+_IGNORED = (".maw-bench.lock", ".write-test-")  # our lock file and write probes say nothing about ownership
+
+
+def written_by_maw_bench(folder: Path) -> bool:
+    """Whether ``folder`` is an output folder of maw-bench (claimed by a command, or an older run/eval/study)."""
+    return (folder / OWNER_FILE).is_file() or any((folder / name).is_file() for name in _WRITTEN_BY_US)
+
+
+def user_files(folder: Path) -> list[str]:
+    """Names in ``folder`` that are not maw-bench's own lock or probe files."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(_IGNORED))
+
+
+def ensure_writable(folder: Path, command: str = "output") -> Path:
+    """Claim ``folder`` for a command: it must be new, empty, or an earlier maw-bench output folder.
+
+    A folder of someone else's files is refused before any work, so nothing maw-bench writes
+    later (or replaces with ``--overwrite``) can land on them.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--output {folder} is a file, not a folder; choose a folder.")
+    if folder.is_dir() and not written_by_maw_bench(folder):
+        theirs = user_files(folder)
+        if theirs:
+            raise UserError(f"--output {folder} holds files maw-bench did not write ({', '.join(theirs[:3])}"
+                            f"{', ...' if len(theirs) > 3 else ''}); choose a new or empty folder.")
+    owner = folder / OWNER_FILE
+    claimed = owner.read_text(errors="replace").strip() if owner.is_file() else ""
+    if claimed and command != "output" and claimed != command:
+        raise UserError(f"--output {folder} is the folder of a maw-bench {claimed}, not of a {command}; "
+                        "choose another folder (a subfolder of it is fine).")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}"  # per process: ranks of one job probe at once
         probe.write_text("")
         probe.unlink()
+        if not (folder / OWNER_FILE).is_file():
+            (folder / OWNER_FILE).write_text(f"{command}\n")
     except OSError as exc:
         raise UserError(f"output folder {folder} cannot be written ({exc.strerror}); choose another --output.") from None
     return folder
+
+
+def inside_run_folder(path: Path) -> Path | None:
+    """The training run folder ``path`` is, or lies inside (None when it is in none)."""
+    path = path.resolve()
+    for folder in (path, *path.parents):
+        if (folder / RUN_FILE).is_file():
+            return folder
+    return None
 
 
 def safe_name(text: str) -> str:

@@ -60,7 +60,12 @@ class WandbReporter:
         except ImportError:
             raise UserError("train.report_to has wandb, which is not installed; pip install wandb.") from None
         self.wandb = wandb
-        self.run = wandb.init(project="maw-bench", name=name, dir=str(folder), config=config, reinit=True)
+        try:
+            self.run = wandb.init(project="maw-bench", name=name, dir=str(folder), config=config, reinit=True)
+        except Exception as exc:  # noqa: BLE001 - wandb raises its own types for login, network and settings
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"train.report_to has wandb, which could not start ({first}); run `wandb login`, or "
+                            "set WANDB_MODE=offline to log to files, or drop wandb from train.report_to.") from exc
 
     def log(self, step: int, record: dict) -> None:
         self.run.log(scalars(record), step=step)

@@ -37,6 +37,7 @@ from maw_bench.hardware import keep_freed_memory, resolve_config_dtypes
 from maw_bench.modeling import build_encoder
 from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.modeling.export import export_sentence_transformers, exportable
+from maw_bench.modeling.saving import META_FILE
 from maw_bench.results.folders import RUN_FILE
 from maw_bench.training.trainer import Trainer, TrainResult, apply_lora, merge_lora
 
@@ -110,7 +111,7 @@ def has_progress(output: Path) -> bool:
     from maw_bench.training.checkpoint import latest_valid
 
     for arm in output.iterdir() if output.is_dir() else []:
-        if arm.is_dir() and ((arm / "model" / "maw_bench.json").is_file() or latest_valid(arm / "checkpoints")):
+        if arm.is_dir() and ((arm / "model" / META_FILE).is_file() or latest_valid(arm / "checkpoints")):
             return True
     return False
 
@@ -128,6 +129,56 @@ def check_run_folder(output: Path, resume: bool, overwrite: bool, require_checkp
             old = []
         for arm in old:
             shutil.rmtree(output / str(arm), ignore_errors=True)
+
+
+# keys a resumed run may change: how long it trains and what it logs (and everything about evaluation)
+RESUMABLE_CHANGES = ("train.max_steps", "train.epochs", "train.save_every", "train.log_every", "train.report_to",
+                     "train.deterministic", "data.eval", "data.eval_split", "data.allow_leakage", "eval.", "arms.")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and k not in ("columns",):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def resume_conflicts(stored: dict, current: dict) -> list[str]:
+    """Keys whose value differs between an arm's stored ``config.yaml`` and today's config.
+
+    Only keys both know are compared (a key added to the schema since the run started is
+    not a change), and not the ones a resume may change (:data:`RESUMABLE_CHANGES`).
+    """
+    old, new = _flat(stored), _flat(current)
+    return sorted(k for k in old.keys() & new.keys()
+                  if not k.startswith(RESUMABLE_CHANGES) and old[k] != new[k])
+
+
+def check_resume_matches(output: Path, cfg: BenchmarkConfig, arms: list[str]) -> None:
+    """``--resume`` continues the run that is there, or refuses in one line naming what changed."""
+    import yaml
+
+    for arm in arms:
+        path = output / arm / "config.yaml"
+        if not path.is_file():
+            continue
+        try:
+            stored = yaml.safe_load(path.read_text())
+            if not isinstance(stored, dict):
+                raise ValueError
+        except (OSError, ValueError, yaml.YAMLError):
+            raise UserError(f"{path} is damaged (not the YAML maw-bench wrote); start the run again with "
+                            "--overwrite, or restore the file.") from None
+        changed = resume_conflicts(stored, arm_config(cfg, arm).to_dict())
+        if changed:
+            flat = _flat(stored)
+            shown = ", ".join(f"{k} (was {flat[k]!r})" for k in changed[:4])
+            raise UserError(f"--resume: arm {arm} in {output} was started with other settings: {shown}"
+                            f"{' ...' if len(changed) > 4 else ''}; rerun with those values, or start a new run "
+                            "(another --output, or --overwrite).")
 
 
 def run_record(output: Path, arms: list[str], resume: bool, data: dict, world_size: int) -> dict:
@@ -169,8 +220,7 @@ def train_arms(
         raise UserError(f"--arms {','.join(arms)} names an arm twice.")
     for arm in arms:
         acfg = arm_config(cfg, arm)  # an unknown arm fails here, before any data work
-        if acfg.maw.enabled:
-            check_model_fits(acfg)
+        check_model_fits(acfg)
     commit = git_commit()  # the code this process runs: read now, not when an arm finishes hours later
     ctx = dist_setup(device)
     cfg = resolve_config_dtypes(cfg, ctx.device)
@@ -178,17 +228,20 @@ def train_arms(
         keep_freed_memory()  # steps reuse their buffers instead of page-faulting them in again
     if ctx.is_main:
         check_run_folder(output, resume, overwrite, require_checkpoint)
+    if resume and not overwrite:
+        check_resume_matches(output, cfg, arms)  # every rank: each must refuse, not wait at a barrier
     ctx.barrier()
     device = ctx.device
     output.mkdir(parents=True, exist_ok=True)
+    finished = [a for a in arms if (output / a / "model" / META_FILE).is_file()]
     bundle, examples, info = prepare_data(cfg)
-    if ctx.is_main:
+    if ctx.is_main and not (resume and len(finished) == len(arms)):  # a run that trains nothing rewrites nothing
         write_json(output / RUN_FILE, run_record(output, arms, resume, info, ctx.world_size))
     torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
     results: dict[str, TrainResult | None] = {}
     for arm in arms:
         folder = output / arm
-        if (folder / "model" / "maw_bench.json").is_file() and resume:
+        if (folder / "model" / META_FILE).is_file() and resume:
             log.info("%s is finished; skipping", folder)
             results[arm] = None
             continue
@@ -218,7 +271,9 @@ def train_arms(
             merge_lora(encoder)
         encoder.save(folder / "model")
         if exportable(encoder) is None:  # the field's tools load this arm (MAW arms with their code)
-            export_sentence_transformers(encoder, folder / "sentence-transformers")
+            export_sentence_transformers(encoder, folder / "sentence-transformers", overwrite=True, provenance={
+                "arm": arm, "base_model": cfg.model.name, "train_data": info["train"]["id"], "seed": cfg.seed,
+                "steps": result.steps, "fine_tuned": True, "maw_bench": versions().get("maw-bench")})
         write_json(folder / "manifest.json", {
             "arm": arm,
             "seed": cfg.seed,

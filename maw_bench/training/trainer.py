@@ -93,6 +93,10 @@ def apply_lora(encoder: Encoder, lc: LoRAConfig) -> None:
 
     targets = list(lc.target_modules)
     names = {name.rsplit(".", 1)[-1] for name, _ in encoder.backbone.named_modules()}
+    missing = [t for t in lc.target_modules if t not in names]
+    if missing or not lc.target_modules:
+        raise UserError(f"train.lora.target_modules: {', '.join(missing) or '[]'} names no module of this model; "
+                        f"use names such as {', '.join(sorted(n for n in names if n)[:8])}.")
     targets += [t for t in ("query_depth", "key_depth") if t in names and t not in targets]  # the full variant's
     encoder.backbone = get_peft_model(
         encoder.backbone,
