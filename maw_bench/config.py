@@ -145,8 +145,12 @@ class DataConfig:
     train_split: str = _f("train", "Split of a local BEIR folder or builtin used for training.")
     eval: list = _f(["builtin"], "Evaluation dataset ids.")
     eval_split: str = _f("test", "Split of local BEIR folders or builtin used for evaluation.")
-    max_queries: int = _f(0, "Keep at most this many queries (0 = all), deterministic by seed.", ge=0)
+    max_queries: int = _f(0, "Keep at most this many queries (0 = all): training ones drawn by seed, evaluation "
+                             "ones by data.eval_seed.", ge=0)
     max_docs: int = _f(0, "Keep at most this many documents (0 = all); judged ones are always kept.", ge=0)
+    eval_seed: int = _f(13, "Seed of the evaluation sample (data.max_queries/max_docs on evaluation collections): "
+                            "its own, so every arm and training seed of a study scores the same queries.",
+                        ge=0, lt=2**32)
     negatives: NegativesConfig = field(default_factory=NegativesConfig)
     allow_leakage: bool = _f(False, "Run even if training queries appear in evaluation.")
     drop_leaked: bool = _f(False, "Drop training queries that appear in evaluation (by id or text) and run.")

@@ -26,6 +26,7 @@ from maw_bench.atomic import write_json, write_text
 from maw_bench.config import BenchmarkConfig, control_arms
 from maw_bench.console import console
 from maw_bench.errors import UserError
+from maw_bench.evaluation.seed_stats import mean_std
 
 log = logging.getLogger("maw_bench")
 REFERENCE = "standard"
@@ -55,8 +56,10 @@ def run_study(
     previous = _read(output / "study.json")
     spec = {"arms": main, "controls": extra, "controls_seed": seeds[0], "seeds": seeds, "datasets": datasets,
             "config": cfg.to_dict()}
-    if previous and (not _same_config(previous.get("config"), spec["config"]) or previous.get("datasets") != datasets):
-        raise UserError(f"{output} holds a study with another config or datasets; use another --output.")
+    if previous and (not _same_config(previous.get("config"), spec["config"])
+                     or not set(previous.get("datasets") or []) <= set(datasets)):
+        raise UserError(f"{output} holds a study with another config or datasets (a study may add evaluation "
+                        "datasets, not drop them); use another --output.")
     write_json(output / "study.json", {**spec, "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S"))})
     # every seed's main arms first (the answer), then the controls of the first seed (where it comes from)
     passes = [(seed, main) for seed in seeds] + ([(seeds[0], main + extra)] if extra else [])
@@ -64,12 +67,20 @@ def run_study(
         scfg = cfg.with_overrides([f"seed={seed}"])
         run, ev = output / f"seed-{seed}" / "run", output / f"seed-{seed}" / "eval"
         console.print(f"[bold]seed {seed}[/bold]: {', '.join(arm_list)}")
-        train_arms(scfg, arm_list, run, resume=run.exists())
         done = _read(ev / "metrics.json")
-        if done is None or any(a not in m for a in arm_list for m in done["results"].values()):
-            run_evaluation(scfg, [str(run)], datasets, ev, print_table=False)
+        if _evaluated(done, arm_list, datasets):
+            continue  # trained and scored on every dataset: nothing to redo (the models need not be kept)
+        train_arms(scfg, arm_list, run, resume=run.exists())
+        run_evaluation(scfg, [str(run)], datasets, ev, print_table=False)
     summarise_study(output)
     return output
+
+
+def _evaluated(done: dict | None, arms: list[str], datasets: list[str]) -> bool:
+    """Whether a seed's metrics.json scores every arm on every dataset of the study."""
+    if not done or len(done.get("results") or {}) < len(datasets):
+        return False
+    return all(a in m for a in arms for m in done["results"].values())
 
 
 def _same_config(stored: dict | None, current: dict) -> bool:
@@ -89,57 +100,92 @@ def _read(path: Path) -> dict | None:
 
 
 def summarise_study(output: Path) -> dict:
-    """Write summary.json/md and plots from the finished evaluations (recomputes no embedding)."""
-    from maw_bench.evaluation.seed_stats import compare_over_seeds, mean_std
+    """Write per_query.csv.gz, summary.json/md and plots from the folder (recomputes no embedding).
+
+    The seeds' evaluations are read where they are; where they are gone (a committed study keeps
+    only its root), ``per_query.csv.gz`` is. Either way the same bytes come out.
+    """
+    from maw_bench.results import study_summary as ss
     from maw_bench.results.plots import arm_differences
-    from maw_bench.results.records import read_per_query
     from maw_bench.results.tables import study_markdown, study_rich_table
 
     spec = _read(output / "study.json")
     if spec is None:
         raise UserError(f"{output} is not a study folder (no study.json).")
-    per_seed: dict[int, dict] = {}
-    for seed in spec["seeds"]:
-        ev = output / f"seed-{seed}" / "eval"
-        if (ev / "per_query.csv").is_file():
-            per_seed[seed] = read_per_query(ev)
-    if not per_seed:
+    rows_pq = ss.read_seed_tables(output, spec["seeds"])
+    if rows_pq:
+        ss.write_per_query(output / ss.PER_QUERY_FILE, rows_pq)
+    elif (output / ss.PER_QUERY_FILE).is_file():
+        rows_pq = ss.read_per_query(output / ss.PER_QUERY_FILE)
+    if not rows_pq:
         raise UserError(f"{output}: no evaluated seed yet; run the study first.")
-    first = _read(output / f"seed-{next(iter(per_seed))}" / "eval" / "metrics.json") or {}
-    metrics = first.get("metrics", [])
+    table = ss.nest(rows_pq)
+    metrics = _metric_order(output, spec, table)
+    dtypes = _dtypes(output, spec)
     rows, comparisons = [], []
-    for ds_id in sorted({d for pq in per_seed.values() for d in pq}):
+    for ds_id in sorted(table):
         for arm in [*spec["arms"], *spec["controls"]]:
-            seeds_with = [s for s, pq in per_seed.items() if arm in pq.get(ds_id, {})]
-            if not seeds_with:
+            per_metric = table[ds_id].get(arm)
+            if not per_metric:
                 continue
-            row = {"dataset": ds_id, "arm": arm, "seeds": seeds_with, "control": arm in spec["controls"]}
+            seeds_with = sorted(per_metric[metrics[0]])
+            row = {"dataset": ds_id, "arm": arm, "seeds": seeds_with, "control": arm in spec["controls"],
+                   "dtype": dtypes.get(arm)}
             for m in metrics:
-                vals = [sum(per_seed[s][ds_id][arm][m].values()) / len(per_seed[s][ds_id][arm][m]) for s in seeds_with]
+                vals = [sum(per_metric[m][s].values()) / len(per_metric[m][s]) for s in seeds_with]
                 row[m], row[f"{m}_std"] = mean_std(vals)
                 row[f"{m}_per_seed"] = vals
             rows.append(row)
-            if arm != REFERENCE:
+            if arm != REFERENCE and REFERENCE in table[ds_id]:
                 for m in metrics:
-                    scores = {s: per_seed[s][ds_id][arm][m] for s in seeds_with}
-                    ref = {s: per_seed[s][ds_id][REFERENCE][m] for s in seeds_with if REFERENCE in per_seed[s][ds_id]}
-                    if ref:
-                        c = compare_over_seeds(scores, ref, arm, REFERENCE, m).to_dict()
-                        comparisons.append({"dataset": ds_id, **c})
-    wall = _wall_times(output, spec)
-    doc = {"schema": "maw-bench/study/v1", "metrics": metrics, "reference": REFERENCE, "rows": rows,
-           "comparisons": comparisons, "wall_s": wall, "seeds": spec["seeds"],
-           "method": "pigeonhole bootstrap over seeds and queries (Owen 2007), 10,000 resamples; "
-                     "p from the normal approximation; min_detectable = 2.80 x se (80% power, 5% level)"}
+                    ref = {s: v for s, v in table[ds_id][REFERENCE][m].items() if s in per_metric[m]}
+                    comparisons.append({**ss.compare(per_metric[m], ref, arm, REFERENCE, m, ds_id), "metric": m})
+    family = ss.add_holm([c for c in comparisons if c["arm"] in spec["arms"]], metrics[0])
+    maw_arms = [a for a in [*spec["arms"], *spec["controls"]] if a != REFERENCE]
+    doc = {"schema": "maw-bench/study/v2", "metrics": metrics, "reference": REFERENCE, "rows": rows,
+           "comparisons": comparisons, "wall_s": _wall_times(output, spec), "seeds": spec["seeds"],
+           "routing": ss.routing_facts(output, spec, maw_arms), "family": family,
+           "method": "crossed random effects per dataset and metric (d[s,q] = mu + seed + query + residual; REML "
+                     "components, Satterthwaite df, t interval; a component with F-test p > 0.25 pooled into the "
+                     "residual for inference); smallest detectable = (t_.975 + t_.80) x SE at that df; sensitivity: "
+                     "pigeonhole bootstrap (normal quantiles) and a paired t over per-seed means"}
     write_json(output / "summary.json", doc)
     write_text(output / "summary.md", study_markdown(doc))
-    if metrics:
-        for dataset in {r["dataset"] for r in rows}:
-            arm_differences([c for c in comparisons if c["dataset"] == dataset and c["metric"] == metrics[0]],
-                            metrics[0], output / f"differences__{dataset.replace('/', '_')}.png")
+    for dataset in {r["dataset"] for r in rows}:
+        arm_differences([c for c in comparisons if c["dataset"] == dataset and c["metric"] == metrics[0]],
+                        metrics[0], output / f"differences__{dataset.replace('/', '_')}.png")
     console.print(study_rich_table(doc))
     console.print(f"summary in {output / 'summary.md'}")
     return doc
+
+
+def _metric_order(output: Path, spec: dict, table: dict) -> list[str]:
+    """The evaluation's metric order (its metrics.json), else the order the per-query table holds them."""
+    for seed in spec["seeds"]:
+        doc = _read(output / f"seed-{seed}" / "eval" / "metrics.json")
+        if doc and doc.get("metrics"):
+            return list(doc["metrics"])
+    seen: list[str] = []
+    for arms in table.values():
+        for per_metric in arms.values():
+            seen += [m for m in per_metric if m not in seen]
+    return seen
+
+
+def _dtypes(output: Path, spec: dict) -> dict[str, str | None]:
+    """The training precision of each arm over its seeds (manifests); a mixture is refused."""
+    found: dict[str, set] = {}
+    for seed in spec["seeds"]:
+        for arm in [*spec["arms"], *spec["controls"]]:
+            m = _read(output / f"seed-{seed}" / "run" / arm / "manifest.json")
+            if m and m.get("dtype"):
+                found.setdefault(arm, set()).add(m["dtype"])
+    mixed = {a: sorted(d) for a, d in found.items() if len(d) > 1}
+    if mixed:
+        arm, kinds = next(iter(mixed.items()))
+        raise UserError(f"{output}: arm {arm} was trained in {' and '.join(kinds)} at different seeds; every seed "
+                        "of an arm must share one precision: retrain the odd seeds with the study's train.dtype.")
+    return {a: next(iter(d)) for a, d in found.items()}
 
 
 def _wall_times(output: Path, spec: dict) -> dict[str, float]:

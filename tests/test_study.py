@@ -95,3 +95,63 @@ def test_study_trains_every_arm_per_seed_controls_once_and_resumes(tiny_model, t
     assert calls == []
     with pytest.raises(UserError, match="another config"):
         run_study(cfg.with_overrides(["train.lr=0.5"]), ["maw"], [1, 2], ["maw"], tmp_path / "study")
+
+
+def test_report_rebuilds_a_study_from_its_per_query_file_byte_for_byte(tiny_model, toy_beir, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from maw_bench.cli import app
+    from maw_bench.study import run_study
+
+    cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=2", "maw.depth=2",
+                                                        f"eval.cache_dir={tmp_path / 'cache'}",
+                                                        "eval.metrics=[ndcg@10,mrr@10]"))
+    run_study(cfg, ["maw"], [1, 2, 3], [], tmp_path / "study")
+    kept = tmp_path / "kept"
+    shutil.copytree(tmp_path / "study", kept)
+    for seed in (1, 2, 3):  # what a committed study keeps: no models, no per-seed per-query files
+        (kept / f"seed-{seed}" / "eval" / "per_query.csv").unlink()
+        for arm in ("standard", "maw"):
+            shutil.rmtree(kept / f"seed-{seed}" / "run" / arm / "model")
+    (kept / "summary.json").unlink()
+    res = CliRunner().invoke(app, ["report", str(kept)])
+    assert res.exit_code == 0, res.output
+    for name in ("summary.json", "summary.md", "per_query.csv.gz"):
+        assert (kept / name).read_bytes() == (tmp_path / "study" / name).read_bytes(), name
+    doc = json.loads((kept / "summary.json").read_text())
+    comp = next(c for c in doc["comparisons"] if c["metric"] == "ndcg@10")
+    assert comp["method"].startswith("crossed") and "p_holm" in comp and comp["seeds"] == 3
+    assert {f["seed"] for f in doc["routing"]} == {1, 2, 3}
+    res = CliRunner().invoke(app, ["plan", str(kept), "--delta", "0.05"])
+    assert res.exit_code == 0 and "seeds" in res.output, res.output
+
+
+def test_a_query_missing_from_one_seed_is_an_error_naming_it(tmp_path):
+    from maw_bench.results.study_summary import difference_table
+
+    ref = {1: {"q1": 0.5, "q2": 0.1}, 2: {"q1": 0.4, "q2": 0.2}}
+    arm = {1: {"q1": 0.6, "q2": 0.1}, 2: {"q1": 0.4}}
+    with pytest.raises(UserError, match="seed 2 does not score the same queries .query 'q2'"):
+        difference_table(arm, ref, "maw", "standard", "x")
+    with pytest.raises(UserError, match="not scored at the same seeds"):
+        difference_table({1: arm[1]}, ref, "maw", "standard", "x")
+
+
+def test_a_capped_study_evaluates_the_same_queries_at_every_seed(tiny_model, tmp_path):
+    import gzip
+
+    from conftest import write_toy_beir
+
+    from maw_bench.study import run_study
+
+    data = write_toy_beir(tmp_path / "toy", n_docs=200, n_queries=120)
+    cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, data, "train.max_steps=1", "data.max_queries=20",
+                                                        "data.max_docs=100", f"eval.cache_dir={tmp_path / 'cache'}",
+                                                        "eval.metrics=[ndcg@10]"))
+    run_study(cfg, ["maw"], [1, 2, 3], [], tmp_path / "study")
+    with gzip.open(tmp_path / "study" / "per_query.csv.gz", "rt") as f:
+        rows = [line.split(",") for line in f.read().splitlines()[1:]]
+    per_seed = {s: {r[3] for r in rows if r[1] == s and r[2] == "standard"} for s in ("1", "2", "3")}
+    assert len(per_seed["1"]) == 20 and per_seed["1"] == per_seed["2"] == per_seed["3"]

@@ -71,7 +71,7 @@ def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBun
     bundles = []
     for spec in specs:
         b = load_bundle(spec, cfg.data.eval_split)
-        apply_caps(b, cfg.data.max_queries, cfg.data.max_docs, cfg.seed)
+        apply_caps(b, cfg.data.max_queries, cfg.data.max_docs, cfg.data.eval_seed)  # one sample for every arm and seed
         bundles.append(b)
     return bundles
 

@@ -81,17 +81,19 @@ def _study_cells(doc: dict, row: dict) -> list[str]:
         comp = next((c for c in doc["comparisons"] if c["dataset"] == row["dataset"] and c["arm"] == row["arm"]
                      and c["metric"] == m), None)
         if comp is not None:
-            cell += f" (Δ {comp['mean_diff']:+.4f} [{comp['ci95_low']:+.4f}, {comp['ci95_high']:+.4f}], p={comp['p_value']:.2g})"
+            holm = f", Holm p={comp['p_holm']:.2g}" if "p_holm" in comp else ""
+            cell += (f" (Δ {comp['mean_diff']:+.4f} [{comp['ci95_low']:+.4f}, {comp['ci95_high']:+.4f}], "
+                     f"p={comp['p_value']:.2g}{holm})")
         cells.append(cell)
     return cells
 
 
 def study_markdown(doc: dict) -> str:
-    """Per arm: mean ± std over seeds; Δ to the reference with its 95% interval and p over seeds and queries."""
+    """Per arm: mean ± std over seeds; Δ to the reference with its 95% interval, p and Holm p over seeds and queries."""
     metrics = doc["metrics"]
     lines = ["# maw-bench study", "",
              f"Mean ± std over seeds. Δ: arm minus `{doc['reference']}` (same seed), 95% interval and p-value over "
-             f"seeds and queries ({doc['method']}).", "",
+             f"seeds and queries ({doc['method']}). Holm p: {doc.get('family', 'not computed')}.", "",
              "| dataset | arm | seeds | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 3)]
     for r in doc["rows"]:
         arm = r["arm"] + (" (control)" if r.get("control") else "")
@@ -99,11 +101,24 @@ def study_markdown(doc: dict) -> str:
     main = metrics[0] if metrics else None
     comps = [c for c in doc["comparisons"] if c["metric"] == main]
     if comps:
-        lines += ["", f"Smallest difference in {main} this design detects (80% power, 5% level):", ""]
+        lines += ["", f"{main}: smallest difference the design detects (80% power, 5% level, t at the fitted df) and "
+                  "the variance components (sd) of the per-query differences:", "",
+                  "| dataset | arm | seeds x queries | df | smallest detectable Δ | sd seed | sd query | sd residual | "
+                  "per-seed Δ |", "|---|---|---|---|---|---|---|---|---|"]
         for c in comps:
-            lines.append(f"* {c['dataset']} {c['arm']}: ±{c['min_detectable']:.4f} "
-                         f"({c['seeds']} seed{'s' if c['seeds'] != 1 else ''} x {c['queries']} queries; per-seed Δ "
-                         + ", ".join(f"{x:+.4f}" for x in c["per_seed_diff"]) + ")")
+            zero = f" (set to 0: {', '.join(c['set_to_zero'])})" if c.get("set_to_zero") else ""
+            lines.append(f"| {c['dataset']} | {c['arm']} | {c['seeds']} x {c['queries']} | {c['df']:.1f} | "
+                         f"±{c['min_detectable']:.4f} | {c['var_seed'] ** 0.5:.4f} | {c['var_query'] ** 0.5:.4f} | "
+                         f"{c['var_resid'] ** 0.5:.4f}{zero} | " + ", ".join(f"{x:+.4f}" for x in c["per_seed_diff"]) + " |")
+    if doc.get("routing"):
+        lines += ["", "Routing (training logs and the evaluation's choices): final depth chosen at inference and its "
+                  "share; the step from which the modal training depth's share stayed >= 90%; final router entropy.",
+                  "", "| arm | seed | inference depth (share) | settled from step | final entropy |", "|---|---|---|---|---|"]
+        for f in doc["routing"]:
+            depth = f"{f['inference_depth']} ({f['inference_share']:.1%})" if "inference_depth" in f else "-"
+            settled = f["settled_from_step"] if f["settled_from_step"] is not None else "never"
+            entropy = f"{f['final_entropy']:.3f}" if f.get("final_entropy") is not None else "-"
+            lines.append(f"| {f['arm']} | {f['seed']} | {depth} | {settled} | {entropy} |")
     if doc.get("wall_s"):
         lines += ["", "Training wall time, all seeds: " + ", ".join(f"{a} {s:.0f} s" for a, s in doc["wall_s"].items())]
     return "\n".join(lines) + "\n"

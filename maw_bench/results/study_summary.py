@@ -1,0 +1,182 @@
+"""A study's summary, rebuilt from its folder alone: the per-query table, the statistics, the routing facts.
+
+``STUDY/per_query.csv.gz`` (long format: ``dataset,seed,arm,query_id,metric,value``) is
+the data behind every number: written from the seeds' evaluations, it is what
+``maw-bench report STUDY`` reads when those are gone, so a committed study can be
+re-derived and audited. Written deterministically (sorted rows, gzip mtime 0), so a
+rebuild gives the same bytes.
+
+Statistics per dataset, arm and metric: the crossed random-effects model of
+:mod:`maw_bench.evaluation.crossed` (primary), with the pigeonhole bootstrap and a
+seed-level paired t as sensitivity columns; Holm's adjustment over the study's family
+(every arm against the reference on every dataset, first metric).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from maw_bench.errors import UserError
+
+PER_QUERY_FILE = "per_query.csv.gz"
+COLUMNS = ["dataset", "seed", "arm", "query_id", "metric", "value"]
+
+
+def read_seed_tables(output: Path, seeds: list[int]) -> list[tuple]:
+    """Rows ``(dataset, seed, arm, query_id, metric, value)`` from each seed's ``eval/per_query.csv``."""
+    rows = []
+    for seed in seeds:
+        path = output / f"seed-{seed}" / "eval" / "per_query.csv"
+        if not path.is_file():
+            continue
+        with path.open(newline="") as f:
+            for r in csv.DictReader(f):
+                rows.append((r["dataset"], seed, r["model"], r["query_id"], r["metric"], float(r["value"])))
+    return rows
+
+
+def write_per_query(path: Path, rows: list[tuple]) -> None:
+    """The long table, sorted, gzip with mtime 0: the same rows give the same bytes."""
+    from maw_bench.atomic import atomic_open
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in sorted(rows, key=lambda r: (r[0], r[1], r[2], r[4], r[3])):
+        w.writerow([r[0], r[1], r[2], r[3], r[4], f"{r[5]:.6f}"])
+    with atomic_open(path, "wb") as f:
+        with gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") as gz:
+            gz.write(buf.getvalue().encode())
+
+
+def read_per_query(path: Path) -> list[tuple]:
+    try:
+        with gzip.open(path, "rt", newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != COLUMNS:
+                raise ValueError(f"columns {reader.fieldnames}")
+            return [(r["dataset"], int(r["seed"]), r["arm"], r["query_id"], r["metric"], float(r["value"]))
+                    for r in reader]
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserError(f"{path} cannot be read ({exc}); rerun the study to rewrite it.") from None
+
+
+def nest(rows: list[tuple]) -> dict:
+    """``{dataset: {arm: {metric: {seed: {query_id: value}}}}}``."""
+    out: dict = {}
+    for ds, seed, arm, qid, metric, value in rows:
+        out.setdefault(ds, {}).setdefault(arm, {}).setdefault(metric, {}).setdefault(seed, {})[qid] = value
+    return out
+
+
+def difference_table(arm: dict[int, dict[str, float]], ref: dict[int, dict[str, float]], name: str,
+                     reference: str, where: str) -> tuple[list[int], np.ndarray]:
+    """``(seeds, d[S, Q])``: every seed and query of the reference must be in the arm, and the reverse."""
+    seeds = sorted(ref)
+    missing_seeds = [s for s in seeds if s not in arm]
+    if missing_seeds or sorted(arm) != seeds:
+        extra = sorted(set(arm) - set(ref))
+        raise UserError(f"{where}: {name} and {reference} were not scored at the same seeds ({name} lacks "
+                        f"{missing_seeds or '-'}, {reference} lacks {extra or '-'}); finish the study first.")
+    qids = sorted(ref[seeds[0]])
+    for s in seeds:
+        for side, table in ((reference, ref[s]), (name, arm[s])):
+            gap = sorted(set(qids) ^ set(table))
+            if gap:
+                raise UserError(f"{where}: {side} at seed {s} does not score the same queries (query {gap[0]!r} and "
+                                f"{len(gap) - 1} more differ); every arm and seed must be evaluated on one sample.")
+    return seeds, np.array([[arm[s][q] - ref[s][q] for q in qids] for s in seeds])
+
+
+def compare(arm: dict, ref: dict, name: str, reference: str, metric: str, dataset: str) -> dict:
+    """The primary estimate and the sensitivity columns for one arm, metric and dataset."""
+    from maw_bench.evaluation.crossed import crossed_estimate, seed_level_t
+    from maw_bench.evaluation.seed_stats import compare_over_seeds
+
+    seeds, d = difference_table(arm, ref, name, reference, f"{dataset} {metric}")
+    est = crossed_estimate(d).to_dict()
+    boot = compare_over_seeds(arm, ref, name, reference, metric)
+    return {"dataset": dataset, "arm": name, "reference": reference, **est,
+            "per_seed_diff": [float(x) for x in d.mean(1)], "seeds_list": seeds,
+            "bootstrap": {"se": boot.se, "ci95_low": boot.ci95_low, "ci95_high": boot.ci95_high,
+                          "p_value": boot.p_value, "rule": "pigeonhole bootstrap SE, normal quantiles"},
+            "seed_t": {**seed_level_t(d), "rule": "paired t over per-seed means"}}
+
+
+def add_holm(comparisons: list[dict], metric: str) -> str:
+    """``p_holm`` on each comparison of the family (every arm x dataset, ``metric``); the family's description."""
+    from maw_bench.evaluation.crossed import holm
+
+    family = [c for c in comparisons if c["metric"] == metric]
+    for c, p in zip(family, holm([c["p_value"] for c in family])):
+        c["p_holm"] = p
+    return (f"Holm over the {len(family)} comparisons of every arm against the reference on every dataset "
+            f"({metric})")
+
+
+def routing_facts(output: Path, spec: dict, arms: list[str]) -> list[dict]:
+    """Per MAW arm and seed: the final inference depth and its share, when the router settled, its final entropy."""
+    facts = []
+    for seed in spec["seeds"]:
+        for arm in arms:
+            log = output / f"seed-{seed}" / "run" / arm / "train_log.jsonl"
+            if not log.is_file() or _selection(log.parent) not in ROUTED:
+                continue  # a fixed depth or a mixture chooses nothing
+            records = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+            hist = [(r["step"], r["depth_histogram"]) for r in records if r.get("depth_histogram")]
+            if not hist:
+                continue  # no router choice (uniform, soft)
+            fact = {"arm": arm, "seed": seed, **settle_step(hist),
+                    "final_entropy": (records[-1].get("grpo") or {}).get("entropy")}
+            fact.update(inference_depth(output / f"seed-{seed}" / "eval" / "metrics.json", arm))
+            facts.append(fact)
+    return facts
+
+
+ROUTED = ("grpo", "gumbel")  # selections whose router chooses a depth per text
+
+
+def _selection(arm_folder: Path) -> str | None:
+    import yaml
+
+    try:
+        return str(yaml.safe_load((arm_folder / "config.yaml").read_text())["maw"]["selection"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+def settle_step(hist: list[tuple[int, list[list[int]]]]) -> dict:
+    """The final step's modal depth (first MAW layer) and the first step from which its share stayed >= 90%."""
+    counts = [np.asarray(h[0], dtype=float) for _, h in hist]
+    modal = int(np.argmax(counts[-1]))
+    shares = [float(c[modal] / c.sum()) if c.sum() else 0.0 for c in counts]
+    settled = None
+    for i in range(len(shares) - 1, -1, -1):
+        if shares[i] < 0.9:
+            break
+        settled = hist[i][0]
+    return {"training_modal_depth": modal, "final_training_share": round(shares[-1], 4), "settled_from_step": settled}
+
+
+def inference_depth(metrics_path: Path, arm: str) -> dict:
+    """The depth the evaluation's routing counts chose most (documents and queries of every dataset)."""
+    try:
+        routing = json.loads(metrics_path.read_text()).get("routing") or {}
+    except (OSError, ValueError):
+        return {}
+    total = None
+    for per_model in routing.values():
+        for kind in (per_model.get(arm) or {}).values():
+            layer = next(iter(kind.values()), None)
+            if layer is None or (layer and isinstance(layer[0], list)):
+                continue  # per-head counts: no single depth
+            total = np.asarray(layer, dtype=float) + (0 if total is None else total)
+    if total is None or not total.sum():
+        return {}
+    return {"inference_depth": int(np.argmax(total)), "inference_share": round(float(total.max() / total.sum()), 4)}

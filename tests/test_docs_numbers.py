@@ -1,0 +1,74 @@
+"""Every number in README's study tables is the data's: generated tables, checked against the files they come from."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _block(name: str) -> list[list[str]]:
+    """The body rows of the table between ``<!-- name: ... -->`` and ``<!-- /name -->``, as cells."""
+    m = re.search(rf"<!-- {name}:.*?-->\n(.*?)<!-- /{name} -->", README, re.S)
+    assert m, f"README has no {name} block"
+    lines = [x for x in m.group(1).splitlines() if x.startswith("|")][2:]
+    return [[c.strip() for c in x.strip("|").split("|")] for x in lines]
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(x) for x in re.findall(r"[-+]?\d+\.\d+|[-+]?\d+", text.replace("±", ""))]
+
+
+def test_the_study_table_is_the_committed_summary():
+    doc = json.loads((ROOT / "results" / "study-scifact" / "summary.json").read_text())
+    rows = {r["arm"]: r for r in doc["rows"]}
+    comps = {c["arm"]: c for c in doc["comparisons"] if c["metric"] == "ndcg@10"}
+    table = _block("study-table")
+    assert len(table) == len(rows)
+    for arm_cell, seeds, mean, per_seed, delta, p, mde in table:
+        arm = arm_cell.replace(" (control)", "")
+        r = rows[arm]
+        assert _numbers(seeds) == [len(r["seeds"]), *r["seeds"]], arm
+        assert _numbers(mean)[0] == pytest.approx(r["ndcg@10"], abs=5e-5), arm
+        if len(r["seeds"]) > 1:
+            assert _numbers(mean)[1] == pytest.approx(r["ndcg@10_std"], abs=5e-5), arm
+        assert _numbers(per_seed) == pytest.approx(r["ndcg@10_per_seed"], abs=5e-5), arm
+        if arm == "standard":
+            continue
+        c = comps[arm]
+        assert _numbers(delta) == pytest.approx([c["mean_diff"], c["ci95_low"], c["ci95_high"]], abs=5e-5), arm
+        assert float(p) == pytest.approx(c["p_value"], rel=0.05, abs=0.005), arm
+        assert _numbers(mde)[0] == pytest.approx(c["min_detectable"], abs=5e-5), arm
+
+
+def test_the_routing_table_is_what_the_logs_say():
+    from maw_bench.results.study_summary import routing_facts
+
+    out = ROOT / "results" / "study-scifact"
+    spec = json.loads((out / "study.json").read_text())
+    facts = routing_facts(out, spec, [a for a in spec["arms"] + spec["controls"] if a != "standard"])
+    table = _block("routing-table")
+    assert len(table) == len(facts)
+    for (arm, seed, depth, settled, entropy), f in zip(table, facts):
+        assert (arm, int(seed)) == (f["arm"], f["seed"])
+        assert _numbers(depth) == pytest.approx([f["inference_depth"], 100 * f["inference_share"]], abs=0.05)
+        assert settled == ("never" if f["settled_from_step"] is None else str(f["settled_from_step"]))
+        assert float(entropy) == pytest.approx(f["final_entropy"], abs=5e-4)
+
+
+def test_the_calibration_table_is_the_committed_calibration_run():
+    doc = json.loads((ROOT / "results" / "calibration.json").read_text())
+    m = re.search(r"\| S \| regime.*?\n\|---.*?\n((?:\|.*\n)+)", README)
+    assert m
+    lines = [[c.strip() for c in x.strip("|").split("|")] for x in m.group(1).splitlines()]
+    assert len(lines) == len(doc["rows"])
+    for cells, r in zip(lines, doc["rows"]):
+        assert int(cells[0]) == r["seeds"] and cells[1].startswith(r["regime"])
+        values = [float(x) for x in cells[2:]]
+        keys = ["crossed", "crossed-reml-boundary", "bootstrap-normal", "seed-t", "power_at_min_detectable"]
+        assert values == pytest.approx([r[k] for k in keys], abs=5.01e-4)  # printed to 3 decimals
