@@ -41,8 +41,9 @@ class MawGroup(TyperGroup):
             print("maw-bench: interrupted; rerun the same command (with --resume for train) to continue.",
                   file=sys.stderr)
             ctx.exit(130)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, typer.Exit, typer.Abort):
-            raise  # exit codes and usage errors: click and typer print their own
+        except (typer.exceptions.TyperException, typer.Exit, typer.Abort, click.exceptions.Exit,
+                click.ClickException, click.exceptions.Abort):
+            raise  # exit codes and usage errors: typer (and its click) print their own
         except Exception as exc:  # the last resort: whatever no check foresaw is still one line
             if (ctx.obj or {}).get("debug"):
                 raise

@@ -365,6 +365,11 @@ def test_every_numeric_key_out_of_range_is_one_line_at_config_load(key):
         BenchmarkConfig.load(overrides=[f"{key}={bad}"])
 
 
+def test_usage_errors_stay_typers_own_exit_2():
+    res = _cli("train", "--no-such-option")
+    assert res.exit_code == 2 and "No such option" in res.output and "rerun with --debug" not in res.output
+
+
 def test_the_last_resort_guard_prints_one_line_and_debug_the_traceback(monkeypatch):
     import maw_bench.cli as cli
 
