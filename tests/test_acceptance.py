@@ -7,7 +7,7 @@ import json
 from maw_bench.config import BenchmarkConfig
 from maw_bench.evaluation.pipeline import run_evaluation
 
-PUBLISHED = 0.6451  # MTEB leaderboard, DESIGN section 5
+PUBLISHED = 0.6451  # MTEB leaderboard, docs/design.md section 5
 # The one full-corpus encode of the suite. dtype auto: bf16 where it pays (AMX), fp32 elsewhere, where bf16
 # runs 1.4-5.5x slower than fp32 and this test alone would take most of an hour (issue 20).
 

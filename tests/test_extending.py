@@ -1,4 +1,4 @@
-"""README's "Adding a selection method" example, run as written: registered, validated, trained, evaluated."""
+"""docs/extending.md's "Adding a selection method" example, run as written: registered, validated, trained, evaluated."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from conftest import tiny_overrides
 from maw_bench import BenchmarkConfig
 from maw_bench.maw.selection import STRATEGIES, selection_choices
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 
 
 def _readme_example() -> str:
     text = README.read_text()
-    section = text[text.index("### Adding a selection method"):]
+    section = text[text.index("## Adding a selection method"):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

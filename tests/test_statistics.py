@@ -70,7 +70,7 @@ def test_the_primary_method_rejects_a_true_null_about_5_percent_in_every_regime(
 
     With 5 seeds every regime is within [2.5%, 7.5%]. With 3 seeds the seed part rests on 2 degrees of
     freedom: where it dominates, Satterthwaite's t rejects 7-8% (a parametric bootstrap-t did worse, 8.7-9.3%),
-    so those two regimes are held to 8.5% and README says so.
+    so those two regimes are held to 8.5% and docs/statistics.md says so.
     """
     for name, sd in REGIMES.items():
         rate = rejection_rates(seeds, 300, sd, 2000, seed=11, methods=("crossed",))["crossed"]

@@ -25,7 +25,7 @@ INTERPRET_UP_TO = 5_000_000
 """Run entries (judged queries x top_k x runs) one process scores, up to which ``auto`` interprets ranx.
 
 Where the two cost the same with a warm numba cache, on 2 cores with 4 metrics
-(``python scripts/bench_ranx.py``, figures in README).
+(``python scripts/bench_ranx.py``, figures in docs/benchmarks.md).
 """
 
 

@@ -1,4 +1,4 @@
-"""MAW self-attention as an ``nn.Module`` (DESIGN section 2), and its standard twin.
+"""MAW self-attention as an ``nn.Module`` (docs/design.md section 2), and its standard twin.
 
 ``MAWAttention`` maps a layer input ``(B, L, d)`` and a boolean key mask to the
 per-head context ``(B, L, d)`` (before the output projection, as HF self-attention

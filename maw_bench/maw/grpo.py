@@ -1,4 +1,4 @@
-"""The GRPO objective (DESIGN section 2, step 5) as a function of log-probabilities and rewards.
+"""The GRPO objective (docs/design.md section 2, step 5) as a function of log-probabilities and rewards.
 
 The training loop samples ``G`` depth choices per sequence (one forward each),
 computes a reward per sample, and hands the stacked ``(G, N)`` tensors here. Nothing

@@ -1,4 +1,4 @@
-"""The depth router (DESIGN section 2, step 4): a policy ``pi(t | s)`` over depths.
+"""The depth router (docs/design.md section 2, step 4): a policy ``pi(t | s)`` over depths.
 
 The state ``s`` is the masked mean of the layer input over real tokens, per
 sequence, so it depends on the input (the prototype this replaces fed the router a

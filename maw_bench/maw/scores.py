@@ -1,4 +1,4 @@
-"""The arithmetic of MAW (DESIGN section 2, steps 1-3 and 6-7), as pure functions.
+"""The arithmetic of MAW (docs/design.md section 2, steps 1-3 and 6-7), as pure functions.
 
 Shapes: ``q, k, v`` are ``(B, H, L, d_h)``; per-depth queries/keys are
 ``(B, H, D, L, r)``; scores and maps are ``(B, H, Lq, Lk, D)`` (depth last, as in

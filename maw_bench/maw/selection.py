@@ -1,4 +1,4 @@
-"""Selection (DESIGN section 2, step 5): strategy objects that turn router logits into depth weights.
+"""Selection (docs/design.md section 2, step 5): strategy objects that turn router logits into depth weights.
 
 =========  ==============================  ==================================
 selection  training                        inference
@@ -22,7 +22,7 @@ written once. A strategy owns:
 
 A *hard* pick returns a ``choice`` so the layer computes only that slice; a mixture
 returns ``weights`` and the layer builds the 5D tensor. To add a method, write one
-class with these members and decorate it with :func:`register` (README, "Extending").
+class with these members and decorate it with :func:`register` (docs/extending.md).
 """
 
 from __future__ import annotations

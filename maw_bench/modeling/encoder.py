@@ -184,7 +184,7 @@ class Encoder(nn.Module):
         sample had there, so every sample draws the same dropout masks (the depth
         draws use the recorder's pre-drawn numbers). Stacking the samples into one
         batch was measured slower on CPU (1.99x against 1.67x a standard step for a
-        group of 4, see README).
+        group of 4, see docs/benchmarks.md).
         """
         mask = feats["attention_mask"]
         device = mask.device

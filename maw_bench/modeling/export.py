@@ -249,7 +249,7 @@ def shipped_source(module: str) -> str:
     left = re.findall(r"^\s*(?:from|import)\s+maw_bench\b.*$", text, flags=re.MULTILINE)
     if left:
         raise RuntimeError(f"maw/{module}.py imports {left[0]!r}, which the exported code cannot ship; "
-                           "maw/ must import only maw/ (DESIGN.md)")
+                           "maw/ must import only maw/ (docs/design.md section 4)")
     return text
 
 

@@ -5,7 +5,7 @@ rank (each rank keeps the gradient of its own slice), the loss is computed over 
 global batch on every rank and multiplied by the world size, so that DDP's gradient
 averaging gives exactly the single-process gradient of the global batch.
 
-A strategy with a group (GRPO, DESIGN section 2, step 5) samples ``G`` depth choices
+A strategy with a group (GRPO, docs/design.md section 2, step 5) samples ``G`` depth choices
 per sequence at each MAW layer; the samples share every dropout mask, so they differ
 only in depth. A sample's reward is task-based (``-InfoNCE`` of its query against the
 batch, or ``1/rank`` of its positive) or ``focus``; a document shares the reward of
