@@ -240,6 +240,8 @@ def evaluate(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub to run."),
     verify_cache: bool = typer.Option(False, "--verify-cache", help="Hash every cached embedding shard in full "
                                       "before using it (eval.verify_cache)."),
+    arms: str = typer.Option(None, "--arms", help="Also score these named arms as built, untrained, on the config's "
+                             "model (e.g. standard,maw,maw-nested,gated,diff): what each costs or gives at init."),
 ) -> None:
     """Encode, retrieve and score models with ranx; significance against the reference arm."""
     from maw_bench.evaluation.pipeline import run_evaluation
@@ -262,7 +264,8 @@ def evaluate(
         raise UserError("torchrun needs --output naming the evaluation folder (every rank must agree on it).")
     output = ensure_writable(output, "eval") if output else new_output_dir("eval", specs)
     with folder_lock(output, enabled=not launched_distributed() or _rank() == 0):
-        run_evaluation(cfg, list(model or []), specs, output, bm25=bm25 or cfg.eval.bm25)
+        arm_list = [a.strip() for a in (arms or "").split(",") if a.strip()]
+        run_evaluation(cfg, list(model or []), specs, output, bm25=bm25 or cfg.eval.bm25, arms=arm_list)
 
 
 @app.command()

@@ -25,7 +25,9 @@ from maw_bench.metric_names import check_metrics, max_cutoff
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Named arms: overrides of ``maw.*`` on the shared config. Every arm gets the same seed, data and steps.
 DEFAULT_ARMS: dict[str, list[str]] = {
-    "standard": ["maw.enabled=false"],
+    "standard": ["maw.enabled=false", "attention.mechanism=standard"],
+    "gated": ["maw.enabled=false", "attention.mechanism=gated"],
+    "diff": ["maw.enabled=false", "attention.mechanism=diff"],
     "maw": ["maw.enabled=true"],
     "maw-nested": ["maw.enabled=true", "maw.variant=nested"],
     "maw-full": ["maw.enabled=true", "maw.variant=full"],
@@ -132,6 +134,26 @@ class MAWConfig:
 
 
 @dataclass
+class GatedConfig:
+    granularity: str = _f("head", "Gate per head (one scalar per token and head) | channel (one per output dimension).")
+
+
+@dataclass
+class DiffConfig:
+    lambda_init: float = _f(0.0, "Initial lambda of every head (0 = start exactly at the pretrained map).", ge=-1, le=1)
+
+
+@dataclass
+class AttentionConfig:
+    mechanism: str = _f("standard", "Attention at maw.layers other than MAW (which maw.enabled turns on): standard | "
+                                    "gated | diff (maw_bench/mechanisms).")
+    freeze_added: bool = _f(False, "Keep the weights the mechanism adds at their initial values (the side-by-side "
+                                   "law: then the arm trains exactly as standard).")
+    gated: GatedConfig = field(default_factory=GatedConfig)
+    diff: DiffConfig = field(default_factory=DiffConfig)
+
+
+@dataclass
 class NegativesConfig:
     source: str = _f("bm25", "Hard negatives: triples (collection's own) | bm25 | random.")
     bm25_window: list = _f([10, 100], "BM25 rank window [lo, hi) negatives are drawn from.")
@@ -225,6 +247,7 @@ class BenchmarkConfig:
     seed: int = _f(13, "Seed for sampling, initialisation and data order.", ge=0, lt=2**32)
     model: ModelConfig = field(default_factory=ModelConfig)
     maw: MAWConfig = field(default_factory=MAWConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -274,6 +297,15 @@ class BenchmarkConfig:
         _choice("train.dtype", self.train.dtype, ("fp32", "bf16", "fp16", "auto"))
         _choice("eval.dtype", self.eval.dtype, ("fp32", "bf16", "fp16", "auto"))
         _choice("data.negatives.source", self.data.negatives.source, ("triples", "bm25", "random"))
+        from maw_bench.mechanisms import mechanism_names
+
+        _choice("attention.mechanism", self.attention.mechanism, tuple(mechanism_names()))
+        _choice("attention.gated.granularity", self.attention.gated.granularity, ("head", "channel"))
+        if self.attention.mechanism != "standard" and m.enabled:
+            raise UserError(f"attention.mechanism={self.attention.mechanism} and maw.enabled=true: an arm has one "
+                            "attention under test; set one of them (arms: gated, diff, maw, ...).")
+        if self.attention.mechanism != "standard" and m.placement != "replace":
+            raise UserError(f"attention.mechanism={self.attention.mechanism} is built for maw.placement=replace only.")
         try:
             from maw_bench.maw.selection import parse_selection  # imports torch: not for --help
 
@@ -349,6 +381,10 @@ class BenchmarkConfig:
             for key in ("num_blocks", "num_heads"):
                 if getattr(m, key) != getattr(d, key):
                     out.append(f"maw.{key} has no effect with maw.placement={m.placement} (append only).")
+        mech, dflt = self.attention, default.attention
+        for name in ("gated", "diff"):
+            if mech.mechanism != name and getattr(mech, name) != getattr(dflt, name):
+                out.append(f"attention.{name} has no effect with attention.mechanism={mech.mechanism} ({name} only).")
         src = self.data.negatives.source
         if src == "triples" and self.train.negatives != 1:
             out.append(f"train.negatives={self.train.negatives} has no effect with data.negatives.source=triples "
@@ -371,9 +407,9 @@ def validate_arms(arms: Any) -> None:
             raise UserError(f"arms.{name} must be a list of overrides such as [maw.enabled=true].")
         for item in items:
             key, _ = parse_override(str(item))
-            if not key.startswith("maw."):
+            if not key.startswith(("maw.", "attention.")):
                 raise UserError(
-                    f"arms.{name}: {key} is not a maw.* key; arms may differ only in the attention "
+                    f"arms.{name}: {key} is not a maw.* or attention.* key; arms may differ only in the attention "
                     "(seed, data and training settings are shared)."
                 )
 

@@ -23,6 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ARMS = {
     "standard": [],
     "maw-d4-last-hard": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=grpo"],
+    "gated-last": ["attention.mechanism=gated", "maw.layers=[-1]"],
+    "diff-last": ["attention.mechanism=diff", "maw.layers=[-1]"],
 }
 TRAIN_ARMS = {
     "standard": [],
@@ -32,6 +34,8 @@ TRAIN_ARMS = {
     "maw-grpo-g8": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=grpo", "maw.grpo.group_size=8"],
     "maw-nested-grpo-g4": ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.variant=nested",
                            "maw.selection=grpo", "maw.grpo.group_size=4"],
+    "gated": ["attention.mechanism=gated", "maw.layers=[-1]"],
+    "diff": ["attention.mechanism=diff", "maw.layers=[-1]"],
 }
 
 

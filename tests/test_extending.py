@@ -46,3 +46,23 @@ def test_the_readme_strategy_registers_trains_and_selects(tiny_model, toy_beir, 
         assert ((route.weights > 0).sum(-1) == 2).all()  # exactly k depths carry weight
     finally:
         STRATEGIES.pop("topk-soft", None)
+
+
+def test_the_mechanism_example_registers_and_starts_at_the_pretrained_encoder(tiny_model):
+    from conftest import texts
+
+    from maw_bench import build_encoder
+    from maw_bench.mechanisms import MECHANISMS
+
+    text = README.read_text()
+    block = re.search(r"```python\n(.*?)```", text[text.index("## Adding an attention mechanism"):], re.S).group(1)
+    MECHANISMS.pop("scaled", None)
+    try:
+        exec(compile(block, str(README), "exec"), {})
+        cfg = BenchmarkConfig.load(overrides=[f"model.name={tiny_model}", "arms={scaled: [attention.mechanism=scaled]}",
+                                              "model.max_length=32"])
+        enc = build_encoder(cfg.arm("scaled"))
+        assert enc.params_added == 4 and enc.mechanism_layers == [1]
+        assert float((enc.encode(texts()) - build_encoder(cfg).encode(texts())).abs().max()) <= 1e-6
+    finally:
+        MECHANISMS.pop("scaled", None)

@@ -296,5 +296,5 @@ def test_named_arms_controls_and_arms_that_may_differ_only_in_attention():
     assert (c.maw.enabled, c.maw.variant, c.maw.selection, c.seed) == (True, "nested", "fixed:2", cfg.seed)
     with pytest.raises(UserError, match="unknown arm"):
         cfg.arm("maw-nestd")
-    with pytest.raises(UserError, match="not a maw.\\* key"):
+    with pytest.raises(UserError, match="not a maw.\\* or attention.\\* key"):
         BenchmarkConfig.from_dict({"arms": {"cheat": ["maw.enabled=true", "train.lr=1e-3"]}})

@@ -82,7 +82,7 @@ CASES = [
     ("resume with nothing", ["train", "--resume", "--output", "{root}/nothing_here"], "holds no checkpoint"),
     ("resume an empty run", ["train", "--resume", "--output", "{root}/empty_run"], "holds no checkpoint"),
     ("unknown arm", ["train", "--arms", "standard,maw-nestd"], "unknown arm 'maw-nestd'"),
-    ("arm changes training", ["train", "--set", "arms={{x: [train.lr=1]}}"], "not a maw.* key"),
+    ("arm changes training", ["train", "--set", "arms={{x: [train.lr=1]}}"], "not a maw.* or attention.* key"),
 ]
 
 

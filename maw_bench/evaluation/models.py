@@ -24,8 +24,14 @@ class ModelRef:
     zero_shot: bool
     exported: bool = False  # a folder `maw-bench export` wrote: fine-tuned, rebuilt from its own record
     trained_on: str | None = None  # the dataset id it was fine-tuned on, where its folder says
+    arm: str | None = None  # a named arm scored as built, untrained (eval --arms)
 
     def load(self, cfg: BenchmarkConfig, device=None) -> Encoder:
+        if self.arm is not None:
+            import torch
+
+            with torch.random.fork_rng(devices=[]):
+                return build_encoder(cfg.arm(self.arm), device)
         if self.exported:
             from maw_bench.modeling.export import load_exported
 
@@ -100,3 +106,10 @@ def resolve_models(specs: list[str], cfg: BenchmarkConfig) -> list[ModelRef]:
         else:
             seen[r.label] = 0
     return refs
+
+
+def untrained_arms(arms: list[str], cfg: BenchmarkConfig) -> list[ModelRef]:
+    """Named arms as built on ``cfg.model.name``, before any training: what an arm costs or gives at init."""
+    for arm in arms:
+        cfg.arm(arm)  # an unknown arm fails here, before any model loads
+    return [ModelRef(arm, cfg.model.name, True, arm=arm) for arm in arms]

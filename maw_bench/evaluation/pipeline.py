@@ -41,7 +41,7 @@ from maw_bench.distributed import DistInfo
 from maw_bench.distributed import setup as dist_setup
 from maw_bench.evaluation.embeddings import encode_corpus, finish_sharded
 from maw_bench.evaluation.metrics import cache_dir_default, score_run, use_ranx_engine
-from maw_bench.evaluation.models import ModelRef, resolve_models
+from maw_bench.evaluation.models import ModelRef, resolve_models, untrained_arms
 from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
@@ -176,11 +176,14 @@ def run_evaluation(
     bm25: bool = False,
     device: str | torch.device | None = None,
     print_table: bool = True,
+    arms: list[str] | None = None,
 ) -> EvalOutput:
     metrics = list(cfg.eval.metrics)  # names checked when the config was built
     ctx = dist_setup(device)
     cfg = resolve_config_dtypes(cfg, ctx.device)
-    refs: list[ModelRef] = resolve_models(model_specs, cfg)
+    refs: list[ModelRef] = resolve_models(model_specs, cfg) if model_specs or not arms else []
+    if arms:
+        refs += untrained_arms(arms, cfg)
     bundles = load_eval_bundles(cfg, dataset_specs)
     check_scorable(bundles)  # before any model loads or encodes
     entries = sum(len(b.judged_queries()) for b in bundles) * cfg.eval.top_k * (len(refs) + bm25)
@@ -228,6 +231,8 @@ def _record(out: EvalOutput, bundle: DatasetBundle, label: str, hits: Hits, metr
 def model_record(ref: ModelRef) -> dict:
     """What metrics.json says about a model: its source, whether it is zero-shot, and an export's provenance."""
     record: dict = {"source": ref.source, "zero_shot": ref.zero_shot}
+    if ref.arm is not None:
+        record["untrained_arm"] = ref.arm
     if ref.exported:
         from maw_bench.modeling.export import read_export_record
 

@@ -18,10 +18,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from maw_bench import rng
-from maw_bench.config import BenchmarkConfig, MAWConfig, ModelConfig
+from maw_bench.config import AttentionConfig, BenchmarkConfig, MAWConfig, ModelConfig
 from maw_bench.errors import UserError
 from maw_bench.maw import MAWAttention, RouteRecord, RouteRecorder, SelectionStrategy
-from maw_bench.modeling.layers import build_appended, encoder_layers, replace_attention
+from maw_bench.mechanisms import replace_with_mechanism
+from maw_bench.modeling.layers import build_appended, encoder_layers, replace_attention, resolve_layers
 from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
 from maw_bench.modeling.resolve import resolve_model
 
@@ -68,13 +69,17 @@ class Encoder(nn.Module):
     ``encode(texts)`` batches, sorts by length and runs under ``inference_mode``.
     """
 
-    def __init__(self, backbone: nn.Module, tokenizer, model_cfg: ModelConfig, maw_cfg: MAWConfig) -> None:
+    def __init__(self, backbone: nn.Module, tokenizer, model_cfg: ModelConfig, maw_cfg: MAWConfig,
+                 attention_cfg: AttentionConfig | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.model_cfg = model_cfg
         self.maw_cfg = maw_cfg
+        self.attention_cfg = attention_cfg or AttentionConfig()
+        base_params = sum(p.numel() for p in backbone.parameters())
         self.maw_layers: list[int] = []
+        self.mechanism_layers: list[int] = []  # layers whose attention another mechanism replaced (gated, diff)
         # the length the base model was published with: evaluation encodes with it (training uses model.*)
         self.published_max_length: int = 512
         self.blocks = nn.ModuleList()
@@ -82,8 +87,14 @@ class Encoder(nn.Module):
             self.blocks = build_appended(backbone, maw_cfg, maw_cfg.enabled)
         elif maw_cfg.enabled:
             self.maw_layers = replace_attention(backbone, maw_cfg)
+        elif self.attention_cfg.mechanism != "standard":
+            layers = encoder_layers(backbone)
+            self.mechanism_layers = resolve_layers(maw_cfg.layers, len(layers))
+            replace_with_mechanism(layers, self.mechanism_layers, self.attention_cfg)
         for i, m in enumerate(self.maw_modules()):
             m.layer_index = i
+        # what this arm adds to the pretrained encoder (routers, depth projections, blocks, gates, second maps)
+        self.params_added = sum(p.numel() for p in self.parameters()) - base_params
 
     # ---------------------------------------------------------------- structure
     @property
@@ -306,7 +317,7 @@ def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None
     tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        enc = Encoder(backbone, tokenizer, cfg.model, cfg.maw)
+        enc = Encoder(backbone, tokenizer, cfg.model, cfg.maw, cfg.attention)
     enc.published_max_length = published_max_length(
         source, tokenizer, getattr(backbone.config, "max_position_embeddings", None))
     return enc.to(device) if device is not None else enc
@@ -325,6 +336,8 @@ def check_model_fits(cfg: BenchmarkConfig) -> None:
         raise UserError(f"cannot read the config of model {cfg.model.name}: {str(exc).splitlines()[0]}") from exc
     check_lengths(cfg, mcfg)
     m = cfg.maw
+    if cfg.attention.mechanism != "standard":
+        resolve_layers(m.layers, mcfg.num_hidden_layers)
     if not m.enabled:
         return
     if m.placement == "append":

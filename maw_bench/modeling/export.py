@@ -47,6 +47,9 @@ AUTO_MAP = {"AutoConfig": "configuration_maw.MAWEncoderConfig", "AutoModel": "mo
 
 def exportable(encoder: Encoder) -> str | None:
     """Why this encoder cannot be exported (None: it can)."""
+    if encoder.mechanism_layers:
+        return (f"the {encoder.attention_cfg.mechanism} mechanism's modelling code is not shipped with exports yet "
+                "(evaluate the run folder with maw-bench instead)")
     strategy = encoder.strategy
     if strategy is not None and type(strategy).__module__ != builtin_selection.__name__:
         return (f"its selection {type(strategy).__name__} is registered outside maw-bench's own strategies, "

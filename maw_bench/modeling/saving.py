@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from maw_bench.config import MAWConfig, ModelConfig, _build
+from maw_bench.config import AttentionConfig, MAWConfig, ModelConfig, _build
 from maw_bench.errors import UserError
 from maw_bench.modeling.encoder import Encoder
 from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
@@ -29,7 +29,7 @@ def save_encoder(encoder: Encoder, directory: str | Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     meta = {"format": 1, "model": dataclasses.asdict(encoder.model_cfg), "maw": dataclasses.asdict(encoder.maw_cfg),
-            "published_max_length": encoder.published_max_length}
+            "attention": dataclasses.asdict(encoder.attention_cfg), "published_max_length": encoder.published_max_length}
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
     encoder.backbone.config.save_pretrained(tmp)
     encoder.tokenizer.save_pretrained(tmp)
@@ -60,7 +60,8 @@ def load_encoder(directory: str | Path, device: str | torch.device | None = None
     maw_cfg = _build(MAWConfig, meta["maw"], "maw.")
     backbone = load_backbone(str(path), model_cfg.trust_remote_code, from_config=True)
     tokenizer = load_tokenizer(str(path), model_cfg.trust_remote_code)
-    enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg)
+    attention_cfg = _build(AttentionConfig, meta.get("attention") or {}, "attention.")  # older folders: standard
+    enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg, attention_cfg)
     enc.published_max_length = int(meta.get("published_max_length") or _base_published_length(
         model_cfg.name, str(path), tokenizer, getattr(backbone.config, "max_position_embeddings", None)))
     try:

@@ -284,6 +284,9 @@ def train_arms(
             "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
             "world_size": ctx.world_size,
             "dtype": acfg.train.dtype,
+            "params_added": encoder.params_added,
+            "attention": acfg.attention.mechanism if acfg.attention.mechanism != "standard" or not acfg.maw.enabled
+            else "maw",
             "datasets": info,
             "versions": versions(),
             "git_commit": commit,

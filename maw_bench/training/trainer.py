@@ -68,13 +68,13 @@ class TrainResult:
 
 
 def param_groups(model: torch.nn.Module, lr: float, router_lr: float, weight_decay: float) -> list[dict]:
-    """Routers at ``train.router_lr`` without decay; biases and norms without decay."""
+    """Routers, gates and lambdas at ``train.router_lr`` without decay; biases and norms without decay."""
     router, decay, no_decay = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if ".router." in f".{name}":
-            router.append(p)
+        if ".router." in f".{name}" or ".gate." in f".{name}" or name.endswith(".lam"):
+            router.append(p)  # weights an arm adds to steer attention learn at router_lr (routers, gates, lambdas)
         elif p.ndim < 2 or "norm" in name.lower():
             no_decay.append(p)
         else:
