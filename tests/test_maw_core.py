@@ -98,8 +98,12 @@ def test_hard_path_never_builds_the_5d_tensor(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("5D scores computed at inference")
 
+    x, mask = torch.randn(2, 6, 32), _mask(2, 6, [6, 3])
     monkeypatch.setattr(S, "depth_scores", boom)
-    m(torch.randn(2, 6, 32), _mask(2, 6, [6, 3]))
+    hard = m(x, mask)
+    monkeypatch.undo()
+    m.force_full = True  # the same choice through the 5D tensor
+    assert hard.shape == (2, 6, 32) and (hard - m(x, mask)).abs().max() <= 1e-5
 
 
 def test_router_starts_uniform_then_depends_on_the_sequence():
