@@ -72,3 +72,18 @@ def test_the_calibration_table_is_the_committed_calibration_run():
         values = [float(x) for x in cells[2:]]
         keys = ["crossed", "crossed-reml-boundary", "bootstrap-normal", "seed-t", "power_at_min_detectable"]
         assert values == pytest.approx([r[k] for k in keys], abs=5.01e-4)  # printed to 3 decimals
+
+
+def test_the_init_table_is_the_committed_evaluation():
+    doc = json.loads((ROOT / "results" / "init-arms-scifact" / "metrics.json").read_text())
+    res = doc["results"]["beir/scifact/test"]
+    comps = {c["model"]: c for c in doc["comparisons"] if c["metric"] == "ndcg@10"}
+    table = _block("init-table")
+    assert [r[0] for r in table] == list(res)
+    for arm, ndcg, delta, p, recall in table:
+        assert float(ndcg) == pytest.approx(res[arm]["ndcg@10"], abs=5e-5)
+        assert float(recall) == pytest.approx(res[arm]["recall@100"], abs=5e-5)
+        if arm != "standard":
+            c = comps[arm]
+            assert _numbers(delta) == pytest.approx([c["mean_diff"], c["ci95_low"], c["ci95_high"]], abs=5e-5)
+            assert float(p) == pytest.approx(c["p_student_holm"], rel=0.05)
