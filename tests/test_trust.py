@@ -173,6 +173,10 @@ def test_an_encode_killed_and_rerun_with_another_shard_size_equals_an_uninterrup
     monkeypatch.undo()
     rerun = _encode_metrics(tiny_model, data, tmp_path, cache, rerun_shard_docs, "rerun")
     assert rerun == reference
+    (folder,) = [m.parent for m in cache.rglob("manifest.json")]  # the one cache of this model and corpus
+    shards = json.loads((folder / "manifest.json").read_text())["num_shards"]
+    held = [i for k in range(shards) for i in json.loads((folder / f"ids_{k:05d}.json").read_text())]
+    assert len(held) == len(set(held)) == 200  # every document once: no shard of the old layout mixed in
     again = _encode_metrics(tiny_model, data, tmp_path, cache, 50, "again")  # a complete cache of another layout
     assert again == reference
 
