@@ -156,6 +156,20 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def train_shorthands(trust_remote_code: bool, msmarco: bool, dataset: str | None, train_data: str | None,
+                     split: str | None, maw_keys: dict) -> list[str]:
+    """The overrides ``train``'s shorthand options stand for (``--set`` values given after them win)."""
+    from maw_bench.data.registry import MSMARCO_EVAL, MSMARCO_TRAIN
+
+    extra = ["model.trust_remote_code=true"] if trust_remote_code else []
+    if msmarco:
+        extra += [f"data.train={MSMARCO_TRAIN}", f"data.eval={MSMARCO_EVAL}", "data.negatives.source=triples"]
+    extra += [f"data.train={x}" for x in (dataset, train_data) if x]
+    if split:
+        extra.append(f"data.train_split={split}")
+    return extra + [f"{key}={value}" for key, value in maw_keys.items() if value is not None]
+
+
 @app.command()
 def train(
     config: Path = CONFIG_OPT,
@@ -184,23 +198,12 @@ def train(
 ) -> None:
     """Fine-tune the standard and/or MAW arm contrastively (InfoNCE + hard negatives; GRPO router)."""
     from maw_bench.console import console
-    from maw_bench.data.registry import MSMARCO_EVAL, MSMARCO_TRAIN
     from maw_bench.locks import folder_lock
     from maw_bench.results.folders import ensure_writable, new_output_dir
     from maw_bench.training.run import train_arms
 
-    extra = ["model.trust_remote_code=true"] if trust_remote_code else []
-    if msmarco:
-        extra += [f"data.train={MSMARCO_TRAIN}", f"data.eval={MSMARCO_EVAL}", "data.negatives.source=triples"]
-    if dataset:
-        extra.append(f"data.train={dataset}")
-    if train_data:
-        extra.append(f"data.train={train_data}")
-    if split:
-        extra.append(f"data.train_split={split}")
-    for key, value in (("maw.depth", maw_depth), ("maw.layers", maw_layers), ("maw.selection", maw_selection)):
-        if value is not None:
-            extra.append(f"{key}={value}")
+    extra = train_shorthands(trust_remote_code, msmarco, dataset, train_data, split,
+                             {"maw.depth": maw_depth, "maw.layers": maw_layers, "maw.selection": maw_selection})
     from maw_bench.distributed import launched_distributed
 
     cfg = load_config(config, sets, extra)

@@ -214,13 +214,7 @@ def train_arms(
     ``require_checkpoint``: the user asked to resume, so a folder with nothing to resume
     from is an error rather than a silent fresh start.
     """
-    if not arms:
-        raise UserError(f"--arms is empty; use names from the config's arms: {', '.join(cfg.arms)}.")
-    if len(set(arms)) != len(arms):
-        raise UserError(f"--arms {','.join(arms)} names an arm twice.")
-    for arm in arms:
-        acfg = arm_config(cfg, arm)  # an unknown arm fails here, before any data work
-        check_model_fits(acfg)
+    check_arms(cfg, arms)
     commit = git_commit()  # the code this process runs: read now, not when an arm finishes hours later
     ctx = dist_setup(device)
     cfg = resolve_config_dtypes(cfg, ctx.device)
@@ -231,7 +225,6 @@ def train_arms(
     if resume and not overwrite:
         check_resume_matches(output, cfg, arms)  # every rank: each must refuse, not wait at a barrier
     ctx.barrier()
-    device = ctx.device
     output.mkdir(parents=True, exist_ok=True)
     finished = [a for a in arms if (output / a / "model" / META_FILE).is_file()]
     bundle, examples, info = prepare_data(cfg)
@@ -241,55 +234,76 @@ def train_arms(
     results: dict[str, TrainResult | None] = {}
     for arm in arms:
         folder = output / arm
-        if (folder / "model" / META_FILE).is_file() and resume:
+        if arm in finished and resume:
             log.info("%s is finished; skipping", folder)
             results[arm] = None
             continue
         acfg = arm_config(cfg, arm)
-        torch.manual_seed(cfg.seed)
-        encoder = build_encoder(acfg, device)
-        if acfg.train.lora.enabled:
-            apply_lora(encoder, acfg.train.lora)
-        ddp = None
-        if ctx.world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ddp = DistributedDataParallel(encoder, device_ids=[device.index] if device.type == "cuda" else None)
-        trainer = Trainer(encoder, bundle, examples, acfg, folder, device, ctx.rank, ctx.world_size, ddp, stop_after)
-        folder.mkdir(parents=True, exist_ok=True)
-        if ctx.is_main:
-            write_text(folder / "config.yaml", acfg.to_yaml())
-        torch.manual_seed(cfg.seed)  # the same RNG stream (dropout, sampling) for every arm
-        result = trainer.train(resume=resume)
+        encoder, trainer, result = train_one_arm(cfg, acfg, folder, bundle, examples, ctx, resume, stop_after)
         results[arm] = result
         if result.steps < trainer.total_steps:
             log.info("%s stopped at step %d of %d; rerun with --resume", arm, result.steps, trainer.total_steps)
-            continue
-        if not ctx.is_main:
-            continue
-        if acfg.train.lora.enabled:
-            merge_lora(encoder)
-        encoder.save(folder / "model")
-        if exportable(encoder) is None:  # the field's tools load this arm (MAW arms with their code)
-            export_sentence_transformers(encoder, folder / "sentence-transformers", overwrite=True, provenance={
-                "arm": arm, "base_model": cfg.model.name, "train_data": info["train"]["id"], "seed": cfg.seed,
-                "steps": result.steps, "fine_tuned": True, "maw_bench": versions().get("maw-bench")})
-        write_json(folder / "manifest.json", {
-            "arm": arm,
-            "seed": cfg.seed,
-            "steps": result.steps,
-            "examples": result.examples,
-            "final_loss": result.final_loss,
-            "wall_s": round(result.wall_s, 2),
-            "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-            "world_size": ctx.world_size,
-            "dtype": acfg.train.dtype,
-            "params_added": encoder.params_added,
-            "attention": acfg.attention.mechanism if acfg.attention.mechanism != "standard" or not acfg.maw.enabled
-            else "maw",
-            "datasets": info,
-            "versions": versions(),
-            "git_commit": commit,
-        })
+        elif ctx.is_main:
+            finish_arm(cfg, acfg, arm, folder, encoder, result, info, ctx, commit)
     ctx.barrier()
     return results
+
+
+def check_arms(cfg: BenchmarkConfig, arms: list[str]) -> None:
+    """Every arm named once, known, and fitting the model: before any data work."""
+    if not arms:
+        raise UserError(f"--arms is empty; use names from the config's arms: {', '.join(cfg.arms)}.")
+    if len(set(arms)) != len(arms):
+        raise UserError(f"--arms {','.join(arms)} names an arm twice.")
+    for arm in arms:
+        check_model_fits(arm_config(cfg, arm))  # an unknown arm fails in arm_config
+
+
+def train_one_arm(cfg: BenchmarkConfig, acfg: BenchmarkConfig, folder: Path, bundle, examples, ctx, resume: bool,
+                  stop_after: int | None):
+    """Build the arm from ``cfg.seed`` and train it from the same RNG stream as every other arm."""
+    device = ctx.device
+    torch.manual_seed(cfg.seed)
+    encoder = build_encoder(acfg, device)
+    if acfg.train.lora.enabled:
+        apply_lora(encoder, acfg.train.lora)
+    ddp = None
+    if ctx.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(encoder, device_ids=[device.index] if device.type == "cuda" else None)
+    trainer = Trainer(encoder, bundle, examples, acfg, folder, device, ctx.rank, ctx.world_size, ddp, stop_after)
+    folder.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        write_text(folder / "config.yaml", acfg.to_yaml())
+    torch.manual_seed(cfg.seed)  # the same RNG stream (dropout, sampling) for every arm
+    return encoder, trainer, trainer.train(resume=resume)
+
+
+def finish_arm(cfg: BenchmarkConfig, acfg: BenchmarkConfig, arm: str, folder: Path, encoder, result: TrainResult,
+               info: dict, ctx, commit: str | None) -> None:
+    """Save the trained arm, its sentence-transformers export (where it can be exported) and its manifest."""
+    if acfg.train.lora.enabled:
+        merge_lora(encoder)
+    encoder.save(folder / "model")
+    if exportable(encoder) is None:  # the field's tools load this arm (MAW arms with their code)
+        export_sentence_transformers(encoder, folder / "sentence-transformers", overwrite=True, provenance={
+            "arm": arm, "base_model": cfg.model.name, "train_data": info["train"]["id"], "seed": cfg.seed,
+            "steps": result.steps, "fine_tuned": True, "maw_bench": versions().get("maw-bench")})
+    device = ctx.device
+    write_json(folder / "manifest.json", {
+        "arm": arm,
+        "seed": cfg.seed,
+        "steps": result.steps,
+        "examples": result.examples,
+        "final_loss": result.final_loss,
+        "wall_s": round(result.wall_s, 2),
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "world_size": ctx.world_size,
+        "dtype": acfg.train.dtype,
+        "params_added": encoder.params_added,
+        "attention": "maw" if acfg.maw.enabled else acfg.attention.mechanism,
+        "datasets": info,
+        "versions": versions(),
+        "git_commit": commit,
+    })
