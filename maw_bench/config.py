@@ -309,7 +309,7 @@ class BenchmarkConfig:
         try:
             from maw_bench.maw.selection import parse_selection  # imports torch: not for --help
 
-            parse_selection(m.selection, m.depth)
+            strategy = type(parse_selection(m.selection, m.depth))
         except ValueError as exc:
             raise UserError(f"maw.selection: {exc}.") from None
         if not (m.router.init_last_prob == -1 or 0 <= m.router.init_last_prob < 1):
@@ -329,10 +329,14 @@ class BenchmarkConfig:
         _choice("eval.ranx_engine", self.eval.ranx_engine, RANX_ENGINES)
         if not (self.eval.index == "exact" or self.eval.index.startswith("faiss:")):
             raise UserError(f"eval.index={self.eval.index!r}: use exact or faiss:<factory> (e.g. faiss:Flat).")
-        if (t.gradient_checkpointing or t.grad_cache.chunk_size) and m.enabled and m.selection == "grpo":
+        if (t.gradient_checkpointing or t.grad_cache.chunk_size) and m.enabled and strategy.replays_layers:
+            from maw_bench.maw.selection import STRATEGIES
+
+            others = [c.name for c in STRATEGIES.values() if c.needs_router and not c.replays_layers]
             raise UserError(
-                "maw.selection=grpo replays the MAW layers per sample and cannot recompute them in backward; "
-                "turn off train.gradient_checkpointing and train.grad_cache, or use maw.selection=gumbel."
+                f"maw.selection={m.selection} replays the MAW layers per sample and cannot recompute them in "
+                "backward; turn off train.gradient_checkpointing and train.grad_cache, or use maw.selection="
+                f"{' | '.join(others)}."
             )
         validate_arms(self.arms)
         unknown_cols = [k for k in self.data.columns if k not in ("query", "positive", "negatives")]
@@ -358,20 +362,22 @@ class BenchmarkConfig:
         def changed(get) -> bool:
             return get(self) != get(default)
 
-        grpo = m.selection == "grpo"
-        if not grpo:
-            for key in ("group_size", "clip", "kl", "entropy", "iterations", "ref_update_every"):
-                if getattr(m.grpo, key) != getattr(d.grpo, key):
-                    out.append(f"maw.grpo.{key} has no effect with maw.selection={m.selection} (GRPO only).")
-            if m.reward != d.reward:
-                out.append(f"maw.reward has no effect with maw.selection={m.selection} (GRPO's reward only).")
-        elif m.grpo.iterations == 1 and m.grpo.clip != d.grpo.clip:
-            out.append("maw.grpo.clip has no effect with maw.grpo.iterations=1 (the ratio is 1); set iterations > 1.")
-        if m.selection != "gumbel" and changed(lambda c: c.maw.gumbel.tau):
-            out.append(f"maw.gumbel.tau has no effect with maw.selection={m.selection}.")
-        from maw_bench.maw.selection import parse_selection
+        from maw_bench.maw.selection import STRATEGIES, parse_selection
 
-        if not parse_selection(m.selection, m.depth).needs_router:
+        strategy = parse_selection(m.selection, m.depth)
+        owners = {c.settings: c.name for c in STRATEGIES.values() if c.settings}
+        for section, owner in owners.items():  # a section only one strategy reads, changed under another
+            if strategy.settings == section:
+                continue
+            for f in dataclasses.fields(getattr(m, section)):
+                if getattr(getattr(m, section), f.name) != getattr(getattr(d, section), f.name):
+                    out.append(f"maw.{section}.{f.name} has no effect with maw.selection={m.selection} "
+                               f"({owner} only).")
+        if not strategy.uses_reward and m.reward != d.reward:
+            out.append(f"maw.reward has no effect with maw.selection={m.selection} (it rewards sampled choices).")
+        if strategy.settings == "grpo" and m.grpo.iterations == 1 and m.grpo.clip != d.grpo.clip:
+            out.append("maw.grpo.clip has no effect with maw.grpo.iterations=1 (the ratio is 1); set iterations > 1.")
+        if not strategy.needs_router:
             for key in ("granularity", "detach_input", "init_last_prob"):
                 if getattr(m.router, key) != getattr(d.router, key):
                     out.append(f"maw.router.{key} has no effect with maw.selection={m.selection} (no router).")

@@ -68,6 +68,10 @@ class SelectionStrategy:
     needs_router: ClassVar[bool] = True
     takes_argument: ClassVar[bool] = False  # "fixed:<t>"-style names
     trains_policy: ClassVar[bool] = False  # has its own router objective (policy_loss)
+    # constraints and settings a strategy declares, so the config validates it without naming it:
+    replays_layers: ClassVar[bool] = False  # re-runs the MAW layers per sample: no recompute in backward
+    settings: ClassVar[str | None] = None  # the maw.<section> only this strategy reads (grpo, gumbel)
+    uses_reward: ClassVar[bool] = False  # reads maw.reward
 
     def __init__(self, depth: int, params: SelectionParams, argument: str | None = None) -> None:
         self.depth = depth
@@ -171,6 +175,9 @@ class GRPOSelection(SelectionStrategy):
 
     name = "grpo"
     trains_policy = True
+    replays_layers = True
+    settings = "grpo"
+    uses_reward = True
 
     @property
     def group_size(self) -> int:
@@ -197,6 +204,7 @@ class GumbelSelection(SelectionStrategy):
     """Straight-through Gumbel-softmax: hard one-hot forward, soft gradient; ``argmax`` at inference."""
 
     name = "gumbel"
+    settings = "gumbel"
 
     def pick(self, logits, batch, training, device, uniforms=None, generator=None) -> Pick:
         assert logits is not None
