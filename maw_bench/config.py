@@ -293,7 +293,9 @@ class BenchmarkConfig:
         _choice("maw.variant", m.variant, ("split", "full", "nested"))
         _choice("maw.placement", m.placement, ("replace", "append"))
         _choice("maw.router.granularity", m.router.granularity, ("sequence", "head"))
-        _choice("maw.reward", m.reward, ("task", "rank", "focus"))
+        from maw_bench.training.rewards import reward_names  # imports torch: not for --help
+
+        _choice("maw.reward", m.reward, tuple(reward_names()))
         _choice("train.dtype", self.train.dtype, ("fp32", "bf16", "fp16", "auto"))
         _choice("eval.dtype", self.eval.dtype, ("fp32", "bf16", "fp16", "auto"))
         _choice("data.negatives.source", self.data.negatives.source, ("triples", "bm25", "random"))

@@ -39,6 +39,7 @@ def test_unknown_key_names_it_and_the_closest():
     ("train.batch_size=0", "must be >= 1"),
     ("maw.selection=greedy", "is unknown"),
     ("maw.variant=half", "maw.variant='half' is not allowed"),
+    ("maw.reward=bogus", "maw.reward='bogus' is not allowed; use one of: task, rank, focus"),  # the reward registry
     ("maw.depth=four", "must be of type int"),
     ("eval.ranx_engine=fast", "eval.ranx_engine='fast' is not allowed; use one of: auto, compiled, interpreted"),
 ])

@@ -23,7 +23,8 @@ import torch
 from maw_bench import rng
 from maw_bench.maw import PolicySamples, RouteRecord, SelectionStrategy
 from maw_bench.modeling import Encoder
-from maw_bench.training.loss import info_nce_per_query, reciprocal_rank
+from maw_bench.training.loss import info_nce_per_query
+from maw_bench.training.rewards import REWARDS, policy_samples
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class LossSettings:
 
     temperature: float = 0.05
     symmetric: bool = False
-    reward: str = "task"  # task | rank | focus
+    reward: str = "task"  # a name in maw_bench.training.rewards.REWARDS
 
 
 @dataclass
@@ -115,7 +116,8 @@ def train_step(
     strategy: SelectionStrategy | None = encoder.strategy
     trains_policy = strategy is not None and strategy.trains_policy
     g_size = strategy.group_size if strategy is not None else 1
-    focus = trains_policy and loss.reward == "focus"
+    reward = REWARDS[loss.reward]() if trains_policy else None
+    focus = reward is not None and reward.needs_focus
     gen = routing_generator(routing_seed, q_feats["input_ids"].device) if strategy is not None else None
     q_out = forward(**q_feats, samples=g_size, focus=focus, generator=gen)
     d_out = forward(**d_feats, samples=g_size, focus=focus, generator=gen)
@@ -127,10 +129,8 @@ def train_step(
         loss_g, mean_g, per_q = batch_loss(q_all[g], d_all[g], loss, exclude, dist)
         losses.append(loss_g)
         means.append(mean_g)
-        if trains_policy and loss.reward == "task":
-            rewards.append(-per_q.detach())
-        elif trains_policy and loss.reward == "rank":
-            rewards.append(reciprocal_rank(q_all[g], d_all[g], exclude if dist is None else None))
+        if reward is not None:
+            rewards.append(reward.of_sample(q_all[g], d_all[g], per_q, exclude, dist is not None))
     contrastive = torch.stack(losses).mean()
     choices = [torch.cat([a, c]) for a, c in zip(_choices(q_out.routes[0]), _choices(d_out.routes[0]))]
     mean = float(torch.stack(means).mean().detach())
@@ -139,21 +139,8 @@ def train_step(
 
     owner = _doc_owner(n_docs, b, q_all.device)
     routers = [m.router for m in encoder.maw_modules()]
-    samples = []
-    for layer, router in enumerate(routers):
-        rq = [q_out.routes[g][layer] for g in range(g_size)]
-        rd = [d_out.routes[g][layer] for g in range(g_size)]
-        if loss.reward == "focus":
-            rew = [torch.cat([a.focus, c.focus]) for a, c in zip(rq, rd)]
-        else:
-            rew = [torch.cat([r, r[owner]]) for r in rewards]
-        samples.append(PolicySamples(
-            router=router,
-            states=torch.stack([torch.cat([a.state, c.state]) for a, c in zip(rq, rd)]),
-            choices=torch.stack([torch.cat([a.choice, c.choice]) for a, c in zip(rq, rd)]),
-            rewards=torch.stack(rew).float(),
-        ))
-    assert strategy is not None
+    assert strategy is not None and reward is not None
+    samples = policy_samples(routers, q_out.routes, d_out.routes, rewards, reward, owner)
     policy_loss, stats = strategy.policy_loss(samples, first_iteration=True)
     return StepOutput(contrastive + policy_loss, mean, stats, choices, policy_samples=samples)
 
