@@ -26,6 +26,8 @@ ARMS = {  # one of each kind of modelling code the export must carry
     "full-soft-append": ["maw.enabled=true", "maw.variant=full", "maw.selection=soft", "maw.placement=append"],
     "standard-append": ["maw.placement=append"],
     "standard-prefixes": ["model.query_prefix='query: '", "model.doc_prefix='passage: '"],
+    "gated-channel-all": ["attention.mechanism=gated", "attention.gated.granularity=channel", "maw.layers=all"],
+    "diff-last": ["attention.mechanism=diff"],
 }
 
 
@@ -65,7 +67,7 @@ def test_every_kind_of_arm_loads_without_maw_bench_with_the_same_embeddings(tiny
     theirs = _load_without_maw_bench(folders, tmp_path)
     for i, name in enumerate(ARMS):
         doc, query = ours[i]
-        remote = "append" in name or name.startswith(("split", "nested", "full"))
+        remote = "append" in name or name.startswith(("split", "nested", "full", "gated", "diff"))
         assert str(theirs[f"class{i}"]) == ("MAWEncoderModel" if remote else "BertModel"), name
         assert np.abs(theirs[f"doc{i}"] - doc).max() <= 1e-5, name
         assert np.abs(theirs[f"query{i}"] - query).max() <= 1e-5, name
@@ -93,13 +95,15 @@ def test_training_exports_every_arm_and_export_pushes_only_when_online(tiny_mode
     assert res.exit_code == 2 and "no finished arm 'nope'" in res.output
 
 
-@pytest.mark.parametrize("module", ["scores", "grpo", "router", "selection", "attention", "hf_layers"])
-def test_shipped_modules_import_nothing_from_maw_bench(module):
+@pytest.mark.parametrize("module, package", [(m, "maw") for m in ("scores", "grpo", "router", "selection", "attention",
+                                                                   "hf_layers")] + [("gated", "mechanisms"),
+                                                                                    ("diff", "mechanisms")])
+def test_shipped_modules_import_nothing_from_maw_bench(module, package):
     import re
 
-    from maw_bench.modeling.export import SHIPPED, shipped_source
+    from maw_bench.modeling.export import SHIPPED, SHIPPED_MECHANISMS, shipped_source
 
-    assert module in SHIPPED
-    text = shipped_source(module)
+    assert module in (SHIPPED if package == "maw" else SHIPPED_MECHANISMS)
+    text = shipped_source(module, package)
     assert not re.search(r"^\s*(from|import)\s+maw_bench", text, re.M)
     compile(text, f"maw_{module}.py", "exec")

@@ -42,14 +42,16 @@ MODULES = [
 REMOTE_TEMPLATES = Path(__file__).parent / "remote_code"
 # maw/ modules the remote code needs, in the flat names they get in the exported folder
 SHIPPED = ("scores", "grpo", "router", "selection", "attention", "hf_layers")
+# attention mechanisms (maw_bench/mechanisms) the export ships, as mech_<name>.py, with their builder call
+SHIPPED_MECHANISMS = ("gated", "diff")
 AUTO_MAP = {"AutoConfig": "configuration_maw.MAWEncoderConfig", "AutoModel": "modeling_maw.MAWEncoderModel"}
 
 
 def exportable(encoder: Encoder) -> str | None:
     """Why this encoder cannot be exported (None: it can)."""
-    if encoder.mechanism_layers:
-        return (f"the {encoder.attention_cfg.mechanism} mechanism's modelling code is not shipped with exports yet "
-                "(evaluate the run folder with maw-bench instead)")
+    if encoder.mechanism_layers and encoder.attention_cfg.mechanism not in SHIPPED_MECHANISMS:
+        return (f"its attention mechanism {encoder.attention_cfg.mechanism!r} is registered outside maw-bench's own "
+                "mechanisms, so the shipped modelling code would not know it")
     strategy = encoder.strategy
     if strategy is not None and type(strategy).__module__ != builtin_selection.__name__:
         return (f"its selection {type(strategy).__name__} is registered outside maw-bench's own strategies, "
@@ -59,7 +61,7 @@ def exportable(encoder: Encoder) -> str | None:
 
 def needs_remote_code(encoder: Encoder) -> bool:
     """True when the folder needs ``trust_remote_code=True`` (MAW layers or appended blocks)."""
-    return bool(encoder.maw_modules()) or len(encoder.blocks) > 0
+    return bool(encoder.maw_modules()) or len(encoder.blocks) > 0 or bool(encoder.mechanism_layers)
 
 
 EXPORT_FILE = "maw_bench_export.json"  # what an export wrote: the files it may replace, and the model's provenance
@@ -94,6 +96,7 @@ def export_sentence_transformers(encoder: Encoder, directory: str | Path, overwr
         files = sorted(str(f.relative_to(tmp)) for f in tmp.rglob("*") if f.is_file())
         record = {"format": 1, "files": files, "provenance": provenance or {},
                   "model": dataclasses.asdict(encoder.model_cfg), "maw": dataclasses.asdict(encoder.maw_cfg),
+                  "attention": dataclasses.asdict(encoder.attention_cfg),
                   "published_max_length": encoder.published_max_length}
         (tmp / EXPORT_FILE).write_text(json.dumps(record, indent=2))
         if earlier is None:
@@ -126,7 +129,7 @@ def load_exported(folder: str | Path, device=None) -> Encoder:
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel
 
-    from maw_bench.config import MAWConfig, ModelConfig, _build
+    from maw_bench.config import AttentionConfig, MAWConfig, ModelConfig, _build
     from maw_bench.modeling.loading import load_backbone, load_tokenizer, quiet_transformers
 
     path = Path(folder)
@@ -135,6 +138,7 @@ def load_exported(folder: str | Path, device=None) -> Encoder:
         raise UserError(f"{path} is not a maw-bench export with its settings ({EXPORT_FILE}); export it again.")
     model_cfg = _build(ModelConfig, record["model"], "model.")
     maw_cfg = _build(MAWConfig, record["maw"], "maw.")
+    attention_cfg = _build(AttentionConfig, record.get("attention") or {}, "attention.")
     config = json.loads((path / "config.json").read_text())
     with quiet_transformers():
         tokenizer = load_tokenizer(str(path), False)
@@ -145,7 +149,7 @@ def load_exported(folder: str | Path, device=None) -> Encoder:
                 backbone = AutoModel.from_config(backbone_cfg, add_pooling_layer=False)
             except TypeError:
                 backbone = AutoModel.from_config(backbone_cfg)
-            enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg)
+            enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg, attention_cfg)
             enc.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
         else:
             enc = Encoder(load_backbone(str(path), False, from_config=False), tokenizer, model_cfg, maw_cfg)
@@ -223,24 +227,28 @@ def _write_remote_model(encoder: Encoder, folder: Path) -> None:
         "model_type": "maw_encoder", "architectures": ["MAWEncoderModel"], "auto_map": AUTO_MAP,
         "backbone": backbone_cfg, "maw_options": options, "maw_layers": list(encoder.maw_layers),
         "appended": appended, **shape, "torch_dtype": "float32",
+        "mechanism": ({"name": encoder.attention_cfg.mechanism, "layers": list(encoder.mechanism_layers),
+                       "settings": dataclasses.asdict(encoder.attention_cfg)} if encoder.mechanism_layers else None),
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     for name in ("configuration_maw.py", "modeling_maw.py"):
         shutil.copyfile(REMOTE_TEMPLATES / name, folder / name)
     for module in SHIPPED:
         (folder / f"maw_{module}.py").write_text(shipped_source(module))
+    for name in SHIPPED_MECHANISMS:  # every one: modeling_maw.py names them all, and transformers copies its imports
+        (folder / f"mech_{name}.py").write_text(shipped_source(name, package="mechanisms"))
     state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
-def shipped_source(module: str) -> str:
+def shipped_source(module: str, package: str = "maw") -> str:
     """maw-bench's ``maw/<module>.py`` with its package imports made relative to the exported folder.
 
     ``from maw_bench.maw.x import a`` becomes ``from .maw_x import a``; ``from
     maw_bench.maw import x as y`` becomes ``from . import maw_x as y`` plus a ``from
     .maw_x import`` line, the form transformers follows to copy the file along.
     """
-    text = (Path(builtin_selection.__file__).parent / f"{module}.py").read_text()
+    text = (Path(builtin_selection.__file__).parent.parent / package / f"{module}.py").read_text()
 
     def module_alias(m: re.Match) -> str:
         name, alias = m.group(1), m.group(2)

@@ -23,6 +23,7 @@ class MAWEncoderConfig(PretrainedConfig):
         maw_options: dict | None = None,
         maw_layers: list[int] | None = None,
         appended: dict | None = None,
+        mechanism: dict | None = None,
         **kwargs,
     ) -> None:
         self.backbone = dict(backbone or {})
@@ -30,6 +31,8 @@ class MAWEncoderConfig(PretrainedConfig):
         self.maw_layers = list(maw_layers or [])
         # {"num_blocks", "num_heads", "dropout", "eps", "maw": bool} or None
         self.appended = dict(appended) if appended else None
+        # {"name": gated | diff, "layers": [...], "settings": maw-bench's attention section} or None
+        self.mechanism = dict(mechanism) if mechanism else None
         for key in _SHAPE:
             if key in self.backbone:
                 kwargs.setdefault(key, self.backbone[key])

@@ -39,6 +39,23 @@ def _backbone(config) -> nn.Module:
         return AutoModel.from_config(config)
 
 
+def _plug_mechanism(layers: nn.ModuleList, mech: dict) -> None:
+    """Gated or differential attention at the exported layers (shipped as mech_<name>.py beside this file)."""
+    settings = mech["settings"]
+    if mech["name"] == "gated":
+        from .mech_gated import GatedSelfAttention
+
+        build = lambda original: GatedSelfAttention(original, settings["gated"]["granularity"])  # noqa: E731
+    elif mech["name"] == "diff":
+        from .mech_diff import DiffSelfAttention
+
+        build = lambda original: DiffSelfAttention(original, settings["diff"]["lambda_init"])  # noqa: E731
+    else:
+        raise ValueError(f"unknown attention mechanism {mech['name']!r} in this export")
+    for i in mech["layers"]:
+        layers[i].attention.self = build(layers[i].attention.self)
+
+
 class MAWEncoderModel(PreTrainedModel):
     config_class = MAWEncoderConfig
     base_model_prefix = "maw_encoder"
@@ -51,6 +68,8 @@ class MAWEncoderModel(PreTrainedModel):
         layers = self.backbone.encoder.layer
         for i in config.maw_layers:
             layers[i].attention.self = HFMAWSelfAttention(layers[i].attention.self, options)
+        if config.mechanism:
+            _plug_mechanism(layers, config.mechanism)
         app = config.appended
         self.blocks = nn.ModuleList(
             AppendedBlock(config.hidden_size, app["num_heads"], options if app["maw"] else None, app["dropout"], app["eps"])
