@@ -26,11 +26,11 @@ def _version() -> str:
 
 
 __version__ = _version()
-__all__ = ["BenchmarkConfig", "build_encoder", "load_encoder", "__version__"]
+__all__ = ["BenchmarkConfig", "build_encoder", "load_encoder", "save_encoder", "__version__"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: keep `maw-bench --help` free of torch start-up
-    if name in ("build_encoder", "load_encoder"):
+    if name in ("build_encoder", "load_encoder", "save_encoder"):
         from maw_bench import modeling
 
         return getattr(modeling, name)

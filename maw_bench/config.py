@@ -299,15 +299,7 @@ class BenchmarkConfig:
         _choice("train.dtype", self.train.dtype, ("fp32", "bf16", "fp16", "auto"))
         _choice("eval.dtype", self.eval.dtype, ("fp32", "bf16", "fp16", "auto"))
         _choice("data.negatives.source", self.data.negatives.source, ("triples", "bm25", "random"))
-        from maw_bench.mechanisms import mechanism_names
-
-        _choice("attention.mechanism", self.attention.mechanism, tuple(mechanism_names()))
-        _choice("attention.gated.granularity", self.attention.gated.granularity, ("head", "channel"))
-        if self.attention.mechanism != "standard" and m.enabled:
-            raise UserError(f"attention.mechanism={self.attention.mechanism} and maw.enabled=true: an arm has one "
-                            "attention under test; set one of them (arms: gated, diff, maw, ...).")
-        if self.attention.mechanism != "standard" and m.placement != "replace":
-            raise UserError(f"attention.mechanism={self.attention.mechanism} is built for maw.placement=replace only.")
+        self._validate_attention()
         try:
             from maw_bench.maw.selection import parse_selection  # imports torch: not for --help
 
@@ -351,6 +343,19 @@ class BenchmarkConfig:
         if not (isinstance(lo_hi, list) and len(lo_hi) == 2 and 0 <= lo_hi[0] < lo_hi[1]):
             raise UserError(f"data.negatives.bm25_window={lo_hi!r} must be [lo, hi] with 0 <= lo < hi.")
 
+
+    def _validate_attention(self) -> None:
+        """The attention mechanism (gated, diff, ...) exists, and is the arm's only attention under test."""
+        from maw_bench.mechanisms import mechanism_names
+
+        a, m = self.attention, self.maw
+        _choice("attention.mechanism", a.mechanism, tuple(mechanism_names()))
+        _choice("attention.gated.granularity", a.gated.granularity, ("head", "channel"))
+        if a.mechanism != "standard" and m.enabled:
+            raise UserError(f"attention.mechanism={a.mechanism} and maw.enabled=true: an arm has one attention under "
+                            "test; set one of them (arms: gated, diff, maw, ...).")
+        if a.mechanism != "standard" and m.placement != "replace":
+            raise UserError(f"attention.mechanism={a.mechanism} is built for maw.placement=replace only.")
 
     def ignored_settings(self) -> list[str]:
         """Settings changed from their default that have no effect in this configuration (one line each).

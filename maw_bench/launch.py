@@ -89,10 +89,12 @@ def _still_running(output: Path, job_id: str, cluster: str) -> bool:
         return False
 
 
-def submit(file: Path, output: Path, names: list[str], options: dict, cluster: str = "slurm") -> list[str]:
-    """Submit one job per cell not finished and not already queued; return the cells still pending."""
-    from maw_bench.sweep import run_cell
+def submit(file: Path, output: Path, names: list[str], options: dict, run_cell, cluster: str = "slurm") -> list[str]:
+    """Submit one job per cell not finished and not already queued; return the cells still pending.
 
+    ``run_cell(file, output, name)`` is the sweep's cell function, passed in so this module
+    imports nothing of the sweep (the sweep imports this one).
+    """
     jobs_file = output / "jobs.json"
     known = json.loads(jobs_file.read_text()) if jobs_file.is_file() else {}
     executor = _executor(output, options, cluster)

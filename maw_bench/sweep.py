@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from maw_bench import launch
 from maw_bench.atomic import read_json_file, write_json, write_text
 from maw_bench.config import BenchmarkConfig, all_keys, read_yaml_mapping
 from maw_bench.console import console
@@ -185,8 +186,6 @@ def run_sweep(
                 console.print(f"[{i}/{len(cells)}] {c.name}: done, skipped")
             else:
                 todo.append(c.name)
-        from maw_bench import launch
-
         if launcher == "serial":
             for name in todo:
                 console.print(f"[{cells.index(next(c for c in cells if c.name == name)) + 1}/{len(cells)}] {name}")
@@ -194,7 +193,7 @@ def run_sweep(
         elif launcher == "local":
             launch.run_local(file, output, todo, jobs)
         elif launcher in ("slurm", "submitit-local"):
-            pending = launch.submit(file, output, todo, {**spec.slurm, **(slurm or {})}, cluster=launcher)
+            pending = launch.submit(file, output, todo, {**spec.slurm, **(slurm or {})}, run_cell, cluster=launcher)
             if pending:
                 console.print(f"{len(pending)} cells queued or running; rerun this command to collect them.")
         else:

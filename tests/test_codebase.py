@@ -27,3 +27,44 @@ def test_every_design_reference_points_at_a_section_of_docs_design():
         assert not re.search(r"\bDESIGN section|DESIGN\.md", text), f"{path.name} cites a design outside the repository"
         for n in re.findall(r"docs/design\.md section (\d+)", text):
             assert int(n) in sections, f"{path.name} cites docs/design.md section {n}, which does not exist"
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the maw_bench modules it imports, at the top or inside functions (lazy imports count)."""
+    mods = {}
+    for p in SOURCES:
+        name = ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        mods[name] = p
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for m, p in mods.items():
+        for n in ast.walk(ast.parse(p.read_text())):
+            if isinstance(n, ast.ImportFrom) and n.level == 0 and (n.module or "").startswith("maw_bench"):
+                targets = [n.module, *(f"{n.module}.{a.name}" for a in n.names)]
+            elif isinstance(n, ast.Import):
+                targets = [a.name for a in n.names]
+            else:
+                continue
+            graph[m] |= {t for t in targets if t in mods and t != m}
+    return graph
+
+
+def test_no_import_cycle_lazy_imports_included():
+    graph = _import_graph()
+
+    def related(a: str, b: str) -> bool:  # a package and its own modules: __init__ re-exports are not cycles
+        return a.startswith(b + ".") or b.startswith(a + ".")
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            node = todo.pop()
+            for nxt in graph[node]:
+                if nxt == goal:
+                    return True
+                if nxt not in seen and not related(node, nxt):
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    cycles = [(a, b) for a in graph for b in graph[a] if not related(a, b) and reaches(b, a)]
+    assert not cycles

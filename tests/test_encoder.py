@@ -9,6 +9,7 @@ from conftest import texts
 from maw_bench import BenchmarkConfig, build_encoder, load_encoder
 from maw_bench.errors import UserError
 from maw_bench.maw import DepthRouter
+from maw_bench.modeling.saving import save_encoder
 
 
 def cfg_for(model: str, *overrides: str) -> BenchmarkConfig:
@@ -77,10 +78,10 @@ def test_save_load_roundtrip_is_exact(tiny_model, tmp_path, overrides):
             if m.router is not None:
                 m.router.policy.weight.normal_()
     before = enc.encode(texts())
-    enc.save(tmp_path / "enc")
+    save_encoder(enc, tmp_path / "enc")
     again = load_encoder(tmp_path / "enc")
     assert torch.equal(again.encode(texts()), before)
-    enc.save(tmp_path / "enc")  # overwriting a saved folder is atomic and works
+    save_encoder(enc, tmp_path / "enc")  # overwriting a saved folder is atomic and works
     assert torch.equal(load_encoder(tmp_path / "enc").encode(texts()), before)
 
 
@@ -150,7 +151,7 @@ def test_a_folder_saved_before_lengths_were_recorded_gets_the_base_models_length
 
     enc = build_encoder(BenchmarkConfig.load(overrides=[f"model.name={minilm_path}"]))
     assert enc.published_max_length == 256
-    folder = enc.save(tmp_path / "old")
+    folder = save_encoder(enc, tmp_path / "old")
     meta = json.loads((folder / "maw_bench.json").read_text())
     del meta["published_max_length"]
     (folder / "maw_bench.json").write_text(json.dumps(meta))

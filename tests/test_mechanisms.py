@@ -15,6 +15,7 @@ from conftest import texts, tiny_overrides
 from maw_bench import BenchmarkConfig, build_encoder
 from maw_bench.errors import UserError
 from maw_bench.modeling import load_encoder
+from maw_bench.modeling.saving import save_encoder
 from maw_bench.training.run import train_arms
 
 MECHANISMS = ["gated", "diff"]
@@ -96,7 +97,7 @@ def test_save_load_roundtrip_is_exact(tiny_model, tmp_path, arm):
     with torch.no_grad():
         for p in enc.parameters():
             p.add_(0.01 * torch.randn_like(p))
-    enc.save(tmp_path / "m")
+    save_encoder(enc, tmp_path / "m")
     again = load_encoder(tmp_path / "m")
     assert again.attention_cfg.mechanism == arm
     assert _max_diff(enc.encode(texts()), again.encode(texts())) == 0.0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -298,12 +297,6 @@ class Encoder(nn.Module):
         for pos, emb in self.encode_batches(texts, batch_size, kind, max_length, dtype):
             out[pos] = emb
         return out
-
-    def save(self, directory: str | Path) -> Path:
-        """Atomic ``save_pretrained``-style folder; see :func:`maw_bench.modeling.saving.save_encoder`."""
-        from maw_bench.modeling.saving import save_encoder
-
-        return save_encoder(self, directory)
 
 
 def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None) -> Encoder:

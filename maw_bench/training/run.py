@@ -37,7 +37,7 @@ from maw_bench.hardware import keep_freed_memory, resolve_config_dtypes
 from maw_bench.modeling import build_encoder
 from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.modeling.export import export_sentence_transformers, exportable
-from maw_bench.modeling.saving import META_FILE
+from maw_bench.modeling.saving import META_FILE, save_encoder
 from maw_bench.results.folders import RUN_FILE
 from maw_bench.training.trainer import Trainer, TrainResult, apply_lora, merge_lora
 
@@ -285,7 +285,7 @@ def finish_arm(cfg: BenchmarkConfig, acfg: BenchmarkConfig, arm: str, folder: Pa
     """Save the trained arm, its sentence-transformers export (where it can be exported) and its manifest."""
     if acfg.train.lora.enabled:
         merge_lora(encoder)
-    encoder.save(folder / "model")
+    save_encoder(encoder, folder / "model")
     if exportable(encoder) is None:  # the field's tools load this arm (MAW arms with their code)
         export_sentence_transformers(encoder, folder / "sentence-transformers", overwrite=True, provenance={
             "arm": arm, "base_model": cfg.model.name, "train_data": info["train"]["id"], "seed": cfg.seed,
