@@ -350,7 +350,7 @@ def study(
 @app.command()
 def export(
     run: Path = typer.Argument(..., help="A training run folder (or a saved encoder folder)."),
-    arm: str = typer.Option("standard", "--arm", help="Which arm of the run to export."),
+    arm: str = typer.Option("standard", "--arm", help="Which arm of the run to export (default: the reference arm)."),
     fmt: str = typer.Option("sentence-transformers", "--format",
                             help="Output layout: sentence-transformers (also a HF AutoModel folder)."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder to write the exported model into."),

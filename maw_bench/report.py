@@ -7,7 +7,7 @@ from pathlib import Path
 from maw_bench.atomic import read_json_file, write_text
 from maw_bench.console import console
 from maw_bench.errors import UserError
-from maw_bench.results.folders import RUN_FILE
+from maw_bench.results.layout import METRICS_FILE, RUN_FILE, STUDY_FILE, SWEEP_FILE
 from maw_bench.results.plots import depth_histograms, eval_plots, loss_curves
 from maw_bench.results.records import read_log, read_per_query
 from maw_bench.results.tables import latex_table, markdown_table, rich_table
@@ -27,7 +27,7 @@ def write_run_plots(run: Path, out: Path) -> list[Path]:
 
 
 def rebuild_eval(folder: Path) -> None:
-    doc = read_json_file(folder / "metrics.json", "rerun the evaluation into a new --output to rebuild it")
+    doc = read_json_file(folder / METRICS_FILE, "rerun the evaluation into a new --output to rebuild it")
     try:
         metrics, results, comps, ref = doc["metrics"], doc["results"], doc["comparisons"], doc["reference"]
     except (KeyError, TypeError):
@@ -44,18 +44,18 @@ def rebuild(folders: list[Path]) -> None:
     from maw_bench.sweep import summarise_sweep
 
     for folder in folders:
-        if (folder / "metrics.json").is_file():
+        if (folder / METRICS_FILE).is_file():
             rebuild_eval(folder)
         elif (folder / RUN_FILE).is_file():
             for p in write_run_plots(folder, folder):
                 console.print(f"wrote {p}")
-        elif (folder / "sweep.json").is_file():
+        elif (folder / SWEEP_FILE).is_file():
             summarise_sweep(folder)
-        elif (folder / "study.json").is_file():
+        elif (folder / STUDY_FILE).is_file():
             from maw_bench.study import summarise_study
 
             summarise_study(folder)
-        elif (folder / "eval" / "metrics.json").is_file():  # a smoke folder
+        elif (folder / "eval" / METRICS_FILE).is_file():  # a smoke folder
             rebuild_eval(folder / "eval")
             if (folder / "run" / RUN_FILE).is_file():
                 write_run_plots(folder / "run", folder)

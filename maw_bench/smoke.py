@@ -15,6 +15,7 @@ from pathlib import Path
 from maw_bench.config import BenchmarkConfig, parse_override, read_yaml_mapping, set_dotted
 from maw_bench.console import console, err_console
 from maw_bench.errors import UserError
+from maw_bench.results.layout import REFERENCE_ARM
 
 log = logging.getLogger("maw_bench")
 
@@ -87,7 +88,7 @@ def run_smoke(config: Path | None, sets: list[str], output: Path | None) -> int:
     try:
         with folder_lock(output):
             run = output / "run"
-            _stage("train", train_arms, cfg, ["standard", "maw"], run, overwrite=True)
+            _stage("train", train_arms, cfg, [REFERENCE_ARM, "maw"], run, overwrite=True)
             _stage("eval", run_evaluation, cfg, [str(run), cfg.model.name], list(cfg.data.eval), output / "eval")
             _stage("report", write_run_plots, run, output)
     except StageFailed as exc:

@@ -27,9 +27,10 @@ from maw_bench.config import BenchmarkConfig, control_arms
 from maw_bench.console import console
 from maw_bench.errors import UserError
 from maw_bench.evaluation.seed_stats import mean_std
+from maw_bench.results.layout import METRICS_FILE, REFERENCE_ARM, STUDY_FILE
 
 log = logging.getLogger("maw_bench")
-REFERENCE = "standard"
+REFERENCE = REFERENCE_ARM
 
 
 def study_arms(cfg: BenchmarkConfig, arms: list[str], controls: list[str]) -> tuple[list[str], list[str]]:
@@ -53,21 +54,21 @@ def run_study(
     main, extra = study_arms(cfg, arms, controls)
     datasets = list(datasets or cfg.data.eval)
     output.mkdir(parents=True, exist_ok=True)
-    previous = _read(output / "study.json")
+    previous = _read(output / STUDY_FILE)
     spec = {"arms": main, "controls": extra, "controls_seed": seeds[0], "seeds": seeds, "datasets": datasets,
             "config": cfg.to_dict()}
     if previous and (not _same_config(previous.get("config"), spec["config"])
                      or not set(previous.get("datasets") or []) <= set(datasets)):
         raise UserError(f"{output} holds a study with another config or datasets (a study may add evaluation "
                         "datasets, not drop them); use another --output.")
-    write_json(output / "study.json", {**spec, "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S"))})
+    write_json(output / STUDY_FILE, {**spec, "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S"))})
     # every seed's main arms first (the answer), then the controls of the first seed (where it comes from)
     passes = [(seed, main) for seed in seeds] + ([(seeds[0], main + extra)] if extra else [])
     for seed, arm_list in passes:
         scfg = cfg.with_overrides([f"seed={seed}"])
         run, ev = output / f"seed-{seed}" / "run", output / f"seed-{seed}" / "eval"
         console.print(f"[bold]seed {seed}[/bold]: {', '.join(arm_list)}")
-        done = _read(ev / "metrics.json")
+        done = _read(ev / METRICS_FILE)
         if _evaluated(done, arm_list, datasets):
             continue  # trained and scored on every dataset: nothing to redo (the models need not be kept)
         train_arms(scfg, arm_list, run, resume=run.exists())
@@ -109,7 +110,7 @@ def summarise_study(output: Path) -> dict:
     from maw_bench.results.plots import arm_differences
     from maw_bench.results.tables import study_markdown, study_rich_table
 
-    spec = _read(output / "study.json")
+    spec = _read(output / STUDY_FILE)
     if spec is None:
         raise UserError(f"{output} is not a study folder (no study.json).")
     rows_pq = ss.read_seed_tables(output, spec["seeds"])
@@ -162,7 +163,7 @@ def summarise_study(output: Path) -> dict:
 def _metric_order(output: Path, spec: dict, table: dict) -> list[str]:
     """The evaluation's metric order (its metrics.json), else the order the per-query table holds them."""
     for seed in spec["seeds"]:
-        doc = _read(output / f"seed-{seed}" / "eval" / "metrics.json")
+        doc = _read(output / f"seed-{seed}" / "eval" / METRICS_FILE)
         if doc and doc.get("metrics"):
             return list(doc["metrics"])
     seen: list[str] = []

@@ -36,6 +36,7 @@ from maw_bench.console import console
 from maw_bench.errors import UserError
 from maw_bench.evaluation.seed_stats import mean_std
 from maw_bench.results.folders import slug
+from maw_bench.results.layout import CELL_FILE, REFERENCE_ARM, SWEEP_FILE
 
 log = logging.getLogger("maw_bench")
 SWEEP_KEYS = ("name", "base", "set", "datasets", "grid", "standard", "slurm")
@@ -118,7 +119,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
         std_keys = [k for k in keys if not k.startswith("maw.")]
         for combo in itertools.product(*(spec.grid[k] for k in std_keys)):
             values = dict(zip(std_keys, combo))
-            cells.append(Cell(cell_name("standard", values), "standard", values))
+            cells.append(Cell(cell_name(REFERENCE_ARM, values), REFERENCE_ARM, values))
     seen: dict[str, Cell] = {}
     names: dict[str, Cell] = {}
     for c in cells:  # validate every cell before running any; a grid is a set of distinct experiments
@@ -145,7 +146,7 @@ def run_cell(file: Path, output: Path, name: str) -> dict:
     if cell is None:
         raise UserError(f"{file} has no cell {name!r}; list them with --dry-run.")
     folder = Path(output) / "cells" / cell.name
-    done = folder / "cell.json"
+    done = folder / CELL_FILE
     if done.is_file():
         try:
             return json.loads(done.read_text())
@@ -177,12 +178,12 @@ def run_sweep(
         return output or Path("results") / f"sweep-{slug(spec.name)}"
     output = ensure_writable(output or Path("results") / f"sweep-{slug(spec.name)}", "sweep")
     with folder_lock(output):
-        write_json(output / "sweep.json", {"name": spec.name, "datasets": spec.datasets, "grid": spec.grid,
+        write_json(output / SWEEP_FILE, {"name": spec.name, "datasets": spec.datasets, "grid": spec.grid,
                                            "cells": [{"name": c.name, "arm": c.arm, "values": c.values} for c in cells]})
         write_text(output / "base_config.yaml", spec.base.to_yaml())
         todo = []
         for i, c in enumerate(cells, 1):
-            if (output / "cells" / c.name / "cell.json").is_file():
+            if (output / "cells" / c.name / CELL_FILE).is_file():
                 console.print(f"[{i}/{len(cells)}] {c.name}: done, skipped")
             else:
                 todo.append(c.name)
@@ -198,7 +199,7 @@ def run_sweep(
                 console.print(f"{len(pending)} cells queued or running; rerun this command to collect them.")
         else:
             raise UserError(f"--launcher {launcher}: use serial, local or slurm.")
-        if any((output / "cells" / c.name / "cell.json").is_file() for c in cells):
+        if any((output / "cells" / c.name / CELL_FILE).is_file() for c in cells):
             summarise_sweep(output)
     return output
 
@@ -231,10 +232,10 @@ def summarise_sweep(output: Path) -> None:
     from maw_bench.results.records import read_log, read_per_query
     from maw_bench.results.tables import sweep_tables
 
-    sweep = read_json_file(output / "sweep.json", "rerun `maw-bench sweep FILE` with this --output to rewrite it")
+    sweep = read_json_file(output / SWEEP_FILE, "rerun `maw-bench sweep FILE` with this --output to rewrite it")
     again = "rerun `maw-bench sweep FILE` with this --output: a damaged cell is finished again"
-    done = [read_json_file(output / "cells" / c["name"] / "cell.json", again)
-            for c in sweep["cells"] if (output / "cells" / c["name"] / "cell.json").is_file()]
+    done = [read_json_file(output / "cells" / c["name"] / CELL_FILE, again)
+            for c in sweep["cells"] if (output / "cells" / c["name"] / CELL_FILE).is_file()]
     if not done:
         raise UserError(f"{output}: no finished cell to summarise yet.")
     metrics = list(next(iter(done[0]["results"].values())).keys())
@@ -250,8 +251,8 @@ def summarise_sweep(output: Path) -> None:
                     acc = slot.setdefault(metric, {})
                     for q, v in scores.items():
                         acc[q] = acc.get(q, 0.0) + v / len(cells)
-    comparisons = [c.to_dict() for c in compare(per_query, "standard", metrics)] if any(
-        "standard" in m for m in per_query.values()) else []
+    comparisons = [c.to_dict() for c in compare(per_query, REFERENCE_ARM, metrics)] if any(
+        REFERENCE_ARM in m for m in per_query.values()) else []
     files = sweep_tables(rows, metrics, comparisons)
     for name, text in files.items():
         write_text(output / name, text)
@@ -285,7 +286,7 @@ def sweep_base_depth(output: Path) -> int | None:
 def _by_config(done: list[dict]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for c in done:
-        label = "standard" if c["arm"] == "standard" else "maw: " + ", ".join(
+        label = REFERENCE_ARM if c["arm"] == REFERENCE_ARM else "maw: " + ", ".join(
             f"{k.split('.')[-1]}={v}" for k, v in c["values"].items() if k != "seed")
         out.setdefault(label, []).append(c)
     return out

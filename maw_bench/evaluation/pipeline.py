@@ -48,6 +48,7 @@ from maw_bench.evaluation.significance import compare
 from maw_bench.hardware import resolve_config_dtypes
 from maw_bench.progress import step
 from maw_bench.results.folders import safe_name
+from maw_bench.results.layout import METRICS_FILE, REFERENCE_ARM
 from maw_bench.results.plots import eval_plots
 from maw_bench.results.tables import latex_table, markdown_table, rich_table
 
@@ -211,7 +212,7 @@ def run_evaluation(
     if bm25:
         for bundle in bundles:
             _record(out, bundle, "bm25", bm25_hits(bundle, cfg.eval.top_k), metrics, output)
-    out.reference = "standard" if "standard" in labels else labels[0]
+    out.reference = REFERENCE_ARM if REFERENCE_ARM in labels else labels[0]
     out.comparisons = [c.to_dict() for c in compare(out.per_query, out.reference, metrics, seed=cfg.seed)]
     out.dtype = cfg.eval.dtype
     write_outputs(out, metrics, output, refs, bundles)
@@ -257,7 +258,7 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         "max_lengths": out.max_lengths,
         "dtype": out.dtype,
     }
-    write_json(output / "metrics.json", doc)
+    write_json(output / METRICS_FILE, doc)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["dataset", "model", "query_id", "metric", "value"])

@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 
 from maw_bench.errors import UserError
-
-RUN_FILE = "run.json"  # marks a training run folder: {"arms": [...], ...}
+from maw_bench.results.layout import METRICS_FILE, RUN_FILE, STUDY_FILE, SWEEP_FILE
 
 
 def slug(text: str, limit: int = 60) -> str:
@@ -37,7 +36,7 @@ def new_output_dir(command: str, datasets: list[str], root: str | Path = "result
 
 OWNER_FILE = ".maw-bench-output"  # written into every output folder a command claims: maw-bench writes here
 # files that mark a folder earlier versions of maw-bench wrote (before OWNER_FILE existed)
-_WRITTEN_BY_US = (RUN_FILE, "metrics.json", "study.json", "sweep.json", "eval/metrics.json")
+_WRITTEN_BY_US = (RUN_FILE, METRICS_FILE, STUDY_FILE, SWEEP_FILE, f"eval/{METRICS_FILE}")
 _IGNORED = (".maw-bench.lock", ".write-test-")  # our lock file and write probes say nothing about ownership
 
 

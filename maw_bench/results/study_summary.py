@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from maw_bench.errors import UserError
+from maw_bench.results.layout import METRICS_FILE
 
 PER_QUERY_FILE = "per_query.csv.gz"
 COLUMNS = ["dataset", "seed", "arm", "query_id", "metric", "value"]
@@ -134,7 +135,7 @@ def routing_facts(output: Path, spec: dict, arms: list[str]) -> list[dict]:
                 continue  # no router choice (uniform, soft)
             fact = {"arm": arm, "seed": seed, **settle_step(hist),
                     "final_entropy": (records[-1].get("grpo") or {}).get("entropy")}
-            fact.update(inference_depth(output / f"seed-{seed}" / "eval" / "metrics.json", arm))
+            fact.update(inference_depth(output / f"seed-{seed}" / "eval" / METRICS_FILE, arm))
             facts.append(fact)
     return facts
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from maw_bench.results.layout import REFERENCE_ARM
+
 ALPHA = 0.05
 
 
@@ -158,7 +160,7 @@ def sweep_tables(rows: list[dict], metrics: list[str], comparisons: list[dict]) 
     tex = [r"\begin{tabular}{lllr" + "r" * len(metrics) + "}", r"\toprule",
            "Dataset & Arm & Config & Seeds & " + " & ".join(_tex_escape(m) for m in metrics) + r" \\", r"\midrule"]
     for r in rows:
-        label = "standard" if r["arm"] == "standard" else "maw: " + ", ".join(
+        label = REFERENCE_ARM if r["arm"] == REFERENCE_ARM else "maw: " + ", ".join(
             f"{k.split('.')[-1]}={v}" for k, v in r["values"].items())
         cells = [f"{r[m]:.4f} ± {r[m + '_std']:.4f}" + (p_of(r["dataset"], label, m) if r["arm"] == "maw" else "")
                  for m in metrics]

@@ -38,7 +38,7 @@ from maw_bench.modeling import build_encoder
 from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.modeling.export import export_sentence_transformers, exportable
 from maw_bench.modeling.saving import META_FILE, save_encoder
-from maw_bench.results.folders import RUN_FILE
+from maw_bench.results.layout import RUN_FILE
 from maw_bench.training.trainer import Trainer, TrainResult, apply_lora, merge_lora
 
 log = logging.getLogger("maw_bench")
