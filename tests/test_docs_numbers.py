@@ -87,3 +87,25 @@ def test_the_init_table_is_the_committed_evaluation():
             c = comps[arm]
             assert _numbers(delta) == pytest.approx([c["mean_diff"], c["ci95_low"], c["ci95_high"]], abs=5e-5)
             assert float(p) == pytest.approx(c["p_student_holm"], rel=0.05)
+
+
+def test_the_five_seed_study_table_is_its_committed_summary():
+    doc = json.loads((ROOT / "results" / "study-scifact-cranfield" / "summary.json").read_text())
+    rows = {(r["dataset"], r["arm"]): r for r in doc["rows"]}
+    comps = {(c["dataset"], c["arm"]): c for c in doc["comparisons"] if c["metric"] == "ndcg@10"}
+    table = _block("study5-table")
+    assert len(table) == len(rows)
+    for dataset, arm, seeds, ndcg, delta, p, holm, mde in table:
+        r = rows[(dataset, arm)]
+        assert int(seeds) == len(r["seeds"]) and float(ndcg) == pytest.approx(r["ndcg@10"], abs=5e-5)
+        if (dataset, arm) in comps:
+            c = comps[(dataset, arm)]
+            assert _numbers(delta) == pytest.approx([c["mean_diff"], c["ci95_low"], c["ci95_high"]], abs=5e-5)
+            assert float(p) == pytest.approx(c["p_value"], rel=0.05) and float(holm) == pytest.approx(c["p_holm"], rel=0.05)
+            assert _numbers(mde)[0] == pytest.approx(c["min_detectable"], abs=5e-5)
+    heading = re.search(r"### The five-seed SciFact \+ Cranfield study \(under way: seed (\d+) of 13-17 so far\)", README)
+    assert heading and doc_seeds_done(doc) == [int(heading.group(1))]
+
+
+def doc_seeds_done(doc: dict) -> list[int]:
+    return sorted({s for r in doc["rows"] for s in r["seeds"]})

@@ -105,11 +105,12 @@ def study_markdown(doc: dict) -> str:
     if comps:
         lines += ["", f"{main}: smallest difference the design detects (80% power, 5% level, t at the fitted df) and "
                   "the variance components (sd) of the per-query differences:", "",
-                  "| dataset | arm | seeds x queries | df | smallest detectable Δ | sd seed | sd query | sd residual | "
-                  "per-seed Δ |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| dataset | arm | test | seeds x queries | df | smallest detectable Δ | sd seed | sd query | "
+                  "sd residual | per-seed Δ |", "|---|---|---|---|---|---|---|---|---|---|"]
         for c in comps:
             zero = f" (set to 0: {', '.join(c['set_to_zero'])})" if c.get("set_to_zero") else ""
-            lines.append(f"| {c['dataset']} | {c['arm']} | {c['seeds']} x {c['queries']} | {c['df']:.1f} | "
+            test = "paired t over queries (1 seed)" if c["seeds"] == 1 else "crossed"
+            lines.append(f"| {c['dataset']} | {c['arm']} | {test} | {c['seeds']} x {c['queries']} | {c['df']:.1f} | "
                          f"±{c['min_detectable']:.4f} | {c['var_seed'] ** 0.5:.4f} | {c['var_query'] ** 0.5:.4f} | "
                          f"{c['var_resid'] ** 0.5:.4f}{zero} | " + ", ".join(f"{x:+.4f}" for x in c["per_seed_diff"]) + " |")
     if doc.get("routing"):
