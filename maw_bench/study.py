@@ -57,7 +57,7 @@ def run_study(
     previous = _read(output / STUDY_FILE)
     spec = {"arms": main, "controls": extra, "controls_seed": seeds[0], "seeds": seeds, "datasets": datasets,
             "config": cfg.to_dict()}
-    if previous and (not _same_config(previous.get("config"), spec["config"])
+    if previous and (not _same_config(previous.get("config"), cfg, [*main, *extra])
                      or not set(previous.get("datasets") or []) <= set(datasets)):
         raise UserError(f"{output} holds a study with another config or datasets (a study may add evaluation "
                         "datasets, not drop them); use another --output.")
@@ -84,13 +84,32 @@ def _evaluated(done: dict | None, arms: list[str], datasets: list[str]) -> bool:
     return all(a in m for a in arms for m in done["results"].values())
 
 
-def _same_config(stored: dict | None, current: dict) -> bool:
-    """Compare with the stored config read through today's schema, so keys added since (with their
-    defaults) do not block resuming a study; a stored config today's schema refuses counts as different."""
+def _same_config(stored: dict | None, current: BenchmarkConfig, arms: list[str]) -> bool:
+    """Whether every arm of the study resolves to the same settings as when the study began.
+
+    The stored config is read through today's schema, so keys added since (with their defaults) do not
+    block resuming; arms are compared resolved (shared config plus the arm's overrides, without the arms
+    table), so a recipe that gains an arm, or spells out a default, still resumes its study. A stored
+    config today's schema refuses counts as different.
+    """
     try:
-        return BenchmarkConfig.from_dict(stored or {}).to_dict() == current
+        old = BenchmarkConfig.from_dict(stored or {})
+        return all(_resolved(old, a) == _resolved(current, a) for a in arms if _defines(old, a))
     except UserError:
         return False
+
+
+def _resolved(cfg: BenchmarkConfig, arm: str) -> dict:
+    return {k: v for k, v in cfg.arm(arm).to_dict().items() if k != "arms"}
+
+
+def _defines(cfg: BenchmarkConfig, arm: str) -> bool:
+    """Whether a config names ``arm`` (or the arm a control is of); an arm new to the study is not a change."""
+    try:
+        cfg.arm(arm)
+    except UserError:
+        return False
+    return True
 
 
 def _read(path: Path) -> dict | None:

@@ -93,6 +93,18 @@ def test_study_trains_every_arm_per_seed_controls_once_and_resumes(tiny_model, t
     spec_path.write_text(json.dumps(spec))
     run_study(cfg, ["maw"], [1, 2], ["maw"], tmp_path / "study")
     assert calls == []
+    # a recipe that since gained arms, or spells out a default in one, resumes: arms compare resolved
+    spec = json.loads(spec_path.read_text())
+    spec["config"]["arms"] = {"standard": ["maw.enabled=false"], "maw": spec["config"]["arms"]["maw"]}
+    spec_path.write_text(json.dumps(spec))
+    run_study(cfg, ["maw"], [1, 2], ["maw"], tmp_path / "study")
+    assert calls == []
+    spec["config"]["arms"]["maw"] = [*spec["config"]["arms"]["maw"], "maw.init_noise=0.5"]
+    spec_path.write_text(json.dumps(spec))  # the arm itself changed: its seeds are not this study's
+    with pytest.raises(UserError, match="another config"):
+        run_study(cfg, ["maw"], [1, 2], ["maw"], tmp_path / "study")
+    spec["config"]["arms"]["maw"] = spec["config"]["arms"]["maw"][:-1]
+    spec_path.write_text(json.dumps(spec))
     with pytest.raises(UserError, match="another config"):
         run_study(cfg.with_overrides(["train.lr=0.5"]), ["maw"], [1, 2], ["maw"], tmp_path / "study")
 
