@@ -46,9 +46,6 @@ def run_study(
     cfg: BenchmarkConfig, arms: list[str], seeds: list[int], controls: list[str], output: Path,
     datasets: list[str] | None = None,
 ) -> Path:
-    from maw_bench.evaluation.pipeline import run_evaluation
-    from maw_bench.training.run import train_arms
-
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds {seeds}: give distinct seeds, e.g. --seeds 13,14,15.")
     main, extra = study_arms(cfg, arms, controls)
@@ -64,24 +61,54 @@ def run_study(
     write_json(output / STUDY_FILE, {**spec, "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S"))})
     # every seed's main arms first (the answer), then the controls of the first seed (where it comes from)
     passes = [(seed, main) for seed in seeds] + ([(seeds[0], main + extra)] if extra else [])
+    ids = dataset_ids(cfg, datasets)
     for seed, arm_list in passes:
-        scfg = cfg.with_overrides([f"seed={seed}"])
-        run, ev = output / f"seed-{seed}" / "run", output / f"seed-{seed}" / "eval"
-        console.print(f"[bold]seed {seed}[/bold]: {', '.join(arm_list)}")
-        done = _read(ev / METRICS_FILE)
-        if _evaluated(done, arm_list, datasets):
-            continue  # trained and scored on every dataset: nothing to redo (the models need not be kept)
-        train_arms(scfg, arm_list, run, resume=run.exists())
-        run_evaluation(scfg, [str(run)], datasets, ev, print_table=False)
+        run_pass(cfg.with_overrides([f"seed={seed}"]), output, seed, arm_list, ids)
     summarise_study(output)
     return output
 
 
-def _evaluated(done: dict | None, arms: list[str], datasets: list[str]) -> bool:
-    """Whether a seed's metrics.json scores every arm on every dataset of the study."""
-    if not done or len(done.get("results") or {}) < len(datasets):
-        return False
-    return all(a in m for a in arms for m in done["results"].values())
+def dataset_ids(cfg: BenchmarkConfig, specs: list[str]) -> dict[str, str]:
+    """``{spec: id}``: what an evaluation keys its results by (a folder's id is not its path)."""
+    from maw_bench.data import load_bundle
+
+    return {spec: load_bundle(spec, cfg.data.eval_split).id for spec in specs}
+
+
+def run_pass(scfg: BenchmarkConfig, output: Path, seed: int, arms: list[str], datasets: dict[str, str]) -> None:
+    """Train and score what a seed lacks: an arm scored on every dataset is neither retrained nor scored
+    again (its model need not be kept); new arms and datasets join the seed's evaluation.
+    ``datasets``: ``{spec: id}``."""
+    from maw_bench.evaluation.pipeline import run_evaluation
+    from maw_bench.training.run import train_arms
+
+    run, ev = output / f"seed-{seed}" / "run", output / f"seed-{seed}" / "eval"
+    kept = _kept(output, seed)
+    todo = {ds: [a for a in arms if kept is None or a not in kept.scored(ds_id)] for ds, ds_id in datasets.items()}
+    needed = [a for a in arms if any(a in t for t in todo.values())]
+    if not needed:
+        return
+    console.print(f"[bold]seed {seed}[/bold]: {', '.join(needed)}")
+    train_arms(scfg, needed, run, resume=run.exists())
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for ds, missing in todo.items():
+        if missing:
+            groups.setdefault(tuple(missing), []).append(ds)
+    for missing, group in groups.items():
+        run_evaluation(scfg, [str(run / a) for a in missing], group, ev, print_table=False, keep=kept)
+        kept = _kept(output, seed)
+
+
+def _kept(output: Path, seed: int):
+    """The seed's evaluation so far (``KeptEvaluation``), or None before its first."""
+    from maw_bench.evaluation.merge import KeptEvaluation
+    from maw_bench.results.study_summary import read_seed_tables, seed_scores
+
+    ev = output / f"seed-{seed}" / "eval"
+    doc = _read(ev / METRICS_FILE)
+    if doc is None:
+        return None
+    return KeptEvaluation(doc, seed_scores(read_seed_tables(output, [seed]), seed), str(ev))
 
 
 def _same_config(stored: dict | None, current: BenchmarkConfig, arms: list[str]) -> bool:
@@ -135,9 +162,7 @@ def summarise_study(output: Path) -> dict:
     rows_pq = ss.read_seed_tables(output, spec["seeds"])
     if rows_pq:
         ss.write_per_query(output / ss.PER_QUERY_FILE, rows_pq)
-    elif (output / ss.PER_QUERY_FILE).is_file():
-        rows_pq = ss.read_per_query(output / ss.PER_QUERY_FILE)
-    if not rows_pq:
+    else:
         raise UserError(f"{output}: no evaluated seed yet; run the study first.")
     table = ss.nest(rows_pq)
     metrics = _metric_order(output, spec, table)

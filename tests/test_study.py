@@ -193,3 +193,60 @@ def test_report_rebuilds_the_committed_study_byte_for_byte(tmp_path):
     assert res.exit_code == 0, res.output
     for name in ("summary.json", "summary.md", "per_query.csv.gz"):
         assert (copy / name).read_bytes() == (committed / name).read_bytes(), name
+
+
+def test_a_study_continued_in_a_fresh_clone_trains_and_scores_only_what_it_lacks(tiny_model, toy_beir, tmp_path,
+                                                                                 monkeypatch):
+    """A clone keeps no models and no per-seed per-query files: adding a seed and the controls trains exactly
+    those, the kept arms' scores stay what they were, and the study's per-query table keeps the first seed."""
+    import shutil
+
+    from maw_bench.results.study_summary import PER_QUERY_FILE, read_per_query
+    from maw_bench.study import run_study
+    from maw_bench.training import run as run_mod
+
+    cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=2", "maw.depth=2",
+                                                        f"eval.cache_dir={tmp_path / 'cache'}",
+                                                        "eval.metrics=[ndcg@10,mrr@10]"))
+    study = tmp_path / "study"
+    run_study(cfg, ["maw"], [1], [], study)
+    before = json.loads((study / "seed-1" / "eval" / "metrics.json").read_text())
+    (study / "seed-1" / "eval" / "per_query.csv").unlink()
+    for arm in ("standard", "maw"):
+        shutil.rmtree(study / "seed-1" / "run" / arm / "model")
+    trained = []
+    real = run_mod.train_one_arm
+    monkeypatch.setattr(run_mod, "train_one_arm", lambda cfg, acfg, folder, *a: trained.append(
+        f"{folder.parent.parent.name}/{folder.name}") or real(cfg, acfg, folder, *a))
+    run_study(cfg, ["maw"], [1, 2], ["maw"], study)
+    assert trained == ["seed-2/standard", "seed-2/maw", "seed-1/maw-uniform", "seed-1/maw-fixed0", "seed-1/maw-fixed1"]
+    after = json.loads((study / "seed-1" / "eval" / "metrics.json").read_text())
+    ds = next(iter(before["results"]))
+    assert {m: after["results"][ds][m] for m in ("standard", "maw")} == before["results"][ds]
+    assert set(after["results"][ds]) == {"standard", "maw", "maw-uniform", "maw-fixed0", "maw-fixed1"}
+    assert after["reference"] == "standard" and {c["model"] for c in after["comparisons"]} == set(
+        after["results"][ds]) - {"standard"}
+    rows = read_per_query(study / PER_QUERY_FILE)
+    assert {(r[1], r[2]) for r in rows} >= {(1, "standard"), (1, "maw"), (2, "standard"), (1, "maw-fixed1")}
+    trained.clear()
+    run_study(cfg, ["maw"], [1, 2], ["maw"], study)  # nothing lacks: nothing trains, nothing is scored
+    assert trained == []
+    # a seed evaluated whose scores are nowhere is named, not left out of the study
+    (study / "seed-2" / "eval" / "per_query.csv").unlink()
+    (study / PER_QUERY_FILE).unlink()
+    with pytest.raises(UserError, match="seed 2 was evaluated"):
+        run_study(cfg, ["maw"], [1, 2], ["maw"], study)
+
+
+def test_an_evaluation_joins_another_only_when_they_could_be_one():
+    from maw_bench.evaluation.merge import KeptEvaluation, check_joinable
+
+    scores = {"d": {"standard": {"ndcg@10": {"q1": 0.5}}}}
+    doc = {"metrics": ["ndcg@10"], "dtype": "bf16", "queries": {"d": 1}, "results": {"d": {"standard": {}}}}
+    check_joinable(KeptEvaluation(doc, scores, "E"), ["ndcg@10"], "bf16", {"d": 1})
+    for metrics, dtype, queries, kept_scores, match in (
+            (["mrr@10"], "bf16", {"d": 1}, scores, "metrics"), (["ndcg@10"], "fp32", {"d": 1}, scores, "eval.dtype=bf16"),
+            (["ndcg@10"], "bf16", {"d": 2}, scores, "not the same sample"),
+            (["ndcg@10"], "bf16", {"d": 1}, {}, "per-query scores of standard")):
+        with pytest.raises(UserError, match=match):
+            check_joinable(KeptEvaluation(doc, kept_scores, "E"), metrics, dtype, queries)

@@ -90,7 +90,7 @@ def resolve_models(specs: list[str], cfg: BenchmarkConfig) -> list[ModelRef]:
                     refs.append(ModelRef(f"{prefix}/{arm}" if prefix else arm, str(model), False,
                                          trained_on=_trained_on(path / arm)))
         elif _arm_model(path) is not None:
-            refs.append(ModelRef(path.name, str(path / "model"), False))
+            refs.append(ModelRef(path.name, str(path / "model"), False, trained_on=_trained_on(path)))
         elif is_saved_encoder(path):
             refs.append(ModelRef(path.name, str(path), False))
         elif is_export(path):

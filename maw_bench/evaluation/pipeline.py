@@ -40,6 +40,7 @@ from maw_bench.data.bundle import DatasetBundle
 from maw_bench.distributed import DistInfo
 from maw_bench.distributed import setup as dist_setup
 from maw_bench.evaluation.embeddings import encode_corpus, finish_sharded
+from maw_bench.evaluation.merge import KeptEvaluation, check_joinable, join_records, join_scores
 from maw_bench.evaluation.metrics import cache_dir_default, score_run, use_ranx_engine
 from maw_bench.evaluation.models import ModelRef, resolve_models, untrained_arms
 from maw_bench.evaluation.runfiles import write_trec
@@ -178,7 +179,10 @@ def run_evaluation(
     device: str | torch.device | None = None,
     print_table: bool = True,
     arms: list[str] | None = None,
+    keep: KeptEvaluation | None = None,
 ) -> EvalOutput:
+    """Score every model on every dataset into ``output``; with ``keep``, the models of an evaluation that
+    exists there are kept beside the new ones (:mod:`maw_bench.evaluation.merge`)."""
     metrics = list(cfg.eval.metrics)  # names checked when the config was built
     ctx = dist_setup(device)
     cfg = resolve_config_dtypes(cfg, ctx.device)
@@ -187,6 +191,8 @@ def run_evaluation(
         refs += untrained_arms(arms, cfg)
     bundles = load_eval_bundles(cfg, dataset_specs)
     check_scorable(bundles)  # before any model loads or encodes
+    if keep is not None:
+        check_joinable(keep, metrics, cfg.eval.dtype, {b.id: len(b.scored_qrels()) for b in bundles})
     entries = sum(len(b.judged_queries()) for b in bundles) * cfg.eval.top_k * (len(refs) + bm25)
     use_ranx_engine(cfg.eval.ranx_engine, entries)
     out = EvalOutput()
@@ -212,10 +218,13 @@ def run_evaluation(
     if bm25:
         for bundle in bundles:
             _record(out, bundle, "bm25", bm25_hits(bundle, cfg.eval.top_k), metrics, output)
+    if keep is not None:
+        join_scores(out, keep)
+        labels += [m for models in out.results.values() for m in models if m not in labels]
     out.reference = REFERENCE_ARM if REFERENCE_ARM in labels else labels[0]
     out.comparisons = [c.to_dict() for c in compare(out.per_query, out.reference, metrics, seed=cfg.seed)]
     out.dtype = cfg.eval.dtype
-    write_outputs(out, metrics, output, refs, bundles)
+    write_outputs(out, metrics, output, refs, bundles, keep)
     if print_table:
         console.print(rich_table(out.results, metrics, out.comparisons, title=f"maw-bench eval (reference: {out.reference})"))
         console.print(f"outputs in {output}")
@@ -241,7 +250,8 @@ def model_record(ref: ModelRef) -> dict:
     return record
 
 
-def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[ModelRef], bundles: list[DatasetBundle]) -> None:
+def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[ModelRef],
+                  bundles: list[DatasetBundle], keep: KeptEvaluation | None = None) -> None:
     doc = {
         "schema": SCHEMA,
         "metrics": metrics,
@@ -258,6 +268,8 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         "max_lengths": out.max_lengths,
         "dtype": out.dtype,
     }
+    if keep is not None:
+        doc = join_records(doc, keep)
     write_json(output / METRICS_FILE, doc)
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -268,15 +280,16 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
                 for qid in sorted(scores):
                     w.writerow([dataset, model, qid, metric, f"{scores[qid]:.6f}"])
     write_text(output / "per_query.csv", buf.getvalue())
+    skipped = doc["skipped"]
     notes = "".join(
-        f"\n{b.id}: {n} queries without judgements were skipped.\n"
-        for b in bundles if (n := doc["skipped"][b.id]["queries_without_judgements"])
+        f"\n{ds}: {n} queries without judgements were skipped.\n"
+        for ds in skipped if (n := skipped[ds]["queries_without_judgements"])
     ) + "".join(
-        f"\n{b.id}: {n} judged query ids have no query text; they are left out of every mean.\n"
-        for b in bundles if (n := doc["skipped"][b.id]["judged_queries_without_text"])
+        f"\n{ds}: {n} judged query ids have no query text; they are left out of every mean.\n"
+        for ds in skipped if (n := skipped[ds]["judged_queries_without_text"])
     ) + "".join(
-        f"\n{b.id}: {n} judged documents are not in the corpus (they count as unretrieved).\n"
-        for b in bundles if (n := doc["skipped"][b.id]["judged_docs_missing_from_corpus"])
+        f"\n{ds}: {n} judged documents are not in the corpus (they count as unretrieved).\n"
+        for ds in skipped if (n := skipped[ds]["judged_docs_missing_from_corpus"])
     )
     write_text(output / "report.md", "# maw-bench evaluation\n\n"
                + markdown_table(out.results, metrics, out.comparisons, out.reference) + notes)

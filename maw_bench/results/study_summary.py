@@ -30,16 +30,46 @@ COLUMNS = ["dataset", "seed", "arm", "query_id", "metric", "value"]
 
 
 def read_seed_tables(output: Path, seeds: list[int]) -> list[tuple]:
-    """Rows ``(dataset, seed, arm, query_id, metric, value)`` from each seed's ``eval/per_query.csv``."""
+    """Rows ``(dataset, seed, arm, query_id, metric, value)`` of every evaluated seed.
+
+    A seed's own ``eval/per_query.csv`` where it is there, else that seed's rows of the study's
+    ``per_query.csv.gz`` (a committed study keeps only that), so continuing a study in a fresh
+    clone keeps the seeds it already had. A seed evaluated (its ``metrics.json`` is there) whose
+    scores are in neither is an error naming it, never a seed left out.
+    """
+    stored: list[tuple] | None = None
     rows = []
     for seed in seeds:
         path = output / f"seed-{seed}" / "eval" / "per_query.csv"
-        if not path.is_file():
+        if path.is_file():
+            rows += read_eval_table(path, seed)
             continue
-        with path.open(newline="") as f:
-            for r in csv.DictReader(f):
-                rows.append((r["dataset"], seed, r["model"], r["query_id"], r["metric"], float(r["value"])))
+        if not (output / f"seed-{seed}" / "eval" / METRICS_FILE).is_file():
+            continue  # not evaluated yet
+        if stored is None:
+            stored = read_per_query(output / PER_QUERY_FILE) if (output / PER_QUERY_FILE).is_file() else []
+        mine = [r for r in stored if r[1] == seed]
+        if not mine:
+            raise UserError(f"{output}: seed {seed} was evaluated but its per-query scores are neither in "
+                            f"seed-{seed}/eval/per_query.csv nor in {PER_QUERY_FILE}; restore one of them.")
+        rows += mine
     return rows
+
+
+def read_eval_table(path: Path, seed: int) -> list[tuple]:
+    """One evaluation's ``per_query.csv`` as study rows of ``seed``."""
+    with path.open(newline="") as f:
+        return [(r["dataset"], seed, r["model"], r["query_id"], r["metric"], float(r["value"]))
+                for r in csv.DictReader(f)]
+
+
+def seed_scores(rows: list[tuple], seed: int) -> dict:
+    """``{dataset: {arm: {metric: {query_id: value}}}}`` of one seed (an evaluation's per-query layout)."""
+    out: dict = {}
+    for ds, s, arm, qid, metric, value in rows:
+        if s == seed:
+            out.setdefault(ds, {}).setdefault(arm, {}).setdefault(metric, {})[qid] = value
+    return out
 
 
 def write_per_query(path: Path, rows: list[tuple]) -> None:

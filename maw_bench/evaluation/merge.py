@@ -1,0 +1,70 @@
+"""Add models to an evaluation that exists: the arms it scored are kept, not scored again.
+
+A study's controls (and an arm added later) are trained after the seed's main arms were
+evaluated; scoring only the new arms and joining them to the kept evaluation costs their
+encodes alone, and works where the kept arms' models are gone (a committed study keeps
+no models). The join is refused where the two could not be one evaluation: other metrics,
+another precision, or another sample of queries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from maw_bench.errors import UserError
+
+
+@dataclass
+class KeptEvaluation:
+    """An evaluation's ``metrics.json`` and its per-query scores ``{dataset: {model: {metric: {qid: v}}}}``."""
+
+    doc: dict
+    per_query: dict
+    where: str  # the folder, for messages
+
+    def scored(self, dataset: str) -> set[str]:
+        return set((self.doc.get("results") or {}).get(dataset) or {})
+
+
+def check_joinable(kept: KeptEvaluation, metrics: list[str], dtype: str, queries: dict[str, int]) -> None:
+    """One line naming what differs, before any model loads."""
+    if list(kept.doc.get("metrics") or []) != list(metrics):
+        raise UserError(f"{kept.where} was scored with metrics {kept.doc.get('metrics')}, not {metrics}; evaluate "
+                        "into a new --output, or use the kept evaluation's eval.metrics.")
+    if kept.doc.get("dtype") and kept.doc["dtype"] != dtype:
+        raise UserError(f"{kept.where} was encoded in {kept.doc['dtype']}, this evaluation would be {dtype}; set "
+                        f"eval.dtype={kept.doc['dtype']} so that every model of it shares one precision.")
+    for ds, n in queries.items():
+        had = (kept.doc.get("queries") or {}).get(ds)
+        if had is not None and had != n:
+            raise UserError(f"{kept.where} scored {had} queries of {ds}, this evaluation {n}: not the same sample "
+                            "(data.max_queries, data.eval_seed); use the kept evaluation's settings.")
+    missing = [(ds, m) for ds, models in (kept.doc.get("results") or {}).items() for m in models
+               if not (kept.per_query.get(ds) or {}).get(m)]
+    if missing:
+        ds, m = missing[0]
+        raise UserError(f"{kept.where}: the per-query scores of {m} on {ds} are gone, so it cannot be compared "
+                        "again; restore per_query.csv, or evaluate every model into a new --output.")
+
+
+def join_scores(out, kept: KeptEvaluation) -> None:
+    """Fill ``out`` (an ``EvalOutput``) with the kept models where it has none of its own."""
+    for name in ("results", "per_query", "routing"):
+        old, new = kept.per_query if name == "per_query" else kept.doc.get(name) or {}, getattr(out, name)
+        for ds, models in old.items():
+            slot = new.setdefault(ds, {})
+            for model, value in models.items():
+                slot.setdefault(model, value)
+    for key, value in (kept.doc.get("timings") or {}).items():
+        out.timings.setdefault(key, value)
+    for key, value in (kept.doc.get("max_lengths") or {}).items():
+        out.max_lengths.setdefault(key, value)
+
+
+def join_records(doc: dict, kept: KeptEvaluation) -> dict:
+    """``metrics.json`` of the joined evaluation: the kept models' records and datasets beside the new ones."""
+    for key in ("models", "queries", "skipped"):
+        merged = dict(kept.doc.get(key) or {})
+        merged.update(doc.get(key) or {})
+        doc[key] = merged
+    return doc
