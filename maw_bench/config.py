@@ -93,6 +93,9 @@ class GRPOConfig:
     kl: float = _f(0.02, "Weight of the KL penalty to the reference policy.", ge=0)
     entropy: float = _f(0.01, "Weight of the entropy bonus.", ge=0)
     iterations: int = _f(1, "Policy updates per sampled group (mu); the clip acts only when > 1.", ge=1)
+    share_choices: bool = _f(
+        True, "Samples of a group that chose the same depth for a sequence share one forward from the MAW layer up "
+        "(the same loss and gradients; with one MAW layer); false re-runs every sample.")
     ref_update_every: int = _f(
         0, "Copy the policy into the KL reference every N optimiser steps (0 = keep the initial, uniform policy).",
         ge=0)

@@ -4,8 +4,11 @@ MiniLM, 512 passages at max length 256; the arms alternate in one process, round
 memory: one process per arm). Arms: standard attention; MAW with depth 4 on the last layer and a hard
 selection (grpo at inference = argmax). Training step:
 16 queries + 16 passages, standard vs MAW gumbel vs MAW grpo (group sizes 2, 4 and 8; split and nested).
+``--grpo-regimes``: GRPO's step at initialisation and with a settled router, groups of 2, 4 and 8, and the
+mean number of distinct choices per sequence (what the shared group forward's cost follows).
 
     python scripts/bench_maw.py
+    python scripts/bench_maw.py --grpo-regimes
 """
 
 from __future__ import annotations
@@ -145,6 +148,59 @@ def train_steps(reps: int, dtype: str, arms: list[str] | None = None) -> dict[st
     return out
 
 
+GROUP_SIZES = (2, 4, 8)
+SETTLED = ["maw.router.init_last_prob=0.9"]  # one depth at about 90%, as routers were in the study after 10-45 steps
+
+
+def grpo_regime_arms() -> dict[str, list[str]]:
+    """GRPO with groups of 2, 4, 8 at initialisation (uniform router) and settled, and the path that re-runs
+    every sample (share_choices=false) at group 4 in both regimes, for the before/after."""
+    base = ["maw.enabled=true", "maw.depth=4", "maw.layers=[-1]", "maw.selection=grpo"]
+    arms: dict[str, list[str]] = {"standard": []}
+    for regime, extra in (("init", ["maw.router.init_last_prob=0"]), ("settled", SETTLED)):
+        for g in GROUP_SIZES:
+            arms[f"grpo-g{g}-{regime}"] = [*base, f"maw.grpo.group_size={g}", *extra]
+        arms[f"grpo-g4-{regime}-rerun"] = [*base, "maw.grpo.group_size=4", *extra, "maw.grpo.share_choices=false"]
+    return arms
+
+
+def grpo_regimes(reps: int, dtype: str) -> None:
+    """Step time relative to standard and mean distinct choices per sequence, per group size and regime."""
+    import torch
+
+    from maw_bench import BenchmarkConfig, build_encoder
+    from maw_bench.hardware import keep_freed_memory
+    from maw_bench.modeling.encoder import autocast_context
+    from maw_bench.training.step import LossSettings, train_step
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        keep_freed_memory()
+    docs = texts(64)
+    queries = [d[:80] for d in docs[32:48]]
+    setups = {}
+    for arm, overrides in grpo_regime_arms().items():
+        enc = build_encoder(BenchmarkConfig.load(overrides=["model.max_length=256", *overrides]), device).train()
+        q = {k: v.to(device) for k, v in enc.tokenize(queries, "query").items()}
+        d = {k: v.to(device) for k, v in enc.tokenize(docs[:16], "doc").items()}
+        setups[arm] = (enc, torch.optim.AdamW(enc.parameters(), lr=1e-5), q, d)
+    exclude = torch.zeros(16, 16, dtype=torch.bool, device=device)
+    distinct: dict[str, list[float]] = {arm: [] for arm in setups}
+    for i in range(reps + 1):  # the distinct count of each step, read outside the timed region
+        for arm, (enc, _opt, q, d) in setups.items():
+            with torch.no_grad(), autocast_context(device, dtype):
+                res = train_step(enc, enc, q, d, LossSettings(), exclude, routing_seed=i)
+            if "distinct_choices" in res.policy:
+                distinct[arm].append(res.policy["distinct_choices"])
+    times = timed_steps(setups, exclude, device, dtype, reps)
+    med = {arm: statistics.median(t) for arm, t in times.items()}
+    print(f"GRPO regimes: 16 queries + 16 passages, {dtype}, median of {reps} interleaved steps")
+    print(f"  {'arm':<24} {'step':>9} {'x standard':>11} {'distinct/seq':>13}")
+    for arm, t in med.items():
+        dc = f"{statistics.mean(distinct[arm]):.2f}" if distinct[arm] else "-"
+        print(f"  {arm:<24} {t * 1000:7.0f}ms {t / med['standard']:10.2f}x {dc:>13}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--passages", type=int, default=512)
@@ -156,10 +212,15 @@ def main() -> None:
     ap.add_argument("--skip-encode", action="store_true", help="Time the training steps only.")
     ap.add_argument("--train-arms", default="", help=f"Comma-separated subset of {', '.join(TRAIN_ARMS)} "
                     "(standard is always timed).")
+    ap.add_argument("--grpo-regimes", action="store_true", help="Time GRPO's group sizes at initialisation and "
+                    "with a settled router (and the path that re-runs every sample), with the distinct choices.")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         encode_child(args.child, args.passages, args.batch_size, args.dtype)
+        return
+    if args.grpo_regimes:
+        grpo_regimes(args.train_reps, args.dtype)
         return
     print(f"encode: {args.passages} passages, max length 256, batch {args.batch_size}, {args.dtype}")
     if not args.skip_encode:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from maw_bench.maw import scores as S
 from maw_bench.maw.grpo import categorical_entropy, choice_log_prob
 from maw_bench.maw.router import DepthRouter
-from maw_bench.maw.selection import SelectionParams, SelectionStrategy, parse_selection
+from maw_bench.maw.selection import Pick, SelectionParams, SelectionStrategy, parse_selection
 
 VARIANTS = ("split", "full", "nested")
 
@@ -85,6 +85,8 @@ class RouteRecorder:
     # layer -> (its input, its Q/K/V heads): a group's samples replay a layer on the same input tensor,
     # so its projections are computed once and shared (gradients from every sample add up in them)
     projections: dict[int, tuple[torch.Tensor, tuple]] = field(default_factory=dict)
+    # choices decided before the forward (a group's distinct choices, run once: modeling/group_forward.py)
+    forced: torch.Tensor | None = None
 
     def next_sample(self) -> None:
         self.sample += 1
@@ -97,6 +99,17 @@ class RouteRecorder:
 
     def add(self, record: RouteRecord) -> None:
         self.records[self.sample].append(record)
+
+    def aside(self, forced: torch.Tensor, run):
+        """``(run(), its route records)``: a forward whose MAW layer takes ``forced`` choices and whose records
+        are kept apart from the group's samples (the distinct choices of a group, run once)."""
+        saved = self.records, self.sample
+        self.records, self.sample, self.forced = [[]], 0, forced
+        try:
+            out = run()
+        finally:
+            records, (self.records, self.sample), self.forced = self.records[0], saved, None
+        return out, records
 
     def shared(self, layer: int, x: torch.Tensor, compute) -> tuple:
         """``compute(x)``, or what it gave for this very input tensor earlier in the call."""
@@ -275,7 +288,9 @@ class MAWAttention(nn.Module):
             logits = self.router(state).float()
         uniforms = rec.uniforms_for(self.layer_index) if rec is not None else None
         generator = rec.generator if rec is not None else None
-        pick = self.strategy.pick(logits, b, self.training, x.device, uniforms, generator)
+        forced = rec.forced if rec is not None else None
+        pick = Pick(choice=forced) if forced is not None else self.strategy.pick(
+            logits, b, self.training, x.device, uniforms, generator)
         choice, weights = pick.choice, pick.weights
 
         # a group's samples replay this layer on one input: its projections are computed once per call

@@ -70,6 +70,9 @@ class SelectionStrategy:
     trains_policy: ClassVar[bool] = False  # has its own router objective (policy_loss)
     # constraints and settings a strategy declares, so the config validates it without naming it:
     replays_layers: ClassVar[bool] = False  # re-runs the MAW layers per sample: no recompute in backward
+    # a sample's choice is a function of the shared logits and its pre-drawn uniforms alone, so the group's
+    # choices are known after the first sample and samples that chose alike can share one forward
+    choices_from_uniforms: ClassVar[bool] = False
     settings: ClassVar[str | None] = None  # the maw.<section> only this strategy reads (grpo, gumbel)
     uses_reward: ClassVar[bool] = False  # reads maw.reward
 
@@ -176,6 +179,7 @@ class GRPOSelection(SelectionStrategy):
     name = "grpo"
     trains_policy = True
     replays_layers = True
+    choices_from_uniforms = True
     settings = "grpo"
     uses_reward = True
 

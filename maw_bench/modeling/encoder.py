@@ -21,6 +21,8 @@ from maw_bench.config import AttentionConfig, BenchmarkConfig, MAWConfig, ModelC
 from maw_bench.errors import UserError
 from maw_bench.maw import MAWAttention, RouteRecord, RouteRecorder, SelectionStrategy
 from maw_bench.mechanisms import replace_with_mechanism
+from maw_bench.modeling.dropout_tape import DropoutTape
+from maw_bench.modeling.group_forward import FirstSample, shared_samples, take_rows
 from maw_bench.modeling.layers import build_appended, encoder_layers, replace_attention, resolve_layers
 from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
 from maw_bench.modeling.resolve import resolve_model
@@ -189,48 +191,74 @@ class Encoder(nn.Module):
     def _embed_samples(self, feats: dict[str, torch.Tensor], n: int, recorder: RouteRecorder) -> torch.Tensor:
         """``n`` forwards that differ only in the MAW layers' sampled choices: ``(n, B, dim)``.
 
-        Everything below the lowest MAW layer runs once; each further sample re-runs
-        only the MAW layers and what lies above them, from the random state the first
-        sample had there, so every sample draws the same dropout masks (the depth
-        draws use the recorder's pre-drawn numbers). Stacking the samples into one
-        batch was measured slower on CPU (1.99x against 1.67x a standard step for a
-        group of 4, see docs/benchmarks.md).
+        Everything below the lowest MAW layer runs once. With one MAW layer and a strategy
+        whose choices follow from the logits (GRPO), each distinct (sequence, choice) pair
+        is computed once (:mod:`maw_bench.modeling.group_forward`); otherwise each further
+        sample re-runs the MAW layers and what lies above them from the random state the
+        first sample had there, so every sample draws the same dropout masks (the depth
+        draws use the recorder's pre-drawn numbers). Stacking the samples into one batch
+        was measured slower on CPU (1.99x against 1.67x a standard step for a group of 4,
+        see docs/benchmarks.md).
         """
+        modules = self.maw_modules()
+        share = (self.maw_cfg.grpo.share_choices and len(modules) == 1 and modules[0].strategy.choices_from_uniforms)
+        tape = DropoutTape(feats["attention_mask"].shape[0]) if share else None
+        first = self._first_sample(feats, tape)
+        if tape is not None and tape.faithful:
+            return shared_samples(first, n, recorder, tape, modules[0])
+        out = [first.embeddings]
+        for _ in range(n - 1):
+            recorder.next_sample()
+            rng.restore(first.start)
+            out.append(first.upper(None))
+        return torch.stack(out)
+
+    def _first_sample(self, feats: dict[str, torch.Tensor], tape: DropoutTape | None) -> FirstSample:
+        """The first sample on the whole batch (its masks from the MAW layer up kept on ``tape``, if given)."""
         mask = feats["attention_mask"]
-        device = mask.device
+        device, batch = mask.device, mask.shape[0]
+        scope = tape if tape is not None else contextlib.nullcontext()
         if self.maw_cfg.placement == "append" or not self.maw_layers:
             kwargs = {k: v for k, v in feats.items() if k != "input_ids"}
             hidden = self.backbone(input_ids=feats["input_ids"], **kwargs).last_hidden_state
             start = rng.snapshot(device)
-            out = []
-            for g in range(n):
-                if g:
-                    recorder.next_sample()
-                    rng.restore(start)
-                out.append(self._head(hidden, mask))
-            return torch.stack(out)
+            if tape is not None:
+                tape.state = "record"
+            with scope:
+                emb = self._head(hidden, mask)
+            if tape is not None:
+                tape.state = "pass"
+            return FirstSample(emb, lambda rows: self._head(hidden if rows is None else hidden[rows],
+                                                            mask if rows is None else mask[rows]), start)
         layers = encoder_layers(self.backbone)
         first = self.maw_layers[0]
         captured: dict = {}
 
         def grab(_module, args, kwargs):
             captured["args"], captured["kwargs"], captured["rng"] = args, kwargs, rng.snapshot(device)
+            if tape is not None:
+                tape.state = "record"
 
         handle = layers[first].register_forward_pre_hook(grab, with_kwargs=True)
         try:
-            out = [self._embed(feats)[0]]
+            with scope:
+                emb = self._embed(feats)[0]
         finally:
             handle.remove()
-        args, kwargs = captured["args"], captured["kwargs"]
-        for _ in range(n - 1):
-            recorder.next_sample()
-            rng.restore(captured["rng"])
+            if tape is not None:
+                tape.state = "pass"
+
+        def upper(rows: torch.Tensor | None) -> torch.Tensor:
+            args, kwargs = captured["args"], captured["kwargs"]
+            if rows is not None:
+                args, kwargs = take_rows(args, rows, batch), take_rows(kwargs, rows, batch)
             h = args[0]
             for layer in layers[first:]:
                 h = layer(h, *args[1:], **kwargs)
                 h = h[0] if isinstance(h, tuple) else h
-            out.append(self._head(h, mask))
-        return torch.stack(out)
+            return self._head(h, mask if rows is None else mask[rows])
+
+        return FirstSample(emb, upper, captured["rng"])
 
     # ------------------------------------------------------------------ encode
     def encode_batches(

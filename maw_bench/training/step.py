@@ -90,6 +90,22 @@ def _choices(routes: list[RouteRecord]) -> list[torch.Tensor]:
     return [c.detach().flatten().cpu() for c in chosen]
 
 
+def distinct_choices(*route_sets: list[list[RouteRecord]]) -> float | None:
+    """Mean number of distinct choices per sequence over a group's samples (every MAW layer's choice together,
+    a per-head choice as a whole), queries and documents alike: what a GRPO step costs, and a sign of collapse
+    (1 = every sample of every sequence chose alike). None without a group of hard choices."""
+    counts = []
+    for routes in route_sets:
+        if len(routes) < 2 or any(r.choice is None for sample in routes for r in sample) or not routes[0]:
+            return None
+        keys = torch.stack([torch.cat([r.choice.reshape(r.choice.shape[0], -1) for r in sample], 1)
+                            for sample in routes])  # (G, N, K)
+        same = (keys[:, None] == keys[None, :]).all(-1)  # (G, G, N)
+        earlier = torch.ones(len(routes), len(routes), dtype=torch.bool, device=keys.device).tril(-1)
+        counts.append((~(same & earlier[..., None]).any(1)).sum(0).float())
+    return float(torch.cat(counts).mean())
+
+
 def _doc_owner(n_docs: int, b: int, device) -> torch.Tensor:
     """The local query each local document belongs to: positives ``0..B-1``, then negatives by example."""
     per = max(1, (n_docs - b) // b) if n_docs > b else 1
@@ -142,6 +158,9 @@ def train_step(
     assert strategy is not None and reward is not None
     samples = policy_samples(routers, q_out.routes, d_out.routes, rewards, reward, owner)
     policy_loss, stats = strategy.policy_loss(samples, first_iteration=True)
+    distinct = distinct_choices(q_out.routes, d_out.routes)
+    if distinct is not None:
+        stats["distinct_choices"] = distinct
     return StepOutput(contrastive + policy_loss, mean, stats, choices, policy_samples=samples)
 
 
