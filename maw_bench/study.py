@@ -11,8 +11,9 @@ Layout::
                                         and queries (maw_bench.evaluation.seed_stats)
 
 Every arm of a seed shares that seed, its batches and its number of optimiser steps
-(``train_arms``). A rerun resumes: finished arms and evaluations are kept, an
-unfinished arm continues from its last checkpoint.
+(``train_arms``). A rerun resumes: an arm scored on every dataset is kept (its model
+need not be), an unfinished arm continues from its last checkpoint, and arms, controls
+or datasets added later are trained and scored alone, joining the seed's evaluation.
 """
 
 from __future__ import annotations
