@@ -97,9 +97,9 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    from maw_bench.console import setup_logging
     from maw_bench.evaluation.metrics import _numba_cache
-    from maw_bench.progress import set_quiet
+    from maw_bench.runtime.console import setup_logging
+    from maw_bench.runtime.progress import set_quiet
 
     ctx.obj = {"debug": debug}
     setup_logging(verbose=debug, quiet=quiet)
@@ -197,14 +197,14 @@ def train(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub to run."),
 ) -> None:
     """Fine-tune the standard and/or MAW arm contrastively (InfoNCE + hard negatives; GRPO router)."""
-    from maw_bench.console import console
-    from maw_bench.locks import folder_lock
-    from maw_bench.results.folders import ensure_writable, new_output_dir
+    from maw_bench.outputs.folders import ensure_writable, new_output_dir
+    from maw_bench.runtime.console import console
+    from maw_bench.runtime.locks import folder_lock
     from maw_bench.training.run import train_arms
 
     extra = train_shorthands(trust_remote_code, msmarco, dataset, train_data, split,
                              {"maw.depth": maw_depth, "maw.layers": maw_layers, "maw.selection": maw_selection})
-    from maw_bench.distributed import launched_distributed
+    from maw_bench.runtime.distributed import launched_distributed
 
     cfg = load_config(config, sets, extra)
     arm_list = arm_names(cfg, ["maw"] if use_maw else [a.strip() for a in arms.split(",") if a.strip()], controls)
@@ -248,8 +248,8 @@ def evaluate(
 ) -> None:
     """Encode, retrieve and score models with ranx; significance against the reference arm."""
     from maw_bench.evaluation.pipeline import run_evaluation
-    from maw_bench.locks import folder_lock
-    from maw_bench.results.folders import ensure_writable, new_output_dir
+    from maw_bench.outputs.folders import ensure_writable, new_output_dir
+    from maw_bench.runtime.locks import folder_lock
 
     extra = [f"data.eval_split={split}"] + (["model.trust_remote_code=true"] if trust_remote_code else [])
     extra += ["eval.verify_cache=true"] if verify_cache else []
@@ -259,7 +259,7 @@ def evaluate(
             extra.append(f"{key}={value}")
     if metrics:
         extra.append(f"eval.metrics=[{metrics}]")
-    from maw_bench.distributed import launched_distributed
+    from maw_bench.runtime.distributed import launched_distributed
 
     cfg = load_config(config, sets, extra)
     specs = _eval_specs(dataset, beir, msmarco, split) or list(cfg.data.eval)
@@ -278,7 +278,7 @@ def smoke(
     sets: list[str] = SET_OPT,
 ) -> None:
     """The whole pipeline on the built-in dataset, offline: train both arms, evaluate, compare, report."""
-    from maw_bench.smoke import run_smoke
+    from maw_bench.commands.smoke import run_smoke
 
     code = run_smoke(config, sets or [], output)
     raise typer.Exit(code)
@@ -297,10 +297,10 @@ def sweep(
     only: str = typer.Option(None, "--only", hidden=True, help="Run this one cell (the local launcher's children)."),
 ) -> None:
     """Run a YAML grid of experiments; finished cells are skipped when run again."""
-    from maw_bench.sweep import run_cell, run_sweep
+    from maw_bench.commands.sweep import run_cell, run_sweep
 
     if only:
-        from maw_bench.locks import folder_lock
+        from maw_bench.runtime.locks import folder_lock
 
         if output is None:
             raise UserError("--only needs --output.")
@@ -325,9 +325,9 @@ def study(
     output: Path = typer.Option(None, "--output", "-o", help="Study folder (default: results/study-...); rerun to resume."),
 ) -> None:
     """Arms x seeds (plus controls) with the same data and budget; mean +- std and differences over seeds and queries."""
-    from maw_bench.locks import folder_lock
-    from maw_bench.results.folders import ensure_writable, new_output_dir
-    from maw_bench.study import run_study
+    from maw_bench.commands.study import run_study
+    from maw_bench.outputs.folders import ensure_writable, new_output_dir
+    from maw_bench.runtime.locks import folder_lock
 
     cfg = load_config(config, sets)
     try:
@@ -361,10 +361,10 @@ def export(
                                    "files that export wrote; other files there stay)."),
 ) -> None:
     """Write a trained arm as a sentence-transformers / HF folder; MAW arms carry their attention code."""
-    from maw_bench.console import console
     from maw_bench.modeling import is_saved_encoder, load_encoder
     from maw_bench.modeling.export import check_export_target, export_sentence_transformers, needs_remote_code
     from maw_bench.modeling.export import push_to_hub as push
+    from maw_bench.runtime.console import console
 
     if fmt != "sentence-transformers":
         raise UserError(f"--format {fmt}: the one layout built is sentence-transformers.")
@@ -384,7 +384,7 @@ def export(
 
 def guard_export_output(run: Path, output: Path) -> None:
     """An export never writes into or over a training run folder, nor into a folder that holds the run."""
-    from maw_bench.results.folders import inside_run_folder
+    from maw_bench.outputs.folders import inside_run_folder
 
     out, src = output.resolve(), run.resolve()
     holder = inside_run_folder(out)
@@ -419,7 +419,7 @@ def export_provenance(run: Path, source: Path, arm: str) -> dict:
 @app.command()
 def report(folders: list[Path] = typer.Argument(..., help="Eval, train-run or sweep folders.")) -> None:
     """Rebuild tables and plots from existing folders without recomputing anything."""
-    from maw_bench.report import rebuild
+    from maw_bench.commands.report import rebuild
 
     rebuild(folders)
 
@@ -431,9 +431,9 @@ def plan(
     power: float = typer.Option(0.8, "--power", help="The power to detect it with, at the 5% level."),
 ) -> None:
     """Seeds a study needs to detect --delta, from the variance components it measured."""
-    from maw_bench.atomic import read_json_file
-    from maw_bench.console import console
     from maw_bench.evaluation.crossed import seeds_needed
+    from maw_bench.runtime.atomic import read_json_file
+    from maw_bench.runtime.console import console
 
     if not 0 < power < 1 or delta == 0:
         raise UserError("--power must be in (0, 1) and --delta non-zero, e.g. --delta 0.005 --power 0.8.")
@@ -460,7 +460,7 @@ def config_keys() -> None:
     import typing
 
     from maw_bench.config import BenchmarkConfig
-    from maw_bench.console import console
+    from maw_bench.runtime.console import console
 
     def walk(cls, obj, prefix=""):
         hints = typing.get_type_hints(cls)
@@ -479,8 +479,8 @@ def datasets_list() -> None:
     """Known dataset ids and whether each is available locally (no network)."""
     from rich.table import Table
 
-    from maw_bench.console import console
     from maw_bench.data.registry import known_ids, known_sizes, locally_available
+    from maw_bench.runtime.console import console
 
     table = Table(title="datasets (ir_datasets ids; local BEIR folders work too)")
     table.add_column("id")
@@ -504,8 +504,8 @@ def datasets_check(
     import json
     import sys
 
-    from maw_bench.console import console
     from maw_bench.data import load_bundle
+    from maw_bench.runtime.console import console
 
     bundle = load_bundle(dataset, split)
     summary = bundle.summary()

@@ -124,7 +124,7 @@ def train_steps(reps: int, dtype: str, arms: list[str] | None = None) -> dict[st
     import torch
 
     from maw_bench import BenchmarkConfig, build_encoder
-    from maw_bench.hardware import keep_freed_memory
+    from maw_bench.runtime.hardware import keep_freed_memory
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
@@ -169,8 +169,8 @@ def grpo_regimes(reps: int, dtype: str) -> None:
     import torch
 
     from maw_bench import BenchmarkConfig, build_encoder
-    from maw_bench.hardware import keep_freed_memory
     from maw_bench.modeling.encoder import autocast_context
+    from maw_bench.runtime.hardware import keep_freed_memory
     from maw_bench.training.step import LossSettings, train_step
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -7,18 +7,27 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 from typer.testing import CliRunner
 
 from maw_bench.cli import app
-from maw_bench.smoke import SMOKE
+from maw_bench.config import BenchmarkConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-def test_configs_smoke_yaml_is_the_builtin_recipe():
-    assert yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text()) == SMOKE
+def test_smoke_runs_the_packaged_recipe_and_lays_a_config_file_over_it(tmp_path):
+    """One recipe, in the package (a pip install has it); --config and --set change only what they name."""
+    from maw_bench.commands.smoke import smoke_config, smoke_recipe
+
+    base = smoke_config(None, [])
+    assert base.to_dict() == BenchmarkConfig.from_dict(smoke_recipe()).to_dict()
+    assert (base.data.train, base.train.max_steps, base.maw.selection) == ("builtin", 4, "grpo")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("train:\n  max_steps: 7\n")
+    over = smoke_config(mine, ["seed=2"])
+    assert (over.train.max_steps, over.seed) == (7, 2)
+    assert over.with_overrides(["train.max_steps=4", f"seed={base.seed}"]).to_dict() == base.to_dict()
 
 
 def _tiny_smoke_args(tiny_model: str, out: Path) -> list[str]:
@@ -131,3 +140,4 @@ def test_help_and_version_do_not_load_torch():
     probe = "import sys; from maw_bench.cli import app; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+

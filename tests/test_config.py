@@ -89,7 +89,7 @@ def _nested(key: str, value) -> dict:
 def test_dtype_auto_picks_bf16_only_where_it_is_faster(monkeypatch, amx, device, expected):
     import torch
 
-    from maw_bench import hardware
+    from maw_bench.runtime import hardware
 
     monkeypatch.setattr(hardware, "cpu_has_amx", lambda: amx)
     dtype, why = hardware.resolve_dtype("auto", torch.device(device))
@@ -104,8 +104,8 @@ def test_every_recipe_asks_for_auto_precision_or_says_why_not():
     """bf16 pays only with AMX; a recipe that fixes a precision must say why (the study: its committed seeds)."""
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "configs"
-    recipes = sorted(p for p in root.glob("*.yaml"))
+    root = Path(__file__).resolve().parents[1]
+    recipes = sorted([*(root / "configs").glob("*.yaml"), *(root / "maw_bench" / "recipes").glob("*.yaml")])
     assert len(recipes) >= 5
     import yaml
 

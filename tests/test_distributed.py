@@ -108,9 +108,9 @@ def test_sharded_encoding_on_two_ranks_gives_the_same_run_file(tiny_model, toy_b
 @pytest.mark.parametrize("arm", ["standard", "maw"])
 def test_grad_cache_gives_the_same_gradients_as_plain_info_nce(tiny_model, toy_beir, monkeypatch, arm):
     """Dropout on (and Gumbel noise in the MAW arm): the replay must draw the masks of the first pass."""
-    from maw_bench import rng
     from maw_bench.data import load_bundle
     from maw_bench.modeling import build_encoder
+    from maw_bench.runtime import rng
     from maw_bench.training.step import LossSettings, _chunks, batch_loss, grad_cache_step
 
     cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "maw.selection=gumbel"))

@@ -47,7 +47,7 @@ def test_the_study_table_is_the_committed_summary():
 
 
 def test_the_routing_table_is_what_the_logs_say():
-    from maw_bench.results.study_summary import routing_facts
+    from maw_bench.outputs.study_summary import routing_facts
 
     out = ROOT / "results" / "study-scifact"
     spec = json.loads((out / "study.json").read_text())

@@ -261,7 +261,7 @@ def test_settings_that_cannot_act_are_named(overrides, key):
 
 def test_cli_warns_about_a_setting_no_arm_uses(tiny_model, toy_beir, tmp_path, capsys):
     from maw_bench.cli import warn_ignored
-    from maw_bench.console import setup_logging
+    from maw_bench.runtime.console import setup_logging
 
     setup_logging()
     cfg = _cfg(tiny_model, toy_beir, "maw.grpo.clip=0.3")

@@ -162,7 +162,7 @@ def test_truncated_newest_checkpoint_falls_back_to_the_previous(tiny_model, toy_
 
 def test_a_second_writer_is_refused(tmp_path):
     from maw_bench.errors import UserError
-    from maw_bench.locks import folder_lock
+    from maw_bench.runtime.locks import folder_lock
 
     with folder_lock(tmp_path):
         with pytest.raises(UserError, match="is in use by pid"):
@@ -174,9 +174,9 @@ def test_a_second_writer_is_refused(tmp_path):
 
 def test_a_checkpoint_with_pickled_code_is_refused_by_resume(tiny_model, toy_beir, tmp_path):
     """Checksums made to match (as anyone who can write the file can): resume must still run no pickled code."""
-    from maw_bench.atomic import sha256_file, write_json
     from maw_bench.config import BenchmarkConfig
     from maw_bench.errors import UserError
+    from maw_bench.runtime.atomic import sha256_file, write_json
     from maw_bench.training.run import train_arms
 
     cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=2", "train.save_every=1"))

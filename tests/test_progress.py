@@ -8,8 +8,8 @@ import sys
 import pytest
 from rich.console import Console
 
-from maw_bench import progress
 from maw_bench.data.bm25 import bm25_top_k
+from maw_bench.runtime import progress
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ def test_a_consistent_difference_is_significant_and_identical_arms_are_not():
 
 
 def test_study_trains_every_arm_per_seed_controls_once_and_resumes(tiny_model, toy_beir, tmp_path, monkeypatch):
-    from maw_bench.study import run_study
+    from maw_bench.commands.study import run_study
     from maw_bench.training import run as run_mod
 
     cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=3", "maw.depth=2",
@@ -115,7 +115,7 @@ def test_report_rebuilds_a_study_from_its_per_query_file_byte_for_byte(tiny_mode
     from typer.testing import CliRunner
 
     from maw_bench.cli import app
-    from maw_bench.study import run_study
+    from maw_bench.commands.study import run_study
 
     cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=2", "maw.depth=2",
                                                         f"eval.cache_dir={tmp_path / 'cache'}",
@@ -141,7 +141,7 @@ def test_report_rebuilds_a_study_from_its_per_query_file_byte_for_byte(tiny_mode
 
 
 def test_a_query_missing_from_one_seed_is_an_error_naming_it(tmp_path):
-    from maw_bench.results.study_summary import difference_table
+    from maw_bench.outputs.study_summary import difference_table
 
     ref = {1: {"q1": 0.5, "q2": 0.1}, 2: {"q1": 0.4, "q2": 0.2}}
     arm = {1: {"q1": 0.6, "q2": 0.1}, 2: {"q1": 0.4}}
@@ -156,7 +156,7 @@ def test_a_capped_study_evaluates_the_same_queries_at_every_seed(tiny_model, tmp
 
     from conftest import write_toy_beir
 
-    from maw_bench.study import run_study
+    from maw_bench.commands.study import run_study
 
     data = write_toy_beir(tmp_path / "toy", n_docs=200, n_queries=120)
     cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, data, "train.max_steps=1", "data.max_queries=20",
@@ -201,8 +201,8 @@ def test_a_study_continued_in_a_fresh_clone_trains_and_scores_only_what_it_lacks
     those, the kept arms' scores stay what they were, and the study's per-query table keeps the first seed."""
     import shutil
 
-    from maw_bench.results.study_summary import PER_QUERY_FILE, read_per_query
-    from maw_bench.study import run_study
+    from maw_bench.commands.study import run_study
+    from maw_bench.outputs.study_summary import PER_QUERY_FILE, read_per_query
     from maw_bench.training import run as run_mod
 
     cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=2", "maw.depth=2",

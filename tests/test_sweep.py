@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from maw_bench import sweep as sweep_mod
+from maw_bench.commands import sweep as sweep_mod
 from maw_bench.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]

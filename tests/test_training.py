@@ -204,7 +204,7 @@ def test_report_to_an_unknown_service_is_refused():
 def test_the_allocator_keeps_freed_memory_unless_the_user_set_it(monkeypatch):
     import platform
 
-    from maw_bench.hardware import keep_freed_memory
+    from maw_bench.runtime.hardware import keep_freed_memory
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("glibc only")

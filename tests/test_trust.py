@@ -315,7 +315,7 @@ def test_a_run_with_unfinished_arms_names_them(trained, tmp_path, maw_warnings):
     ("train.lr: ['1e-3', 0.001]", "the same experiment twice"),
 ])
 def test_a_sweep_grid_with_a_repeated_value_is_refused(tmp_path, grid, needle):
-    from maw_bench.sweep import expand, load_sweep
+    from maw_bench.commands.sweep import expand, load_sweep
 
     path = tmp_path / "sweep.yaml"
     path.write_text(f"grid:\n  {grid}\n")

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from maw_bench.console import import_bm25s
 from maw_bench.errors import UserError
-from maw_bench.progress import step
+from maw_bench.runtime.console import import_bm25s
+from maw_bench.runtime.progress import step
 
 if TYPE_CHECKING:
     from maw_bench.data.bundle import DatasetBundle

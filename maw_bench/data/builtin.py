@@ -21,7 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
-from maw_bench.paths import cache_root
+from maw_bench.runtime.paths import cache_root
 
 VERSION = "1"
 NUM_DOCS = 2400

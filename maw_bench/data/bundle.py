@@ -152,7 +152,7 @@ class DatasetBundle:
         memo = self._hash_memo()
         value = memo.read_text().strip() if memo is not None and memo.is_file() else ""
         if not value:
-            from maw_bench.progress import step
+            from maw_bench.runtime.progress import step
 
             h = hashlib.sha256()
             with step(f"hash corpus {self.id}", total=self.docs_count()) as advance:
@@ -164,7 +164,7 @@ class DatasetBundle:
                     advance(1)
             value = h.hexdigest()[:16]
             if memo is not None:
-                from maw_bench.atomic import write_text
+                from maw_bench.runtime.atomic import write_text
 
                 write_text(memo, value + "\n")
         self._hash = (key, value)
@@ -175,7 +175,7 @@ class DatasetBundle:
         signature = source_signature(self.irds)
         if signature is None:
             return None
-        from maw_bench.paths import cache_root
+        from maw_bench.runtime.paths import cache_root
 
         kept = sorted(self.keep_docs) if self.keep_docs is not None else None
         digest = hashlib.sha256(json.dumps([self.id, signature, kept]).encode()).hexdigest()[:24]

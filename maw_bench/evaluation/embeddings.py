@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maw_bench.atomic import atomic_open, sha256_ends, sha256_file, write_json
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.modeling import Encoder
-from maw_bench.progress import progress_bar, step
+from maw_bench.runtime.atomic import atomic_open, sha256_ends, sha256_file, write_json
+from maw_bench.runtime.progress import progress_bar, step
 
 log = logging.getLogger("maw_bench")
 

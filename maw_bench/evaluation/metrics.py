@@ -32,7 +32,7 @@ Where the two cost the same with a warm numba cache, on 2 cores with 4 metrics
 def _numba_cache() -> None:
     """ranx compiles with numba on first use (~16 s); keep the compiled code between runs."""
     if "NUMBA_CACHE_DIR" not in os.environ:
-        from maw_bench.paths import cache_root
+        from maw_bench.runtime.paths import cache_root
 
         os.environ["NUMBA_CACHE_DIR"] = str(cache_root() / "numba")
 
@@ -91,6 +91,6 @@ def score_run(
 
 
 def cache_dir_default() -> Path:
-    from maw_bench.paths import cache_root
+    from maw_bench.runtime.paths import cache_root
 
     return cache_root() / "embeddings"

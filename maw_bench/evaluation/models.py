@@ -12,7 +12,7 @@ from maw_bench.config import BenchmarkConfig
 from maw_bench.errors import UserError
 from maw_bench.modeling import Encoder, build_encoder, is_saved_encoder, load_encoder
 from maw_bench.modeling.export import is_export, read_export_record
-from maw_bench.results.layout import RUN_FILE
+from maw_bench.outputs.layout import RUN_FILE
 
 log = logging.getLogger("maw_bench")
 

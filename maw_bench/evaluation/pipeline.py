@@ -31,14 +31,10 @@ from pathlib import Path
 
 import torch
 
-from maw_bench.atomic import write_json, write_text
 from maw_bench.config import BenchmarkConfig
-from maw_bench.console import console
 from maw_bench.data import apply_caps, load_bundle
 from maw_bench.data.bm25 import read_corpus
 from maw_bench.data.bundle import DatasetBundle
-from maw_bench.distributed import DistInfo
-from maw_bench.distributed import setup as dist_setup
 from maw_bench.evaluation.embeddings import encode_corpus, finish_sharded
 from maw_bench.evaluation.merge import KeptEvaluation, check_joinable, join_records, join_scores
 from maw_bench.evaluation.metrics import cache_dir_default, score_run, use_ranx_engine
@@ -46,12 +42,16 @@ from maw_bench.evaluation.models import ModelRef, resolve_models, untrained_arms
 from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
-from maw_bench.hardware import resolve_config_dtypes
-from maw_bench.progress import step
-from maw_bench.results.folders import safe_name
-from maw_bench.results.layout import METRICS_FILE, REFERENCE_ARM
-from maw_bench.results.plots import eval_plots
-from maw_bench.results.tables import latex_table, markdown_table, rich_table
+from maw_bench.outputs.folders import safe_name
+from maw_bench.outputs.layout import METRICS_FILE, REFERENCE_ARM
+from maw_bench.outputs.plots import eval_plots
+from maw_bench.outputs.tables import latex_table, markdown_table, rich_table
+from maw_bench.runtime.atomic import write_json, write_text
+from maw_bench.runtime.console import console
+from maw_bench.runtime.distributed import DistInfo
+from maw_bench.runtime.distributed import setup as dist_setup
+from maw_bench.runtime.hardware import resolve_config_dtypes
+from maw_bench.runtime.progress import step
 
 log = logging.getLogger("maw_bench")
 SCHEMA = "maw-bench/metrics/v1"

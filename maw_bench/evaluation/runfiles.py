@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maw_bench.atomic import atomic_open
+from maw_bench.runtime.atomic import atomic_open
 
 
 def trec_order(hits: dict[str, float]) -> list[tuple[str, float]]:

@@ -16,7 +16,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from maw_bench import rng
 from maw_bench.config import AttentionConfig, BenchmarkConfig, MAWConfig, ModelConfig
 from maw_bench.errors import UserError
 from maw_bench.maw import MAWAttention, RouteRecord, RouteRecorder, SelectionStrategy
@@ -26,6 +25,7 @@ from maw_bench.modeling.group_forward import FirstSample, shared_samples, take_r
 from maw_bench.modeling.layers import build_appended, encoder_layers, replace_attention, resolve_layers
 from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
 from maw_bench.modeling.resolve import resolve_model
+from maw_bench.runtime import rng
 
 
 def autocast_context(device: torch.device, dtype: str):

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from maw_bench import rng
 from maw_bench.maw import MAWAttention, RouteRecord, RouteRecorder
 from maw_bench.modeling.dropout_tape import DropoutTape
+from maw_bench.runtime import rng
 
 
 @dataclass

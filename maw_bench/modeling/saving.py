@@ -51,7 +51,7 @@ def load_encoder(directory: str | Path, device: str | torch.device | None = None
     meta_file = path / META_FILE
     if not meta_file.is_file():
         raise UserError(f"{path} is not a saved maw-bench encoder (no {META_FILE}); pass a folder written by `train`.")
-    from maw_bench.atomic import read_json_file
+    from maw_bench.runtime.atomic import read_json_file
 
     meta = read_json_file(meta_file, "the saved encoder is damaged: retrain that arm (--overwrite) or restore the folder")
     if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict) or not isinstance(meta.get("maw"), dict):

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from maw_bench.atomic import sha256_file, write_json
 from maw_bench.errors import UserError
+from maw_bench.runtime.atomic import sha256_file, write_json
 
 log = logging.getLogger("maw_bench")
 KEEP = 2

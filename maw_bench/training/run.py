@@ -24,21 +24,21 @@ from pathlib import Path
 
 import torch
 
-from maw_bench.atomic import write_json, write_text
 from maw_bench.config import BenchmarkConfig
 from maw_bench.data import apply_caps, build_examples, check_leakage, load_bundle
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.data.leakage import drop_leaked
 from maw_bench.data.negatives import TrainingExample
 from maw_bench.data.rows import RowsBundle, is_rows_spec, load_rows
-from maw_bench.distributed import setup as dist_setup
 from maw_bench.errors import UserError
-from maw_bench.hardware import keep_freed_memory, resolve_config_dtypes
 from maw_bench.modeling import build_encoder
 from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.modeling.export import export_sentence_transformers, exportable
 from maw_bench.modeling.saving import META_FILE, save_encoder
-from maw_bench.results.layout import RUN_FILE
+from maw_bench.outputs.layout import RUN_FILE
+from maw_bench.runtime.atomic import write_json, write_text
+from maw_bench.runtime.distributed import setup as dist_setup
+from maw_bench.runtime.hardware import keep_freed_memory, resolve_config_dtypes
 from maw_bench.training.trainer import Trainer, TrainResult, apply_lora, merge_lora
 
 log = logging.getLogger("maw_bench")

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from maw_bench import rng
 from maw_bench.maw import PolicySamples, RouteRecord, SelectionStrategy
 from maw_bench.modeling import Encoder
+from maw_bench.runtime import rng
 from maw_bench.training.loss import info_nce_per_query
 from maw_bench.training.rewards import REWARDS, policy_samples
 

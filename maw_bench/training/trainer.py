@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from rich.progress import TextColumn
 
-from maw_bench.atomic import atomic_open
 from maw_bench.config import BenchmarkConfig, LoRAConfig
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.data.negatives import TrainingExample
@@ -25,8 +24,9 @@ from maw_bench.errors import UserError
 from maw_bench.maw import PolicySamples
 from maw_bench.modeling import Encoder
 from maw_bench.modeling.encoder import autocast_context
-from maw_bench.progress import progress_bar
-from maw_bench.results.records import read_log
+from maw_bench.outputs.records import read_log
+from maw_bench.runtime.atomic import atomic_open
+from maw_bench.runtime.progress import progress_bar
 from maw_bench.training.batches import BatchPlan, materialise, total_optimizer_steps
 from maw_bench.training.checkpoint import latest_valid, load_checkpoint, save_checkpoint
 from maw_bench.training.reporting import make_reporters

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from maw_bench.atomic import atomic_open  # noqa: E402
+from maw_bench.runtime.atomic import atomic_open  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -140,7 +140,7 @@ def arm_differences(comparisons: list[dict], metric: str, path: Path) -> Path | 
 
 def eval_plots(doc: dict, per_query: dict, output: Path) -> list[Path]:
     """An evaluation's figures: per-query deltas against the reference (first metric) and routing counts."""
-    from maw_bench.results.folders import safe_name
+    from maw_bench.outputs.folders import safe_name
 
     written = []
     metric, ref = doc["metrics"][0], doc["reference"]

@@ -13,32 +13,27 @@ import traceback
 from pathlib import Path
 
 from maw_bench.config import BenchmarkConfig, parse_override, read_yaml_mapping, set_dotted
-from maw_bench.console import console, err_console
 from maw_bench.errors import UserError
-from maw_bench.results.layout import REFERENCE_ARM
+from maw_bench.outputs.layout import REFERENCE_ARM
+from maw_bench.runtime.console import console, err_console
 
 log = logging.getLogger("maw_bench")
 
-# The built-in smoke recipe; configs/smoke.yaml is the same (a test keeps them equal). Sized for a first
-# run under a minute on a 2-core CPU in fp32: 4 steps per arm, 50 test queries and their judged documents.
-SMOKE: dict = {
-    "seed": 13,
-    "model": {"max_length": 96, "query_max_length": 32},
-    "maw": {"depth": 4, "layers": [-1], "selection": "grpo", "grpo": {"group_size": 4}},
-    "data": {
-        "train": "builtin", "train_split": "train", "eval": ["builtin"], "eval_split": "test",
-        "max_queries": 50, "max_docs": 250, "negatives": {"source": "bm25", "bm25_window": [5, 50]},
-    },
-    "train": {"max_steps": 4, "batch_size": 16, "lr": 5e-5, "router_lr": 5e-3, "warmup_ratio": 0.1, "dtype": "auto",
-              "negatives": 1},
-    "eval": {"dtype": "auto", "batch_size": 32, "metrics": ["ndcg@10", "mrr@10", "recall@10", "map@100"]},
-}
+RECIPE = "smoke.yaml"  # in maw_bench/recipes: 4 steps per arm, 50 test queries and their judged documents
+
+
+def smoke_recipe() -> dict:
+    """The built-in recipe, read from the package (so a pip install has it), sized for a first run under a
+    minute on a 2-core CPU in fp32."""
+    from importlib.resources import files
+
+    import yaml
+
+    return yaml.safe_load(files("maw_bench.recipes").joinpath(RECIPE).read_text(encoding="utf-8"))
 
 
 def smoke_config(config: Path | None, sets: list[str]) -> BenchmarkConfig:
-    import copy
-
-    raw = copy.deepcopy(SMOKE)
+    raw = smoke_recipe()
     if config is not None:
         _merge(raw, read_yaml_mapping(config))
     for item in sets:
@@ -76,10 +71,10 @@ class StageFailed(Exception):
 
 def run_smoke(config: Path | None, sets: list[str], output: Path | None) -> int:
     """Run every stage; return the exit status (0 when all stages pass)."""
+    from maw_bench.commands.report import write_run_plots
     from maw_bench.evaluation.pipeline import run_evaluation
-    from maw_bench.locks import folder_lock
-    from maw_bench.report import write_run_plots
-    from maw_bench.results.folders import ensure_writable, new_output_dir
+    from maw_bench.outputs.folders import ensure_writable, new_output_dir
+    from maw_bench.runtime.locks import folder_lock
     from maw_bench.training.run import train_arms
 
     begin = time.perf_counter()

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from maw_bench.errors import UserError
-from maw_bench.results.layout import METRICS_FILE, RUN_FILE, STUDY_FILE, SWEEP_FILE
+from maw_bench.outputs.layout import METRICS_FILE, RUN_FILE, STUDY_FILE, SWEEP_FILE
 
 
 def slug(text: str, limit: int = 60) -> str:

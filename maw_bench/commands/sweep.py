@@ -29,14 +29,14 @@ from pathlib import Path
 
 import yaml
 
-from maw_bench import launch
-from maw_bench.atomic import read_json_file, write_json, write_text
+from maw_bench.commands import launch
 from maw_bench.config import BenchmarkConfig, all_keys, read_yaml_mapping
-from maw_bench.console import console
 from maw_bench.errors import UserError
 from maw_bench.evaluation.seed_stats import mean_std
-from maw_bench.results.folders import slug
-from maw_bench.results.layout import CELL_FILE, REFERENCE_ARM, SWEEP_FILE
+from maw_bench.outputs.folders import slug
+from maw_bench.outputs.layout import CELL_FILE, REFERENCE_ARM, SWEEP_FILE
+from maw_bench.runtime.atomic import read_json_file, write_json, write_text
+from maw_bench.runtime.console import console
 
 log = logging.getLogger("maw_bench")
 SWEEP_KEYS = ("name", "base", "set", "datasets", "grid", "standard", "slurm")
@@ -166,8 +166,8 @@ def run_sweep(
     slurm: dict | None = None,
 ) -> Path:
     """Run every unfinished cell (``serial``, ``local`` processes, or ``slurm``/``submitit-local`` jobs), then summarise."""
-    from maw_bench.locks import folder_lock
-    from maw_bench.results.folders import ensure_writable
+    from maw_bench.outputs.folders import ensure_writable
+    from maw_bench.runtime.locks import folder_lock
 
     spec = load_sweep(file)
     cells = expand(spec)
@@ -228,9 +228,9 @@ def summarise_cells(cells: list[dict], metrics: list[str]) -> list[dict]:
 def summarise_sweep(output: Path) -> None:
     """Write summary.md/csv/tex and plots from the finished cells (recomputes nothing else)."""
     from maw_bench.evaluation.significance import compare
-    from maw_bench.results.plots import depth_histograms, loss_curves, metric_vs_depth
-    from maw_bench.results.records import read_log, read_per_query
-    from maw_bench.results.tables import sweep_tables
+    from maw_bench.outputs.plots import depth_histograms, loss_curves, metric_vs_depth
+    from maw_bench.outputs.records import read_log, read_per_query
+    from maw_bench.outputs.tables import sweep_tables
 
     sweep = read_json_file(output / SWEEP_FILE, "rerun `maw-bench sweep FILE` with this --output to rewrite it")
     again = "rerun `maw-bench sweep FILE` with this --output: a damaged cell is finished again"

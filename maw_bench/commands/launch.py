@@ -19,9 +19,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from maw_bench.atomic import write_json
-from maw_bench.console import console
 from maw_bench.errors import UserError
+from maw_bench.runtime.atomic import write_json
+from maw_bench.runtime.console import console
 
 log = logging.getLogger("maw_bench")
 SLURM_KEYS = ("partition", "time_min", "gpus_per_cell", "cpus_per_cell", "mem_gb")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from maw_bench.results.layout import REFERENCE_ARM
+from maw_bench.outputs.layout import REFERENCE_ARM
 
 ALPHA = 0.05
 

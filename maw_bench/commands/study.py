@@ -23,12 +23,12 @@ import logging
 import time
 from pathlib import Path
 
-from maw_bench.atomic import write_json, write_text
 from maw_bench.config import BenchmarkConfig, control_arms
-from maw_bench.console import console
 from maw_bench.errors import UserError
 from maw_bench.evaluation.seed_stats import mean_std
-from maw_bench.results.layout import METRICS_FILE, REFERENCE_ARM, STUDY_FILE
+from maw_bench.outputs.layout import METRICS_FILE, REFERENCE_ARM, STUDY_FILE
+from maw_bench.runtime.atomic import write_json, write_text
+from maw_bench.runtime.console import console
 
 log = logging.getLogger("maw_bench")
 REFERENCE = REFERENCE_ARM
@@ -103,7 +103,7 @@ def run_pass(scfg: BenchmarkConfig, output: Path, seed: int, arms: list[str], da
 def _kept(output: Path, seed: int):
     """The seed's evaluation so far (``KeptEvaluation``), or None before its first."""
     from maw_bench.evaluation.merge import KeptEvaluation
-    from maw_bench.results.study_summary import read_seed_tables, seed_scores
+    from maw_bench.outputs.study_summary import read_seed_tables, seed_scores
 
     ev = output / f"seed-{seed}" / "eval"
     doc = _read(ev / METRICS_FILE)
@@ -153,9 +153,9 @@ def summarise_study(output: Path) -> dict:
     The seeds' evaluations are read where they are; where they are gone (a committed study keeps
     only its root), ``per_query.csv.gz`` is. Either way the same bytes come out.
     """
-    from maw_bench.results import study_summary as ss
-    from maw_bench.results.plots import arm_differences
-    from maw_bench.results.tables import study_markdown, study_rich_table
+    from maw_bench.outputs import study_summary as ss
+    from maw_bench.outputs.plots import arm_differences
+    from maw_bench.outputs.tables import study_markdown, study_rich_table
 
     spec = _read(output / STUDY_FILE)
     if spec is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from maw_bench.errors import UserError
-from maw_bench.results.layout import METRICS_FILE
+from maw_bench.outputs.layout import METRICS_FILE
 
 PER_QUERY_FILE = "per_query.csv.gz"
 COLUMNS = ["dataset", "seed", "arm", "query_id", "metric", "value"]
@@ -74,7 +74,7 @@ def seed_scores(rows: list[tuple], seed: int) -> dict:
 
 def write_per_query(path: Path, rows: list[tuple]) -> None:
     """The long table, sorted, gzip with mtime 0: the same rows give the same bytes."""
-    from maw_bench.atomic import atomic_open
+    from maw_bench.runtime.atomic import atomic_open
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

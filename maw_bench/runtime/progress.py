@@ -21,7 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from maw_bench.console import err_console
+from maw_bench.runtime.console import err_console
 
 _settings = {"quiet": False}  # set once by the CLI (--quiet), like the logging level
 

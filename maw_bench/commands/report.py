@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from maw_bench.atomic import read_json_file, write_text
-from maw_bench.console import console
 from maw_bench.errors import UserError
-from maw_bench.results.layout import METRICS_FILE, RUN_FILE, STUDY_FILE, SWEEP_FILE
-from maw_bench.results.plots import depth_histograms, eval_plots, loss_curves
-from maw_bench.results.records import read_log, read_per_query
-from maw_bench.results.tables import latex_table, markdown_table, rich_table
+from maw_bench.outputs.layout import METRICS_FILE, RUN_FILE, STUDY_FILE, SWEEP_FILE
+from maw_bench.outputs.plots import depth_histograms, eval_plots, loss_curves
+from maw_bench.outputs.records import read_log, read_per_query
+from maw_bench.outputs.tables import latex_table, markdown_table, rich_table
+from maw_bench.runtime.atomic import read_json_file, write_text
+from maw_bench.runtime.console import console
 
 
 def write_run_plots(run: Path, out: Path) -> list[Path]:
@@ -41,7 +41,7 @@ def rebuild_eval(folder: Path) -> None:
 
 
 def rebuild(folders: list[Path]) -> None:
-    from maw_bench.sweep import summarise_sweep
+    from maw_bench.commands.sweep import summarise_sweep
 
     for folder in folders:
         if (folder / METRICS_FILE).is_file():
@@ -52,7 +52,7 @@ def rebuild(folders: list[Path]) -> None:
         elif (folder / SWEEP_FILE).is_file():
             summarise_sweep(folder)
         elif (folder / STUDY_FILE).is_file():
-            from maw_bench.study import summarise_study
+            from maw_bench.commands.study import summarise_study
 
             summarise_study(folder)
         elif (folder / "eval" / METRICS_FILE).is_file():  # a smoke folder

@@ -2,7 +2,7 @@
 
 Commands, reports and checks name these constants, never the strings, so a folder written by one
 command is found by every other (``report``, ``study``, ``sweep``, the ownership check of
-``results/folders.py``).
+``outputs/folders.py``).
 """
 
 from __future__ import annotations
