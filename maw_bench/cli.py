@@ -13,6 +13,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from maw_bench.config import shorthand_help
 from maw_bench.errors import UserError
 
 
@@ -185,9 +186,9 @@ def train(
     controls: bool = typer.Option(
         False, "--controls", help="Add the controls of every MAW arm: <arm>-uniform and <arm>-fixed<t> for each depth."),
     use_maw: bool = typer.Option(False, "--use-maw", help="Shorthand for --arms maw."),
-    maw_depth: int = typer.Option(None, "--maw-depth", help="Shorthand for --set maw.depth=N."),
-    maw_layers: str = typer.Option(None, "--maw-layers", help="Shorthand for maw.layers, e.g. -1 or [-2,-1] or all."),
-    maw_selection: str = typer.Option(None, "--maw-selection", help="Shorthand for maw.selection, e.g. grpo, fixed:0."),
+    maw_depth: int = typer.Option(None, "--maw-depth", help=shorthand_help("maw.depth", "4")),
+    maw_layers: str = typer.Option(None, "--maw-layers", help=shorthand_help("maw.layers", "-1, [-2,-1], all")),
+    maw_selection: str = typer.Option(None, "--maw-selection", help=shorthand_help("maw.selection", "fixed:0")),
     output: Path = typer.Option(None, "--output", "-o", help="Run folder (default: results/train-...)."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --output from its last checkpoint (an error if there is none); "
@@ -234,10 +235,10 @@ def evaluate(
     output: Path = typer.Option(None, "--output", "-o", help="Output folder (default: results/eval-...)."),
     bm25: bool = typer.Option(False, "--bm25", help="Add a BM25 baseline (bm25s)."),
     metrics: str = typer.Option(None, "--metrics", help="Comma-separated ranx metrics."),
-    dtype: str = typer.Option(None, "--dtype", help="Encoding precision: fp32 | bf16 | fp16 (eval.dtype)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Encoding batch size (eval.batch_size)."),
-    max_length: int = typer.Option(None, "--max-length", help="Document max length."),
-    index: str = typer.Option(None, "--index", help="Search: exact (matmul + top-k) or faiss:<factory> (eval.index)."),
+    dtype: str = typer.Option(None, "--dtype", help=shorthand_help("eval.dtype", "fp32")),
+    batch_size: int = typer.Option(None, "--batch-size", help=shorthand_help("eval.batch_size", "64")),
+    max_length: int = typer.Option(None, "--max-length", help=shorthand_help("eval.max_length", "512")),
+    index: str = typer.Option(None, "--index", help=shorthand_help("eval.index", "faiss:HNSW32")),
     config: Path = CONFIG_OPT,
     sets: list[str] = SET_OPT,
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub to run."),
@@ -456,22 +457,11 @@ def plan(
 @app.command("config-keys")
 def config_keys() -> None:
     """Every config key with its default and help."""
-    import dataclasses
-    import typing
-
-    from maw_bench.config import BenchmarkConfig
+    from maw_bench.config import key_fields
     from maw_bench.runtime.console import console
 
-    def walk(cls, obj, prefix=""):
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            value = getattr(obj, f.name)
-            if dataclasses.is_dataclass(hints[f.name]):
-                walk(hints[f.name], value, f"{prefix}{f.name}.")
-            else:
-                console.print(f"[bold]{prefix}{f.name}[/bold] = {value!r}  [dim]{f.metadata.get('help', '')}[/dim]")
-
-    walk(BenchmarkConfig, BenchmarkConfig())
+    for key, value, text in key_fields():
+        console.print(f"[bold]{key}[/bold] = {value!r}  [dim]{text}[/dim]")
 
 
 @datasets_app.command("list")

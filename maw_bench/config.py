@@ -499,17 +499,30 @@ def set_dotted(raw: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def all_keys(cls: type = BenchmarkConfig, prefix: str = "") -> list[str]:
-    """Every dotted key of the config, for suggestions and docs."""
-    keys = []
+def key_fields(cls: type = BenchmarkConfig, obj: Any = None, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """``(dotted key, value, help)`` of every leaf of the config (``obj``'s values, the defaults without it):
+    one walk for suggestions, ``maw-bench config-keys`` and the CLI shorthands' help."""
+    obj = cls() if obj is None else obj
+    out = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        t = hints[f.name]
+        t, value = hints[f.name], getattr(obj, f.name)
         if dataclasses.is_dataclass(t):
-            keys.extend(all_keys(t, f"{prefix}{f.name}."))
+            out.extend(key_fields(t, value, f"{prefix}{f.name}."))
         else:
-            keys.append(prefix + f.name)
-    return keys
+            out.append((prefix + f.name, value, f.metadata.get("help", "")))
+    return out
+
+
+def all_keys() -> list[str]:
+    """Every dotted key of the config, for suggestions and docs."""
+    return [key for key, _, _ in key_fields()]
+
+
+def shorthand_help(key: str, example: str = "") -> str:
+    """A CLI shorthand's help: the config key it sets and that key's own help (written once, in the schema)."""
+    text = next(h for k, _, h in key_fields() if k == key)
+    return f"Shorthand for --set {key}=...{f' (e.g. {example})' if example else ''}: {text}"
 
 
 def _unknown_key(key: str) -> UserError:

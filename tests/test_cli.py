@@ -141,3 +141,23 @@ def test_help_and_version_do_not_load_torch():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
 
+
+def test_every_shorthand_option_takes_its_help_from_the_config_key_it_sets():
+    """A shorthand names its key, and its help is that key's help in the schema: written once, never drifting."""
+    import re
+
+    import typer
+
+    from maw_bench.config import key_fields
+
+    helps = {k: h for k, _, h in key_fields()}
+    found = []
+    root = typer.main.get_command(app)
+    for name, cmd in root.commands.items():
+        for param in cmd.params:
+            text = getattr(param, "help", None) or ""
+            m = re.match(r"Shorthand for --set ([\w.]+)=", text)
+            if m:
+                found.append((name, m.group(1)))
+                assert text.endswith(helps[m.group(1)]), (name, param.name)
+    assert {("train", "maw.depth"), ("eval", "eval.dtype"), ("eval", "eval.index")} <= set(found)

@@ -44,12 +44,38 @@ def test_quiet_rank_and_pipes_turn_bars_off(terminal, monkeypatch):
     assert not progress.bars_enabled()  # `maw-bench eval ... > log`: no bars in the log
 
 
-def test_the_cli_takes_quiet(monkeypatch):
-    from typer.testing import CliRunner
+def _at_a_terminal(args: list[str], env: dict) -> str:
+    """Run maw-bench with stdout and stderr on a pseudo-terminal (what a person sees) and return what it drew."""
+    import os
+    import pty
+    import select
+    import subprocess
 
-    from maw_bench.cli import app
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "maw_bench", *args], stdin=secondary, stdout=secondary,
+                            stderr=secondary, env=env, close_fds=True)
+    os.close(secondary)
+    out = b""
+    while select.select([primary], [], [], 120)[0]:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert proc.wait(timeout=120) == 0, out.decode(errors="replace")[-2000:]
+    return out.decode(errors="replace")
 
-    res = CliRunner().invoke(app, ["--quiet", "eval", "--help"])
-    assert res.exit_code == 0
-    assert not progress.bars_enabled()
-    progress.set_quiet(False)
+
+def test_a_person_at_a_terminal_sees_bars_and_quiet_turns_them_off(tiny_model, tmp_path):
+    import os
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "IR_DATASETS_HOME": str(tmp_path / "irds"), "COLUMNS": "120"}
+    args = ["eval", "--dataset", "builtin", "--bm25", "--set", f"model.name={tiny_model}", "--set",
+            "data.max_queries=10", "--set", "data.max_docs=60", "--set", f"eval.cache_dir={tmp_path / 'cache'}"]
+    shown = _at_a_terminal([*args, "--output", str(tmp_path / "a")], env)
+    assert "BM25 search" in shown and "encode queries" in shown
+    quiet = _at_a_terminal(["--quiet", *args, "--output", str(tmp_path / "b")], env)
+    assert "BM25 search" not in quiet and "encode queries" not in quiet
+    assert "ndcg@10" in quiet  # the table still prints
