@@ -48,13 +48,13 @@ def check_joinable(kept: KeptEvaluation, metrics: list[str], dtype: str, queries
 
 
 def join_scores(out, kept: KeptEvaluation) -> None:
-    """Fill ``out`` (an ``EvalOutput``) with the kept models where it has none of its own."""
+    """Put the kept models into ``out`` (an ``EvalOutput``), before its own; a model scored again keeps the new
+    scores."""
     for name in ("results", "per_query", "routing"):
         old, new = kept.per_query if name == "per_query" else kept.doc.get(name) or {}, getattr(out, name)
-        for ds, models in old.items():
-            slot = new.setdefault(ds, {})
-            for model, value in models.items():
-                slot.setdefault(model, value)
+        joined = {ds: {**models, **new.get(ds, {})} for ds, models in old.items()}
+        joined.update({ds: models for ds, models in new.items() if ds not in joined})
+        setattr(out, name, joined)
     for key, value in (kept.doc.get("timings") or {}).items():
         out.timings.setdefault(key, value)
     for key, value in (kept.doc.get("max_lengths") or {}).items():
