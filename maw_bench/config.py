@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -280,12 +281,17 @@ class BenchmarkConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
-    def with_overrides(self, overrides: list[str]) -> BenchmarkConfig:
+    def derive(self, changes: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> BenchmarkConfig:
+        """A validated copy with typed ``{dotted key: value}`` changes, applied in order: the one way code
+        derives a config (no strings to parse, and nothing skips the checks a file gets)."""
         raw = self.to_dict()
-        for item in overrides:
-            key, value = parse_override(item)
+        for key, value in (changes.items() if isinstance(changes, Mapping) else changes):
             set_dotted(raw, key, value)
         return BenchmarkConfig.from_dict(raw)
+
+    def with_overrides(self, overrides: list[str]) -> BenchmarkConfig:
+        """``derive`` from ``key=value`` strings (the command line's ``--set``, a recipe's arms and grids)."""
+        return self.derive([parse_override(item) for item in overrides])
 
     # --------------------------------------------------------------- validation
     def validate(self) -> None:

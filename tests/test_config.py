@@ -115,3 +115,16 @@ def test_every_recipe_asks_for_auto_precision_or_says_why_not():
         fixed = [s for s in ("train", "eval") if (raw.get(s) or {}).get("dtype", "auto") != "auto"]
         if fixed:
             assert "on purpose" in path.read_text(), f"{path.name} fixes {fixed[0]}.dtype without saying why"
+
+
+def test_derive_is_typed_validated_and_in_order():
+    """Code derives a config one way: typed values, the same checks a file gets, later changes win."""
+    base = BenchmarkConfig()
+    cfg = base.derive({"seed": 7, "train.dtype": "fp32", "maw.layers": [-2, -1]})
+    assert (cfg.seed, cfg.train.dtype, cfg.maw.layers, base.seed) == (7, "fp32", [-2, -1], BenchmarkConfig().seed)
+    assert base.derive([("seed", 3), ("seed", 4)]).seed == 4
+    assert base.with_overrides(["maw.layers=[-2,-1]", "seed=7", "train.dtype=fp32"]).to_dict() == cfg.to_dict()
+    with pytest.raises(UserError, match="train.dtype"):
+        base.derive({"train.dtype": "fp8"})
+    with pytest.raises(UserError, match="did you mean"):
+        base.derive({"train.dtyp": "fp32"})

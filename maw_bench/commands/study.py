@@ -64,7 +64,7 @@ def run_study(
     passes = [(seed, main) for seed in seeds] + ([(seeds[0], main + extra)] if extra else [])
     ids = dataset_ids(cfg, datasets)
     for seed, arm_list in passes:
-        run_pass(cfg.with_overrides([f"seed={seed}"]), output, seed, arm_list, ids)
+        run_pass(cfg.derive({"seed": seed}), output, seed, arm_list, ids)
     summarise_study(output)
     return output
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -37,9 +36,9 @@ class ModelRef:
 
             return load_exported(self.source, device)
         if self.zero_shot:
-            zcfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=self.source),
-                                       maw=dataclasses.replace(cfg.maw, enabled=False, placement="replace"))
-            return build_encoder(zcfg, device)
+            # the base encoder itself: no MAW, no other mechanism, nothing appended
+            return build_encoder(cfg.derive({"model.name": self.source, "maw.enabled": False,
+                                             "maw.placement": "replace", "attention.mechanism": "standard"}), device)
         return load_encoder(self.source, device)
 
 

@@ -42,14 +42,14 @@ def resolve_dtype(requested: str, device: torch.device) -> tuple[str, str]:
 
 def resolve_config_dtypes(cfg, device: torch.device):
     """The config with ``train.dtype`` and ``eval.dtype`` made concrete for ``device``; each auto choice logged."""
-    overrides = []
+    changes = {}
     for key in ("train", "eval"):
         requested = getattr(cfg, key).dtype
         if requested == "auto":
             dtype, why = resolve_dtype(requested, device)
             log.info("%s.dtype=%s (%s)", key, dtype, why)
-            overrides.append(f"{key}.dtype={dtype}")
-    return cfg.with_overrides(overrides) if overrides else cfg
+            changes[f"{key}.dtype"] = dtype
+    return cfg.derive(changes) if changes else cfg
 
 
 def keep_freed_memory() -> bool:
