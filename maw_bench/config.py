@@ -391,8 +391,8 @@ class BenchmarkConfig:
                                f"({owner} only).")
         if not strategy.uses_reward and m.reward != d.reward:
             out.append(f"maw.reward has no effect with maw.selection={m.selection} (it rewards sampled choices).")
-        if strategy.settings == "grpo" and m.grpo.iterations == 1 and m.grpo.clip != d.grpo.clip:
-            out.append("maw.grpo.clip has no effect with maw.grpo.iterations=1 (the ratio is 1); set iterations > 1.")
+        if strategy.settings:
+            out += strategy.idle_settings(getattr(m, strategy.settings), getattr(d, strategy.settings))
         if not strategy.needs_router:
             for key in ("granularity", "detach_input", "init_last_prob"):
                 if getattr(m.router, key) != getattr(d.router, key):
@@ -437,23 +437,30 @@ def validate_arms(arms: Any) -> None:
 
 
 def arm_overrides(arms: dict, name: str) -> list[str]:
-    """Overrides of a named arm or of a control of one: ``<arm>-uniform``, ``<arm>-fixed<t>``."""
+    """Overrides of a named arm or of a control of one (``<arm>-uniform``, ``<arm>-fixed<t>``: the strategies
+    that declare themselves controls)."""
     if name in arms:
         return [str(x) for x in arms[name]]
-    for suffix, selection in (("-uniform", "uniform"), ("-fixed", "fixed:")):
-        base, sep, rest = name.rpartition(suffix)
-        if sep and base in arms and (rest.isdigit() if selection == "fixed:" else rest == ""):
-            return [*map(str, arms[base]), f"maw.selection={selection}{rest}"]
+    from maw_bench.maw.selection import STRATEGIES
+
+    for control, cls in STRATEGIES.items():
+        if not cls.is_control:
+            continue
+        base, sep, rest = name.rpartition(f"-{control}")
+        if sep and base in arms and (rest.isdigit() if cls.takes_argument else rest == ""):
+            return [*map(str, arms[base]), f"maw.selection={control}{':' + rest if rest else ''}"]
     raise UserError(f"unknown arm {name!r}; use one of {', '.join(arms)} (or <arm>-uniform, <arm>-fixed<t>), "
                     "or define it under arms: in the config.")
 
 
 def control_arms(cfg: BenchmarkConfig, arm: str) -> list[str]:
     """The controls of a MAW arm: the same split with no router (``uniform``) and every ``fixed:t``."""
+    from maw_bench.maw.selection import control_selections
+
     acfg = cfg.arm(arm)
     if not acfg.maw.enabled:
         return []
-    return [f"{arm}-uniform", *(f"{arm}-fixed{t}" for t in range(acfg.maw.depth))]
+    return [arm + suffix for suffix, _ in control_selections(acfg.maw.depth)]
 
 
 def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:

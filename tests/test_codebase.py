@@ -68,3 +68,17 @@ def test_no_import_cycle_lazy_imports_included():
 
     cycles = [(a, b) for a in graph for b in graph[a] if not related(a, b) and reaches(b, a)]
     assert not cycles
+
+
+def test_config_compares_no_selection_strategy_by_name():
+    """Strategies declare their constraints and idle settings; the config asks them and names none in its logic
+    (names in help texts and the default arms are data)."""
+    import re
+
+    from maw_bench.maw.selection import STRATEGIES
+
+    source = (ROOT / "maw_bench" / "config.py").read_text()
+    names = "|".join(STRATEGIES)
+    logic = re.findall(rf"""(?:==|!=|\bin\b)\s*[\(\[]?\s*["']({names})\b""", source)
+    logic += re.findall(rf"""["']({names})["']\s*(?:==|!=)""", source)
+    assert not logic, f"config.py decides by a strategy's name: {logic}"

@@ -147,7 +147,7 @@ class MAWAttention(nn.Module):
         num_heads: int,
         depth: int,
         variant: str = "split",
-        selection: str = "grpo",
+        selection: str | SelectionStrategy = "grpo",
         router: str = "sequence",
         params: SelectionParams | None = None,
         dropout: float = 0.0,
@@ -170,7 +170,9 @@ class MAWAttention(nn.Module):
             raise ValueError(f"split depth {depth} must be between 1 and the head width {self.head_dim}")
         self.depth = depth
         self.variant = variant
-        self.strategy: SelectionStrategy = parse_selection(selection, depth, params)
+        # one strategy object per encoder (modeling passes it in); a name is parsed here for standalone use
+        self.strategy: SelectionStrategy = (selection if isinstance(selection, SelectionStrategy)
+                                            else parse_selection(selection, depth, params))
         self.dropout = nn.Dropout(dropout)
         query = query if query is not None else nn.Linear(hidden_size, hidden_size)
         key = key if key is not None else nn.Linear(hidden_size, hidden_size)

@@ -75,10 +75,18 @@ class SelectionStrategy:
     choices_from_uniforms: ClassVar[bool] = False
     settings: ClassVar[str | None] = None  # the maw.<section> only this strategy reads (grpo, gumbel)
     uses_reward: ClassVar[bool] = False  # reads maw.reward
+    # a control of a MAW arm: ``<arm>-<name>`` (``<arm>-<name><t>`` for each depth t when it takes an argument)
+    is_control: ClassVar[bool] = False
 
     def __init__(self, depth: int, params: SelectionParams, argument: str | None = None) -> None:
         self.depth = depth
         self.params = params
+
+    @classmethod
+    def idle_settings(cls, settings, defaults) -> list[str]:
+        """Warnings for settings of its own section (``maw.<settings>``: ``settings`` as set, ``defaults``) that
+        cannot act as they are combined; the config lints with this, so it names no strategy."""
+        return []
 
     @property
     def label(self) -> str:
@@ -126,6 +134,17 @@ def register(cls: type[SelectionStrategy]) -> type[SelectionStrategy]:
 def selection_choices() -> list[str]:
     """Every accepted spelling, for help texts and errors: ``grpo, ..., fixed:<t>``."""
     return [f"{n}:<t>" if c.takes_argument else n for n, c in STRATEGIES.items()]
+
+
+def control_selections(depth: int) -> list[tuple[str, str]]:
+    """``(arm suffix, maw.selection)`` of every control of a MAW arm with ``depth`` depths, in registry order:
+    ``("-uniform", "uniform")``, then ``("-fixed0", "fixed:0")`` ... for each depth."""
+    out = []
+    for name, cls in STRATEGIES.items():
+        if cls.is_control:
+            out += ([(f"-{name}{t}", f"{name}:{t}") for t in range(depth)] if cls.takes_argument
+                    else [(f"-{name}", name)])
+    return out
 
 
 def parse_selection(text: str, depth: int, params: SelectionParams | None = None) -> SelectionStrategy:
@@ -197,6 +216,12 @@ class GRPOSelection(SelectionStrategy):
             return Pick(choice=logits.argmax(-1))
         return Pick(choice=sample_depths(logits, uniforms, generator))
 
+    @classmethod
+    def idle_settings(cls, settings, defaults) -> list[str]:
+        if settings.iterations == 1 and settings.clip != defaults.clip:
+            return ["maw.grpo.clip has no effect with maw.grpo.iterations=1 (the ratio is 1); set iterations > 1."]
+        return []
+
     def policy_loss(self, samples, first_iteration):
         from maw_bench.maw.grpo import grpo_policy_loss
 
@@ -233,6 +258,7 @@ class UniformSelection(SelectionStrategy):
     """Every depth at weight ``1/D``; no router (a control: "the split helps", not "the router helps")."""
 
     name = "uniform"
+    is_control = True
     needs_router = False
 
     def pick(self, logits, batch, training, device, uniforms=None, generator=None) -> Pick:
@@ -244,6 +270,7 @@ class FixedSelection(SelectionStrategy):
     """Always depth ``t``; no router (a control, and with ``depth=1`` the standard arm)."""
 
     name = "fixed"
+    is_control = True
     needs_router = False
     takes_argument = True
 

@@ -214,7 +214,7 @@ def _write_remote_model(encoder: Encoder, folder: Path) -> None:
     options = None
     if cfg.enabled:
         opts = maw_options(cfg)
-        options = {**opts, "params": dataclasses.asdict(opts["params"])}
+        options = {**opts, "selection": cfg.selection, "params": dataclasses.asdict(opts["params"])}
     appended = None
     if len(encoder.blocks):
         heads = cfg.num_heads or backbone_cfg["num_attention_heads"]

@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from maw_bench.config import MAWConfig
 from maw_bench.errors import UserError
-from maw_bench.maw import SelectionParams
+from maw_bench.maw import SelectionParams, parse_selection
 from maw_bench.maw.hf_layers import AppendedBlock, HFMAWSelfAttention
 from maw_bench.maw.scores import max_nested_depth
 
@@ -16,8 +16,9 @@ def maw_options(maw: MAWConfig) -> dict:
     g = maw.grpo
     params = SelectionParams(tau=maw.gumbel.tau, group_size=g.group_size, clip=g.clip, kl=g.kl, entropy=g.entropy,
                              iterations=g.iterations)
-    return {
-        "depth": maw.depth, "variant": maw.variant, "selection": maw.selection, "router": maw.router.granularity,
+    return {  # the strategy parsed once: every MAW layer of the encoder shares it
+        "depth": maw.depth, "variant": maw.variant, "selection": parse_selection(maw.selection, maw.depth, params),
+        "router": maw.router.granularity,
         "params": params, "init_noise": maw.init_noise, "detach_router_input": maw.router.detach_input,
         "router_init_last_prob": initial_last_prob(maw),
     }
@@ -71,8 +72,9 @@ def replace_attention(model: nn.Module, maw: MAWConfig) -> list[int]:
     layers = encoder_layers(model)
     check_depth(maw, model.config.hidden_size, model.config.num_attention_heads)
     idx = resolve_layers(maw.layers, len(layers))
+    options = maw_options(maw)
     for i in idx:
-        layers[i].attention.self = HFMAWSelfAttention(layers[i].attention.self, maw_options(maw))
+        layers[i].attention.self = HFMAWSelfAttention(layers[i].attention.self, options)
     return idx
 
 
@@ -86,6 +88,5 @@ def build_appended(model: nn.Module, maw: MAWConfig, use_maw: bool) -> nn.Module
         check_depth(maw, cfg.hidden_size, heads)
     eps = getattr(cfg, "layer_norm_eps", 1e-12)
     drop = getattr(cfg, "attention_probs_dropout_prob", 0.0)
-    return nn.ModuleList(
-        AppendedBlock(cfg.hidden_size, heads, maw_options(maw) if use_maw else None, drop, eps) for _ in range(maw.num_blocks)
-    )
+    options = maw_options(maw) if use_maw else None
+    return nn.ModuleList(AppendedBlock(cfg.hidden_size, heads, options, drop, eps) for _ in range(maw.num_blocks))
