@@ -363,8 +363,6 @@ class BenchmarkConfig:
         if a.mechanism != "standard" and m.enabled:
             raise UserError(f"attention.mechanism={a.mechanism} and maw.enabled=true: an arm has one attention under "
                             "test; set one of them (arms: gated, diff, maw, ...).")
-        if a.mechanism != "standard" and m.placement != "replace":
-            raise UserError(f"attention.mechanism={a.mechanism} is built for maw.placement=replace only.")
 
     def ignored_settings(self) -> list[str]:
         """Settings changed from their default that have no effect in this configuration (one line each).

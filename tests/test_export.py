@@ -28,6 +28,8 @@ ARMS = {  # one of each kind of modelling code the export must carry
     "standard-prefixes": ["model.query_prefix='query: '", "model.doc_prefix='passage: '"],
     "gated-channel-all": ["attention.mechanism=gated", "attention.gated.granularity=channel", "maw.layers=all"],
     "diff-last": ["attention.mechanism=diff"],
+    "gated-append": ["attention.mechanism=gated", "maw.placement=append", "maw.num_blocks=2"],
+    "diff-append": ["attention.mechanism=diff", "maw.placement=append", "attention.diff.lambda_init=0.2"],
 }
 
 

@@ -37,12 +37,36 @@ def test_each_mechanism_at_init_is_the_pretrained_minilm(minilm_path, arm, layer
 
 
 @pytest.mark.parametrize("arm", MECHANISMS)
-def test_with_its_added_weights_frozen_a_mechanism_trains_exactly_as_standard(tiny_model, toy_beir, tmp_path, arm):
+def test_in_appended_blocks_each_mechanism_starts_at_the_standard_arms_blocks(tiny_model, arm):
+    """placement=append: the mechanism wraps each block the standard arm has (same weights, same random stream),
+    so with its added weights at init the arm is the standard append arm, with the blocks made to act."""
+    cfg = BenchmarkConfig.load(overrides=[f"model.name={tiny_model}", "maw.placement=append", "maw.num_blocks=2"])
+    torch.manual_seed(3)
+    std = build_encoder(cfg)
+    torch.manual_seed(3)
+    enc = build_encoder(cfg.arm(arm))
+    with torch.no_grad():  # blocks that act (their output projection starts at 0, the identity)
+        for a, b in zip(std.blocks, enc.blocks):
+            a.out.weight.normal_(0, 0.5)
+            b.out.weight.copy_(a.out.weight)
+    assert enc.mechanism == arm and not enc.mechanism_layers and enc.params_added > std.params_added
+    shared = {k: v for k, v in std.state_dict().items() if k.startswith("blocks.")}
+    assert sum(1 for _ in shared) >= 8
+    assert _max_diff(std.encode(texts()), enc.encode(texts())) <= 1e-5
+    assert _max_diff(std.encode(texts()), build_encoder(BenchmarkConfig.load(
+        overrides=[f"model.name={tiny_model}"])).encode(texts())) > 1e-3  # the blocks act
+
+
+@pytest.mark.parametrize("placement", ["replace", "append"])
+@pytest.mark.parametrize("arm", MECHANISMS)
+def test_with_its_added_weights_frozen_a_mechanism_trains_exactly_as_standard(tiny_model, toy_beir, tmp_path, arm,
+                                                                             placement):
     cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "maw.layers=all", "train.max_steps=4",
-                                                        "train.batch_size=6", "attention.freeze_added=true"))
+                                                        "train.batch_size=6", "attention.freeze_added=true",
+                                                        f"maw.placement={placement}", "maw.num_blocks=2"))
     train_arms(cfg, ["standard", arm], tmp_path / "run")
     std, other = (load_encoder(tmp_path / "run" / a / "model") for a in ("standard", arm))
-    assert other.mechanism_layers == [0, 1]
+    assert other.mechanism_layers == ([0, 1] if placement == "replace" else []) and other.mechanism == arm
     sample = texts()
     assert _max_diff(std.encode(sample), other.encode(sample)) <= 1e-5
     assert _max_diff(std.encode(sample), build_encoder(cfg).encode(sample)) > 1e-3  # they did train
@@ -86,8 +110,6 @@ def test_untrained_arms_are_scored_as_built_and_the_init_laws_show(tiny_model, t
 def test_a_mechanism_and_maw_in_one_arm_is_one_line():
     with pytest.raises(UserError, match="one attention under test"):
         BenchmarkConfig.load(overrides=["attention.mechanism=gated", "maw.enabled=true"])
-    with pytest.raises(UserError, match="placement=replace only"):
-        BenchmarkConfig.load(overrides=["attention.mechanism=diff", "maw.placement=append"])
 
 
 @pytest.mark.parametrize("arm", MECHANISMS)

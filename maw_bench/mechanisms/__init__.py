@@ -3,7 +3,8 @@
 A mechanism is a name, a builder that wraps one pretrained self-attention module (and
 starts exactly at it), and a help line. ``attention.mechanism`` names one; ``maw.layers``
 says where it replaces the pretrained attention (``placement: replace``), so every arm
-of a study changes the same layers. MAW itself keeps its own code under ``maw/`` and
+of a study changes the same layers; with ``placement: append`` it wraps the attention of
+each appended block the standard arm has (``mechanisms/block.py``), through the same builder. MAW itself keeps its own code under ``maw/`` and
 its switch ``maw.enabled``; the registry sits beside it. Adding a mechanism is one module
 plus :func:`register` (docs/extending.md).
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
+from maw_bench.mechanisms.block import BlockMechanism
 from maw_bench.mechanisms.diff import DiffSelfAttention
 from maw_bench.mechanisms.gated import GatedSelfAttention
 
@@ -58,7 +60,19 @@ def replace_with_mechanism(layers: nn.ModuleList, layer_ids: list[int], attentio
     mech = MECHANISMS[attention_cfg.mechanism]
     for i in layer_ids:
         layers[i].attention.self = mech.build(layers[i].attention.self, attention_cfg)
+    _freeze_if_asked(layers, attention_cfg)
+
+
+def mechanism_in_blocks(blocks: nn.ModuleList, attention_cfg) -> None:
+    """Give each appended block's attention the configured mechanism (``placement: append``), in place."""
+    mech = MECHANISMS[attention_cfg.mechanism]
+    for block in blocks:
+        block.attn = BlockMechanism(block.attn, lambda original: mech.build(original, attention_cfg))
+    _freeze_if_asked(blocks, attention_cfg)
+
+
+def _freeze_if_asked(root: nn.Module, attention_cfg) -> None:
     if attention_cfg.freeze_added:
-        for module in added_modules(layers):
+        for module in added_modules(root):
             for p in module.added_parameters():
                 p.requires_grad_(False)

@@ -25,7 +25,8 @@ class GatedSelfAttention(nn.Module):
         self.num_heads = cfg.num_attention_heads
         self.granularity = granularity
         width = self.num_heads if granularity == "head" else cfg.hidden_size
-        self.gate = nn.Linear(cfg.hidden_size, width)
+        with torch.random.fork_rng(devices=[]):  # zeros anyway: leave the random stream to the blocks after it
+            self.gate = nn.Linear(cfg.hidden_size, width)
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
 

@@ -85,13 +85,16 @@ class Encoder(nn.Module):
         self.published_max_length: int = 512
         self.blocks = nn.ModuleList()
         if maw_cfg.placement == "append":
-            self.blocks = build_appended(backbone, maw_cfg, maw_cfg.enabled)
+            self.blocks = build_appended(backbone, maw_cfg, maw_cfg.enabled, self.attention_cfg)
         elif maw_cfg.enabled:
             self.maw_layers = replace_attention(backbone, maw_cfg)
         elif self.attention_cfg.mechanism != "standard":
             layers = encoder_layers(backbone)
             self.mechanism_layers = resolve_layers(maw_cfg.layers, len(layers))
             replace_with_mechanism(layers, self.mechanism_layers, self.attention_cfg)
+        # the mechanism under test besides MAW (gated, diff), in place or in the appended blocks; None without one
+        self.mechanism: str | None = (self.attention_cfg.mechanism if not maw_cfg.enabled
+                                      and self.attention_cfg.mechanism != "standard" else None)
         for i, m in enumerate(self.maw_modules()):
             m.layer_index = i
         # what this arm adds to the pretrained encoder (routers, depth projections, blocks, gates, second maps)

@@ -49,7 +49,7 @@ AUTO_MAP = {"AutoConfig": "configuration_maw.MAWEncoderConfig", "AutoModel": "mo
 
 def exportable(encoder: Encoder) -> str | None:
     """Why this encoder cannot be exported (None: it can)."""
-    if encoder.mechanism_layers and encoder.attention_cfg.mechanism not in SHIPPED_MECHANISMS:
+    if encoder.mechanism and encoder.mechanism not in SHIPPED_MECHANISMS:
         return (f"its attention mechanism {encoder.attention_cfg.mechanism!r} is registered outside maw-bench's own "
                 "mechanisms, so the shipped modelling code would not know it")
     strategy = encoder.strategy
@@ -61,7 +61,7 @@ def exportable(encoder: Encoder) -> str | None:
 
 def needs_remote_code(encoder: Encoder) -> bool:
     """True when the folder needs ``trust_remote_code=True`` (MAW layers or appended blocks)."""
-    return bool(encoder.maw_modules()) or len(encoder.blocks) > 0 or bool(encoder.mechanism_layers)
+    return bool(encoder.maw_modules()) or len(encoder.blocks) > 0 or encoder.mechanism is not None
 
 
 EXPORT_FILE = "maw_bench_export.json"  # what an export wrote: the files it may replace, and the model's provenance
@@ -227,16 +227,17 @@ def _write_remote_model(encoder: Encoder, folder: Path) -> None:
         "model_type": "maw_encoder", "architectures": ["MAWEncoderModel"], "auto_map": AUTO_MAP,
         "backbone": backbone_cfg, "maw_options": options, "maw_layers": list(encoder.maw_layers),
         "appended": appended, **shape, "torch_dtype": "float32",
-        "mechanism": ({"name": encoder.attention_cfg.mechanism, "layers": list(encoder.mechanism_layers),
-                       "settings": dataclasses.asdict(encoder.attention_cfg)} if encoder.mechanism_layers else None),
+        "mechanism": ({"name": encoder.mechanism, "layers": list(encoder.mechanism_layers),
+                       "placement": cfg.placement, "settings": dataclasses.asdict(encoder.attention_cfg)}
+                      if encoder.mechanism else None),
     }
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     for name in ("configuration_maw.py", "modeling_maw.py"):
         shutil.copyfile(REMOTE_TEMPLATES / name, folder / name)
     for module in SHIPPED:
         (folder / f"maw_{module}.py").write_text(shipped_source(module))
-    for name in SHIPPED_MECHANISMS:  # every one: modeling_maw.py names them all, and transformers copies its imports
-        (folder / f"mech_{name}.py").write_text(shipped_source(name, package="mechanisms"))
+    for name in (*SHIPPED_MECHANISMS, "block"):  # every one: modeling_maw.py names them all (transformers copies
+        (folder / f"mech_{name}.py").write_text(shipped_source(name, package="mechanisms"))  # what a file imports)
     state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
 

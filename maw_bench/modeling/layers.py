@@ -78,8 +78,9 @@ def replace_attention(model: nn.Module, maw: MAWConfig) -> list[int]:
     return idx
 
 
-def build_appended(model: nn.Module, maw: MAWConfig, use_maw: bool) -> nn.ModuleList:
-    """``maw.num_blocks`` blocks for the top of the encoder; MAW ones only for the MAW arm."""
+def build_appended(model: nn.Module, maw: MAWConfig, use_maw: bool, attention=None) -> nn.ModuleList:
+    """``maw.num_blocks`` blocks for the top of the encoder; MAW ones only for the MAW arm, and the standard
+    blocks with ``attention.mechanism`` (gated, diff) when one is set."""
     cfg = model.config
     heads = maw.num_heads or cfg.num_attention_heads
     if cfg.hidden_size % heads:
@@ -89,4 +90,9 @@ def build_appended(model: nn.Module, maw: MAWConfig, use_maw: bool) -> nn.Module
     eps = getattr(cfg, "layer_norm_eps", 1e-12)
     drop = getattr(cfg, "attention_probs_dropout_prob", 0.0)
     options = maw_options(maw) if use_maw else None
-    return nn.ModuleList(AppendedBlock(cfg.hidden_size, heads, options, drop, eps) for _ in range(maw.num_blocks))
+    blocks = nn.ModuleList(AppendedBlock(cfg.hidden_size, heads, options, drop, eps) for _ in range(maw.num_blocks))
+    if not use_maw and attention is not None and attention.mechanism != "standard":
+        from maw_bench.mechanisms import mechanism_in_blocks
+
+        mechanism_in_blocks(blocks, attention)
+    return blocks

@@ -39,8 +39,8 @@ def _backbone(config) -> nn.Module:
         return AutoModel.from_config(config)
 
 
-def _plug_mechanism(layers: nn.ModuleList, mech: dict) -> None:
-    """Gated or differential attention at the exported layers (shipped as mech_<name>.py beside this file)."""
+def _mechanism_builder(mech: dict):
+    """Gated or differential attention's builder (shipped as mech_<name>.py beside this file)."""
     settings = mech["settings"]
     if mech["name"] == "gated":
         from .mech_gated import GatedSelfAttention
@@ -52,6 +52,17 @@ def _plug_mechanism(layers: nn.ModuleList, mech: dict) -> None:
         build = lambda original: DiffSelfAttention(original, settings["diff"]["lambda_init"])  # noqa: E731
     else:
         raise ValueError(f"unknown attention mechanism {mech['name']!r} in this export")
+    return build
+
+
+def _plug_mechanism(layers: nn.ModuleList, blocks: nn.ModuleList, mech: dict) -> None:
+    """The mechanism at the exported layers, or in the appended blocks (``placement: append``)."""
+    build = _mechanism_builder(mech)
+    if mech.get("placement") == "append":
+        from .mech_block import BlockMechanism
+
+        for block in blocks:
+            block.attn = BlockMechanism(block.attn, build)
     for i in mech["layers"]:
         layers[i].attention.self = build(layers[i].attention.self)
 
@@ -68,13 +79,13 @@ class MAWEncoderModel(PreTrainedModel):
         layers = self.backbone.encoder.layer
         for i in config.maw_layers:
             layers[i].attention.self = HFMAWSelfAttention(layers[i].attention.self, options)
-        if config.mechanism:
-            _plug_mechanism(layers, config.mechanism)
         app = config.appended
         self.blocks = nn.ModuleList(
             AppendedBlock(config.hidden_size, app["num_heads"], options if app["maw"] else None, app["dropout"], app["eps"])
             for _ in range(app["num_blocks"])
         ) if app else nn.ModuleList()
+        if config.mechanism:
+            _plug_mechanism(layers, self.blocks, config.mechanism)
         self.post_init()
 
     def initialize_weights(self) -> None:
