@@ -151,12 +151,6 @@ def warn_ignored(cfg, arms: list[str]) -> None:
             logging.getLogger("maw_bench").warning(relevant[0][key])
 
 
-def _rank() -> int:
-    import os
-
-    return int(os.environ.get("RANK", "0"))
-
-
 def train_shorthands(trust_remote_code: bool, msmarco: bool, dataset: str | None, train_data: str | None,
                      split: str | None, maw_keys: dict) -> list[str]:
     """The overrides ``train``'s shorthand options stand for (``--set`` values given after them win)."""
@@ -205,7 +199,7 @@ def train(
 
     extra = train_shorthands(trust_remote_code, msmarco, dataset, train_data, split,
                              {"maw.depth": maw_depth, "maw.layers": maw_layers, "maw.selection": maw_selection})
-    from maw_bench.runtime.distributed import launched_distributed
+    from maw_bench.runtime.distributed import launch_rank, launched_distributed
 
     cfg = load_config(config, sets, extra)
     arm_list = arm_names(cfg, ["maw"] if use_maw else [a.strip() for a in arms.split(",") if a.strip()], controls)
@@ -216,7 +210,7 @@ def train(
             raise UserError("--resume and torchrun need --output naming the run folder (every rank must agree on it).")
         output = new_output_dir("train", [cfg.data.train])
     ensure_writable(output, "train")
-    with folder_lock(output, enabled=not distributed or _rank() == 0):
+    with folder_lock(output, enabled=not distributed or launch_rank() == 0):
         results = train_arms(cfg, arm_list, output, resume=resume or resume_auto, overwrite=overwrite,
                              require_checkpoint=resume and not resume_auto)
     for arm, res in results.items():
@@ -260,14 +254,14 @@ def evaluate(
             extra.append(f"{key}={value}")
     if metrics:
         extra.append(f"eval.metrics=[{metrics}]")
-    from maw_bench.runtime.distributed import launched_distributed
+    from maw_bench.runtime.distributed import launch_rank, launched_distributed
 
     cfg = load_config(config, sets, extra)
     specs = _eval_specs(dataset, beir, msmarco, split) or list(cfg.data.eval)
     if output is None and launched_distributed():
         raise UserError("torchrun needs --output naming the evaluation folder (every rank must agree on it).")
     output = ensure_writable(output, "eval") if output else new_output_dir("eval", specs)
-    with folder_lock(output, enabled=not launched_distributed() or _rank() == 0):
+    with folder_lock(output, enabled=not launched_distributed() or launch_rank() == 0):
         arm_list = [a.strip() for a in (arms or "").split(",") if a.strip()]
         run_evaluation(cfg, list(model or []), specs, output, bm25=bm25 or cfg.eval.bm25, arms=arm_list)
 

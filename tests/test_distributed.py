@@ -61,7 +61,7 @@ def test_one_step_on_two_ranks_equals_one_process(tiny_model_no_dropout, toy_bei
 def _reduce_worker(rank: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
-    from maw_bench.training.trainer import mean_across_ranks
+    from maw_bench.runtime.distributed import mean_across_ranks
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     stats = mean_across_ranks({"reward_mean": float(rank + 1), "kl": 10.0 * rank}, 2)

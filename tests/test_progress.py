@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from maw_bench.data.bm25 import bm25_top_k
-from maw_bench.runtime import progress
+from maw_bench.runtime import distributed, progress
 
 
 @pytest.fixture
@@ -37,9 +37,9 @@ def test_quiet_rank_and_pipes_turn_bars_off(terminal, monkeypatch):
     bm25_top_k(["apple banana", "cherry date"], ["cherry"], k=1)
     assert terminal.getvalue() == ""
     progress.set_quiet(False)
-    monkeypatch.setattr(progress, "_rank", lambda: 1)
+    monkeypatch.setattr(distributed, "process_rank", lambda: 1)
     assert not progress.bars_enabled()  # DDP: rank 0 draws the only bar
-    monkeypatch.setattr(progress, "_rank", lambda: 0)
+    monkeypatch.setattr(distributed, "process_rank", lambda: 0)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False, raising=False)
     assert not progress.bars_enabled()  # `maw-bench eval ... > log`: no bars in the log
 

@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from maw_bench.runtime import distributed
 from maw_bench.runtime.console import err_console
 
 _settings = {"quiet": False}  # set once by the CLI (--quiet), like the logging level
@@ -31,18 +32,9 @@ def set_quiet(quiet: bool) -> None:
     _settings["quiet"] = quiet
 
 
-def _rank() -> int:
-    try:
-        import torch.distributed as dist
-
-        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    except (ImportError, RuntimeError):
-        return 0
-
-
 def bars_enabled() -> bool:
     """True where a bar is wanted: not quiet, rank 0, and a person watching both streams."""
-    return (not _settings["quiet"] and _rank() == 0 and err_console.is_terminal
+    return (not _settings["quiet"] and distributed.process_rank() == 0 and err_console.is_terminal
             and sys.stdout is not None and sys.stdout.isatty())
 
 

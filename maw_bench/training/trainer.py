@@ -26,12 +26,13 @@ from maw_bench.modeling import Encoder
 from maw_bench.modeling.encoder import autocast_context
 from maw_bench.outputs.records import read_log
 from maw_bench.runtime.atomic import atomic_open
+from maw_bench.runtime.distributed import DistContext, barrier, mean_across_ranks
 from maw_bench.runtime.progress import progress_bar
 from maw_bench.training.batches import BatchPlan, materialise, total_optimizer_steps
 from maw_bench.training.checkpoint import latest_valid, load_checkpoint, save_checkpoint
 from maw_bench.training.reporting import make_reporters
 from maw_bench.training.schedule import linear_schedule
-from maw_bench.training.step import DistContext, LossSettings, StepOutput, grad_cache_step, train_step
+from maw_bench.training.step import LossSettings, StepOutput, grad_cache_step, train_step
 
 log = logging.getLogger("maw_bench")
 
@@ -110,18 +111,6 @@ def apply_lora(encoder: Encoder, lc: LoRAConfig) -> None:
 def merge_lora(encoder: Encoder) -> None:
     if hasattr(encoder.backbone, "merge_and_unload"):
         encoder.backbone = encoder.backbone.merge_and_unload()
-
-
-def mean_across_ranks(stats: dict[str, float], world_size: int) -> dict[str, float]:
-    """Statistics averaged over ranks (every rank calls this and gets the same dict), so the log is global."""
-    if world_size == 1 or not stats:
-        return stats
-    import torch.distributed as dist
-
-    keys = sorted(stats)
-    t = torch.tensor([stats[k] for k in keys], dtype=torch.float64)
-    dist.all_reduce(t)
-    return {k: float(v) / world_size for k, v in zip(keys, t.tolist())}
 
 
 class Trainer:
@@ -361,10 +350,7 @@ class Trainer:
         self._barrier()
 
     def _barrier(self) -> None:
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
+        barrier(self.world_size)
 
     def _mean_across_ranks(self, stats: dict[str, float]) -> dict[str, float]:
         return mean_across_ranks(stats, self.world_size)
