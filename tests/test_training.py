@@ -40,6 +40,7 @@ def test_resumed_run_ends_with_the_same_weights(tiny_model, toy_beir, tmp_path):
     train_arms(cfg, ["maw"], tmp_path / "full")
     train_arms(cfg, ["maw"], tmp_path / "part", stop_after=3)
     assert not (tmp_path / "part" / "maw" / "model").exists()
+    first_leg = json.loads(next((tmp_path / "part" / "maw" / "checkpoints").glob("step-0000003/state.json")).read_text())
     train_arms(cfg, ["maw"], tmp_path / "part", resume=True)
     a = load_file(str(tmp_path / "full" / "maw" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "part" / "maw" / "model" / "model.safetensors"))
@@ -48,6 +49,9 @@ def test_resumed_run_ends_with_the_same_weights(tiny_model, toy_beir, tmp_path):
         assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), k
     assert [r["step"] for r in _log(tmp_path / "part" / "maw")] == list(range(1, 7))
     assert [r["loss"] for r in _log(tmp_path / "part" / "maw")] == [r["loss"] for r in _log(tmp_path / "full" / "maw")]
+    # the manifest's wall time is the whole run's, both legs (each checkpoint keeps the time before it)
+    manifest = json.loads((tmp_path / "part" / "maw" / "manifest.json").read_text())
+    assert 0 < first_leg["train_s"] < manifest["wall_s"] and "wall_s_partial" not in manifest
 
 
 def test_lr_reaches_zero_at_the_last_optimizer_step_with_accumulation(tiny_model, toy_beir, tmp_path, monkeypatch):

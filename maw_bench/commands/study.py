@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 import time
 from pathlib import Path
 
@@ -234,12 +235,23 @@ def _dtypes(output: Path, spec: dict) -> dict[str, str | None]:
     return {a: next(iter(d)) for a, d in found.items()}
 
 
-def _wall_times(output: Path, spec: dict) -> dict[str, float]:
-    """Training wall time per arm, summed over seeds (from each arm's manifest)."""
-    out: dict[str, float] = {}
+def _wall_times(output: Path, spec: dict) -> dict:
+    """Training wall time per arm and seed (the manifests), and each arm's median ratio to the reference at the
+    same seed, over the seeds where neither was resumed without the time before the resume (``partial``)."""
+    per: dict[str, dict[str, float]] = {}
+    partial: list[str] = []
     for seed in spec["seeds"]:
         for arm in [*spec["arms"], *spec["controls"]]:
             m = _read(output / f"seed-{seed}" / "run" / arm / "manifest.json")
             if m:
-                out[arm] = round(out.get(arm, 0.0) + float(m.get("wall_s", 0.0)), 1)
-    return out
+                per.setdefault(arm, {})[str(seed)] = round(float(m.get("wall_s", 0.0)), 1)
+                if m.get("wall_s_partial"):
+                    partial.append(f"{arm}@{seed}")
+    ref = per.get(REFERENCE, {})
+    ratio = {}
+    for arm, seeds in per.items():
+        ok = [seeds[s] / ref[s] for s in seeds
+              if ref.get(s) and f"{arm}@{s}" not in partial and f"{REFERENCE}@{s}" not in partial]
+        if ok:
+            ratio[arm] = round(statistics.median(ok), 2)
+    return {"per_seed": per, "ratio_to_reference": ratio, "partial": partial}

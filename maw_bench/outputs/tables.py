@@ -122,8 +122,12 @@ def study_markdown(doc: dict) -> str:
             settled = f["settled_from_step"] if f["settled_from_step"] is not None else "never"
             entropy = f"{f['final_entropy']:.3f}" if f.get("final_entropy") is not None else "-"
             lines.append(f"| {f['arm']} | {f['seed']} | {depth} | {settled} | {entropy} |")
-    if doc.get("wall_s"):
-        lines += ["", "Training wall time, all seeds: " + ", ".join(f"{a} {s:.0f} s" for a, s in doc["wall_s"].items())]
+    wall = doc.get("wall_s") or {}
+    if wall.get("ratio_to_reference"):
+        lines += ["", f"Training wall time x {doc['reference']} (median over seeds, each arm against the reference at "
+                  "its seed; manifests): " + ", ".join(f"{a} {r:.2f}x" for a, r in wall["ratio_to_reference"].items())
+                  + (f"; left out, resumed without the time before the resume: {', '.join(wall['partial'])}"
+                     if wall.get("partial") else "") + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -298,6 +298,7 @@ def finish_arm(cfg: BenchmarkConfig, acfg: BenchmarkConfig, arm: str, folder: Pa
         "examples": result.examples,
         "final_loss": result.final_loss,
         "wall_s": round(result.wall_s, 2),
+        **({"wall_s_partial": True} if result.wall_s_partial else {}),  # a leg's time before a resume is unknown
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "world_size": ctx.world_size,
         "dtype": acfg.train.dtype,

@@ -64,8 +64,9 @@ class Accumulated:
 class TrainResult:
     steps: int
     final_loss: float
-    wall_s: float
+    wall_s: float  # training time to the last step, summed over the legs of a resumed run
     examples: int
+    wall_s_partial: bool = False  # resumed from a checkpoint that did not record the time before it
 
 
 def param_groups(model: torch.nn.Module, lr: float, router_lr: float, weight_decay: float) -> list[dict]:
@@ -216,6 +217,7 @@ class Trainer:
                           if self.rank == 0 else [])
         self.model.train()
         begin, last_loss = time.perf_counter(), float("nan")
+        self._begin = begin
         columns = [TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[eps]:.1f} ex/s")]
         bar = progress_bar(*columns) if self.rank == 0 else contextlib.nullcontext()
         with bar as progress:
@@ -236,15 +238,20 @@ class Trainer:
                 self._checkpoint(step)
         for r in self.reporters:
             r.close()
-        return TrainResult(step, last_loss, time.perf_counter() - begin, len(self.plan.examples))
+        return TrainResult(step, last_loss, self._prior_s + time.perf_counter() - begin, len(self.plan.examples),
+                           self._prior_s_missing)
 
     def _start(self, resume: bool) -> int:
         """The step to start from: a checkpoint's (on resume) or 0 (a fresh log)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         start = 0
+        self._prior_s, self._prior_s_missing = 0.0, False
+        self._begin = time.perf_counter()
         if resume and (ckpt := latest_valid(self.ckpt_dir)) is not None:
             state = load_checkpoint(ckpt, self.encoder, self.optimizer, self.scheduler, self.scaler)
             start = state["step"]
+            self._prior_s = float(state.get("train_s", 0.0))  # the legs before this one (0 at step 0)
+            self._prior_s_missing = start > 0 and "train_s" not in state
             self._truncate_log(start)
             log.info("resumed %s from %s (step %d of %d)", self.folder.name, ckpt.name, start, self.total_steps)
         elif self.rank == 0:
@@ -346,7 +353,8 @@ class Trainer:
         t = self.cfg.train
         if self.rank == 0 and ((t.save_every and step % t.save_every == 0) or step == self.total_steps):
             save_checkpoint(self.ckpt_dir, step, self.encoder, self.optimizer, self.scheduler, self.scaler,
-                            {"micro_batches": step * t.grad_accum, "total_steps": self.total_steps})
+                            {"micro_batches": step * t.grad_accum, "total_steps": self.total_steps,
+                             "train_s": self._prior_s + time.perf_counter() - self._begin})
         self._barrier()
 
     def _barrier(self) -> None:
