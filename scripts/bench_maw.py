@@ -152,6 +152,18 @@ GROUP_SIZES = (2, 4, 8)
 SETTLED = ["maw.router.init_last_prob=0.9"]  # one depth at about 90%, as routers were in the study after 10-45 steps
 
 
+def cpu_name() -> str:
+    """The CPU model and whether it has AMX (bf16 pays only with it), as a benchmark must name it."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        import platform
+
+        return platform.processor() or "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    return f"{model}, {os.cpu_count()} cores, {'AMX' if 'amx_bf16' in info else 'no AMX'}"
+
+
 def grpo_regime_arms() -> dict[str, list[str]]:
     """GRPO with groups of 2, 4, 8 at initialisation (uniform router) and settled, and the path that re-runs
     every sample (share_choices=false) at group 4 in both regimes, for the before/after."""
@@ -195,6 +207,7 @@ def grpo_regimes(reps: int, dtype: str) -> None:
     times = timed_steps(setups, exclude, device, dtype, reps)
     med = {arm: statistics.median(t) for arm, t in times.items()}
     print(f"GRPO regimes: 16 queries + 16 passages, {dtype}, median of {reps} interleaved steps")
+    print(f"cpu: {cpu_name()}")
     print(f"  {'arm':<24} {'step':>9} {'x standard':>11} {'distinct/seq':>13}")
     for arm, t in med.items():
         dc = f"{statistics.mean(distinct[arm]):.2f}" if distinct[arm] else "-"

@@ -109,3 +109,31 @@ def test_the_five_seed_study_table_is_its_committed_summary():
 
 def doc_seeds_done(doc: dict) -> list[int]:
     return sorted({s for r in doc["rows"] for s in r["seeds"]})
+
+
+def _bench_rows(path: Path) -> dict[str, tuple[float, str]]:
+    """``{arm: (x standard, distinct per sequence)}`` from a ``bench_maw.py --grpo-regimes`` output."""
+    rows = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"\s+(\S+)\s+\d+ms\s+([\d.]+)x\s+(\S+)", line)
+        if m:
+            rows[m.group(1)] = (float(m.group(2)), m.group(3))
+    return rows
+
+
+def test_the_grpo_cost_table_is_the_committed_benchmark_output():
+    fp32, bf16 = (_bench_rows(ROOT / "results" / "bench-grpo-regimes" / f"{d}.txt") for d in ("fp32", "bf16"))
+    assert "cpu: Intel(R) Xeon(R) Processor" in (ROOT / "results" / "bench-grpo-regimes" / "fp32.txt").read_text()
+    table = _block("grpo-table")
+    assert len(table) == 4
+    for group, f_init, f_settled, b_init, b_settled, distinct in table:
+        g = group.split(",")[0]
+        suffix = "-rerun" if "re-run" in group else ""
+        expect = [fp32[f"grpo-g{g}-init{suffix}"][0], fp32[f"grpo-g{g}-settled{suffix}"][0],
+                  bf16[f"grpo-g{g}-init{suffix}"][0], bf16[f"grpo-g{g}-settled{suffix}"][0]]
+        assert [float(x.rstrip("x")) for x in (f_init, f_settled, b_init, b_settled)] == expect, group
+        if not suffix:
+            assert distinct == f"{fp32[f'grpo-g{g}-init'][1]} / {fp32[f'grpo-g{g}-settled'][1]}"
+    ratio = json.loads((ROOT / "results" / "study-scifact-cranfield" / "summary.json").read_text())["wall_s"]
+    m = re.search(r"training wall time was ([\d.]+)x\nstandard's for `maw` and ([\d.]+)x for `maw-nested`", README)
+    assert m and [float(m.group(1)), float(m.group(2))] == [ratio["ratio_to_reference"][a] for a in ("maw", "maw-nested")]
