@@ -137,3 +137,14 @@ def test_the_grpo_cost_table_is_the_committed_benchmark_output():
     ratio = json.loads((ROOT / "results" / "study-scifact-cranfield" / "summary.json").read_text())["wall_s"]
     m = re.search(r"training wall time was ([\d.]+)x\nstandard's for `maw` and ([\d.]+)x for `maw-nested`", README)
     assert m and [float(m.group(1)), float(m.group(2))] == [ratio["ratio_to_reference"][a] for a in ("maw", "maw-nested")]
+
+
+def test_the_five_seed_table_is_what_the_generator_writes_from_the_summary():
+    """README's study table is generated (scripts/readme_tables.py), not typed: rerun the script after the study."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "scripts" / "readme_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    doc = json.loads((ROOT / "results" / "study-scifact-cranfield" / "summary.json").read_text())
+    assert mod.rewrite(README, "study5-table", mod.study5_table(doc)) == README

@@ -1,0 +1,58 @@
+"""Regenerate README's five-seed study table from the study's summary.json (tests/test_docs_numbers.py checks it).
+
+    python scripts/readme_tables.py            # rewrite the block between <!-- study5-table ... --> markers
+    python scripts/readme_tables.py --check    # exit 1 if README differs from what the data gives
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "results" / "study-scifact-cranfield" / "summary.json"
+HEADER = ("| dataset | arm | seeds | nDCG@10 | Δ vs standard [95% CI] | p | Holm p | smallest detectable Δ |\n"
+          "|---|---|---|---|---|---|---|---|")
+
+
+def study5_table(doc: dict) -> str:
+    """One row per dataset and arm (the summary's order), its comparison with the reference on nDCG@10."""
+    comps = {(c["dataset"], c["arm"]): c for c in doc["comparisons"] if c["metric"] == doc["metrics"][0]}
+    lines = [HEADER]
+    for r in doc["rows"]:
+        c = comps.get((r["dataset"], r["arm"]))
+        cells = [r["dataset"], r["arm"] + (" (control)" if r.get("control") else ""), str(len(r["seeds"])),
+                 f"{r[doc['metrics'][0]]:.4f}"]
+        if c is None:
+            cells += ["-", "-", "-", "-"]
+        else:
+            cells += [f"{c['mean_diff']:+.4f} [{c['ci95_low']:+.4f}, {c['ci95_high']:+.4f}]", f"{c['p_value']:.2g}",
+                      f"{c['p_holm']:.2g}" if "p_holm" in c else "-", f"±{c['min_detectable']:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rewrite(readme: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- {name}:.*?-->\n)(.*?)(<!-- /{name} -->)", re.S)
+    if not pattern.search(readme):
+        raise SystemExit(f"README has no {name} block")
+    return pattern.sub(lambda m: m.group(1) + body + m.group(3), readme)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    readme_path = ROOT / "README.md"
+    readme = readme_path.read_text()
+    new = rewrite(readme, "study5-table", study5_table(json.loads(STUDY.read_text())))
+    if args.check:
+        sys.exit(0 if new == readme else 1)
+    readme_path.write_text(new)
+
+
+if __name__ == "__main__":
+    main()
