@@ -443,9 +443,15 @@ def plan(
             continue
         need = seeds_needed(c["var_seed"], c["var_query"], c["var_resid"], c["queries"], delta, power)
         now = f"now {c['seeds']} seeds, smallest detectable ±{c['min_detectable']:.4f}"
-        console.print(f"  {c['dataset']} {c['arm']}: "
-                      + (f"{need} seeds ({now})" if need else f"more than 1000 seeds ({now}); the query variance "
-                         "bounds it: more queries, not seeds"))
+        if c["min_detectable"] <= abs(delta) and (need is None or need > c["seeds"]):
+            # the summary's test pooled a seed component it could not tell from 0; planning does not pool
+            answer = (f"detectable now ({now}, the seed component pooled as the summary's test did); "
+                      f"{need or 'more than 1000'} seeds if it is not pooled")
+        elif need:
+            answer = f"{need} seeds ({now})"
+        else:
+            answer = f"more than 1000 seeds ({now}); the query variance bounds it: more queries, not seeds"
+        console.print(f"  {c['dataset']} {c['arm']}: {answer}")
 
 
 @app.command("config-keys")

@@ -250,3 +250,21 @@ def test_an_evaluation_joins_another_only_when_they_could_be_one():
             (["ndcg@10"], "bf16", {"d": 1}, {}, "per-query scores of standard")):
         with pytest.raises(UserError, match=match):
             check_joinable(KeptEvaluation(doc, kept_scores, "E"), metrics, dtype, queries)
+
+
+def test_plan_says_when_the_current_seeds_already_detect_the_difference(tmp_path):
+    """The summary's test may pool a seed component it cannot tell from 0; planning does not. Where the two
+    disagree, plan says both instead of asking for more seeds than the table shows are needed."""
+    from typer.testing import CliRunner
+
+    from maw_bench.cli import app
+
+    comp = {"dataset": "d", "arm": "maw", "metric": "ndcg@10", "seeds": 2, "queries": 225, "var_seed": 0.0,
+            "var_query": 0.0006**2, "var_resid": 0.0162**2, "min_detectable": 0.0022}
+    (tmp_path / "summary.json").write_text(json.dumps({"metrics": ["ndcg@10"], "comparisons": [comp]}))
+    res = CliRunner().invoke(app, ["plan", str(tmp_path), "--delta", "0.005"])
+    assert res.exit_code == 0 and "detectable now" in res.output and "if it is not pooled" in res.output, res.output
+    comp["min_detectable"] = 0.02
+    (tmp_path / "summary.json").write_text(json.dumps({"metrics": ["ndcg@10"], "comparisons": [comp]}))
+    res = CliRunner().invoke(app, ["plan", str(tmp_path), "--delta", "0.005"])
+    assert "detectable now" not in res.output and " seeds (now 2 seeds" in res.output, res.output
