@@ -32,7 +32,8 @@ def _arg(args: tuple, kwargs: dict, pos: int, name: str, default):
 
 
 class DropoutTape(TorchFunctionMode):
-    """States: ``pass`` (calls go through untouched), ``record``, ``replay`` (set ``rows`` first)."""
+    """States: ``pass`` (calls go through untouched), ``record``, ``replay`` (set ``rows`` first); leaving the
+    ``with`` scope returns it to ``pass``."""
 
     def __init__(self, batch: int) -> None:
         super().__init__()
@@ -42,6 +43,10 @@ class DropoutTape(TorchFunctionMode):
         self.rows: torch.Tensor | None = None
         self.cursor = 0
         self.faithful = True
+
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        self.state = "pass"  # leaving the scope ends a record or a replay
 
     def replay(self, rows: torch.Tensor) -> None:
         """Apply the kept masks of ``rows`` (indices into the recorded batch, repeats allowed) from the first call on."""
@@ -53,7 +58,7 @@ class DropoutTape(TorchFunctionMode):
             if func is F.dropout and _arg(args, kwargs, 2, "training", True):
                 p = float(_arg(args, kwargs, 1, "p", 0.5))
                 if 0 < p and not _arg(args, kwargs, 3, "inplace", False):
-                    return self._dropout(args[0], p)
+                    return self._keep(args[0], p)[0]
             elif func is F.scaled_dot_product_attention and float(_arg(args, kwargs, 4, "dropout_p", 0.0)) > 0:
                 if self._can_keep_attention(args, kwargs):
                     return self._attention(args, kwargs)
@@ -77,9 +82,6 @@ class DropoutTape(TorchFunctionMode):
         if keep.shape != x.shape:
             raise RuntimeError(f"dropout tape: replayed shape {tuple(x.shape)} is not the kept {tuple(keep.shape)}")
         return x.mul(keep).mul_(1.0 / (1.0 - p)), keep  # what native_dropout computes from that mask
-
-    def _dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
-        return self._keep(x, p)[0]
 
     # -------------------------------------------------------------- attention
     def _can_keep_attention(self, args: tuple, kwargs: dict) -> bool:

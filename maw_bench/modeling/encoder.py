@@ -229,8 +229,6 @@ class Encoder(nn.Module):
                 tape.state = "record"
             with scope:
                 emb = self._head(hidden, mask)
-            if tape is not None:
-                tape.state = "pass"
             return FirstSample(emb, lambda rows: self._head(hidden if rows is None else hidden[rows],
                                                             mask if rows is None else mask[rows]), start)
         layers = encoder_layers(self.backbone)
@@ -248,8 +246,6 @@ class Encoder(nn.Module):
                 emb = self._embed(feats)[0]
         finally:
             handle.remove()
-            if tape is not None:
-                tape.state = "pass"
 
         def upper(rows: torch.Tensor | None) -> torch.Tensor:
             args, kwargs = captured["args"], captured["kwargs"]

@@ -112,11 +112,8 @@ def shared_samples(first: FirstSample, n: int, recorder: RouteRecorder, tape: Dr
     table, focus = first.embeddings, rec0.focus
     if plan.rows.numel():
         tape.replay(plan.rows)
-        try:
-            with tape:
-                new, aside = recorder.aside(plan.choices, lambda: first.upper(plan.rows))
-        finally:
-            tape.state = "pass"
+        with tape:
+            new, aside = recorder.aside(plan.choices, lambda: first.upper(plan.rows))
         if tape.cursor != len(tape.masks):
             raise RuntimeError("dropout tape: the replayed forward used fewer masks than the recorded one")
         table = torch.cat([table, new])

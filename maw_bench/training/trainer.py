@@ -246,7 +246,6 @@ class Trainer:
         self.folder.mkdir(parents=True, exist_ok=True)
         start = 0
         self._prior_s, self._prior_s_missing = 0.0, False
-        self._begin = time.perf_counter()
         if resume and (ckpt := latest_valid(self.ckpt_dir)) is not None:
             state = load_checkpoint(ckpt, self.encoder, self.optimizer, self.scheduler, self.scaler)
             start = state["step"]
