@@ -267,3 +267,56 @@ def test_a_cache_hit_reads_no_document_and_hashes_only_shard_ends(tiny_model, to
     corpus.write_text(text[:i] + ("x" if text[i] != "x" else "y") + text[i + 1:])
     changed = encode_corpus(enc, load_bundle(str(toy_beir), "test"), root, 16, 32, "fp32", 40)
     assert changed.folder != first.folder and not changed.reused
+
+
+def _self_hit_collection(folder: Path) -> Path:
+    """Quora-like: every query is also a document under its own id; the judged document is another one."""
+    import random
+
+    from conftest import WORDS
+
+    rng = random.Random(5)
+    (folder / "qrels").mkdir(parents=True)
+    texts = [[rng.choice(WORDS) for _ in range(6)] for _ in range(30)]
+    with (folder / "corpus.jsonl").open("w") as f:
+        for i, words in enumerate(texts):
+            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(words)}) + "\n")
+            f.write(json.dumps({"_id": f"p{i}", "text": " ".join(words[::-1] + [rng.choice(WORDS)])}) + "\n")
+    with (folder / "queries.jsonl").open("w") as f:
+        for i, words in enumerate(texts):
+            f.write(json.dumps({"_id": f"d{i}", "text": " ".join(words)}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n"
+                                                + "".join(f"d{i}\tp{i}\t1\n" for i in range(30)))
+    return folder
+
+
+def test_self_hits_dropped_where_beir_and_mteb_drop_them_and_warned_elsewhere(tiny_model, tmp_path, caplog):
+    """A local copy of Quora drops them as `beir/quora` does; the same collection under another name keeps them
+    (scored as trec_eval would) with a warning that says how to match BEIR; `drop` there equals the Quora copy."""
+    import logging
+    import shutil
+
+    quora = _self_hit_collection(tmp_path / "quora")
+    pairs = shutil.copytree(quora, tmp_path / "pairs")
+
+    def run(folder, *extra):
+        cfg = _cfg(tiny_model, folder, f"eval.cache_dir={tmp_path / 'cache'}", *extra)
+        out = tmp_path / f"eval-{folder.name}-{len(extra)}-{'-'.join(extra)}"
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            run_evaluation(cfg, [], [str(folder)], out, bm25=True, print_table=False)
+        doc = json.loads((out / "metrics.json").read_text())
+        (dataset,) = doc["results"]
+        runs = {p.name.split("__")[0]: read_trec(p) for p in (out / "runs").glob("*.trec")}
+        warned = [r.message for r in caplog.records if "their own id" in r.message]
+        return doc["results"][dataset], doc["self_hits"][dataset], runs, warned
+
+    dropped, policy, runs, warned = run(quora)
+    assert policy == "drop" and not warned
+    assert all(q not in hits for r in runs.values() for q, hits in r.items())
+    assert run(pairs, "eval.self_hits=drop")[:2] == (dropped, "drop")
+    kept, policy, runs, warned = run(pairs)
+    assert policy == "keep" and len(warned) == 1 and "eval.self_hits=drop" in warned[0]
+    assert all(q in hits for r in runs.values() for q, hits in r.items())
+    assert kept["bm25"]["mrr@10"] < dropped["bm25"]["mrr@10"]  # the query itself took rank 1
+    assert run(pairs, "eval.self_hits=keep")[0] == kept and not run(pairs, "eval.self_hits=keep")[3]

@@ -8,6 +8,7 @@ from typing import Any
 
 from maw_bench.config.arms import validate_arms
 from maw_bench.config.fields import check_ranges
+from maw_bench.data.bundle import SELF_HIT_SETTINGS
 from maw_bench.errors import UserError
 from maw_bench.metric_names import ENGINES as RANX_ENGINES
 from maw_bench.metric_names import check_metrics, max_cutoff
@@ -49,6 +50,7 @@ def validate(cfg) -> None:
         raise UserError(f"eval.top_k={cfg.eval.top_k} is below the cut-off of a metric ({deepest}), which would "
                         f"be computed on a truncated ranking; set eval.top_k={deepest} or drop that metric.")
     _choice("eval.ranx_engine", cfg.eval.ranx_engine, RANX_ENGINES)
+    _choice("eval.self_hits", cfg.eval.self_hits, SELF_HIT_SETTINGS)
     if not (cfg.eval.index == "exact" or cfg.eval.index.startswith("faiss:")):
         raise UserError(f"eval.index={cfg.eval.index!r}: use exact or faiss:<factory> (e.g. faiss:Flat).")
     if (t.gradient_checkpointing or t.grad_cache.chunk_size) and m.enabled and strategy.replays_layers:

@@ -188,6 +188,9 @@ class EvalConfig:
     verify_cache: bool = _f(False, "Check every cached shard's full sha256 before use (default: sizes and a hash "
                                    "of each file's first and last MiB, which catches truncated and swapped shards).")
     bm25: bool = _f(False, "Add a BM25 (bm25s) baseline.")
+    self_hits: str = _f("auto", "auto | drop | keep: a hit whose document id is the query's own id. auto drops it "
+                                "where BEIR and MTEB do (ArguAna, Quora, CQADupStack, and local folders of those "
+                                "names) and keeps it elsewhere, warning when such hits are retrieved.")
     ranx_engine: str = _f("auto", "auto | compiled | interpreted: how ranx's numba code runs (same numbers either "
                                   "way). auto interprets when a process scores at most 5M run entries (queries x "
                                   "top_k x runs), where that is faster than compiling or loading compiled code.")

@@ -19,8 +19,17 @@ from typing import Any
 
 from maw_bench.data.offline import explain_missing
 
-# BEIR/MTEB drop a hit whose id equals the query id on these collections.
+# BEIR/MTEB drop a hit whose id equals the query id on these collections (MTEB: ``ignore_identical_ids``):
+# their queries are documents of the corpus, so every query would retrieve itself first.
 SELF_HIT_COLLECTIONS = ("beir/arguana", "beir/quora", "beir/cqadupstack")
+SELF_HIT_FOLDERS = ("arguana", "quora", "cqadupstack")
+SELF_HIT_SETTINGS = ("auto", "drop", "keep")
+
+
+def is_self_hit_folder(folder: Path) -> bool:
+    """A local BEIR folder of one of those collections (``.../quora``, ``.../cqadupstack/android``)."""
+    folder = folder.resolve()
+    return folder.name.lower() in SELF_HIT_FOLDERS or folder.parent.name.lower() == "cqadupstack"
 
 
 def doc_text(doc: Any) -> str:
@@ -78,6 +87,7 @@ class DatasetBundle:
     _qrels: dict[str, dict[str, int]] | None = field(default=None, repr=False)
     _hash: tuple | None = field(default=None, repr=False)
     source_docs: int | None = None  # documents the source holds, when known exactly (local folders)
+    self_hit_folder: bool = False  # a local folder of a collection whose self-hits BEIR and MTEB drop
     _store_checked: bool = field(default=False, repr=False)
 
     def _ensure_store(self) -> None:
@@ -90,9 +100,12 @@ class DatasetBundle:
             ensure_docstore(self.irds, self.id, self.source_docs, guard=lambda: explain_missing(self.id))
         self._store_checked = True
 
-    @property
-    def drop_self_hits(self) -> bool:
-        return self.id.startswith(SELF_HIT_COLLECTIONS)
+    def drops_self_hits(self, setting: str = "auto") -> bool:
+        """Whether a hit whose document id is the query id is left out (``eval.self_hits``): ``auto`` does
+        what BEIR and MTEB do for this collection."""
+        if setting != "auto":
+            return setting == "drop"
+        return self.self_hit_folder or self.id.startswith(SELF_HIT_COLLECTIONS)
 
     # ------------------------------------------------------------------- docs
     def docs_iter(self, block: int = 2048) -> Iterator[tuple[str, str]]:

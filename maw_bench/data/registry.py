@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from maw_bench.data.bundle import DatasetBundle
+from maw_bench.data.bundle import DatasetBundle, is_self_hit_folder
 from maw_bench.errors import UserError
 
 MSMARCO_TRAIN = "msmarco-passage/train/triples-small"
@@ -74,7 +74,8 @@ def load_bundle(spec: str, split: str = "test") -> DatasetBundle:
             raise UserError(f"dataset folder {path} does not exist.")
         dataset_id, report = register_local_beir(path, split)
         warn_about(report, path, split)
-        return DatasetBundle(dataset_id, ir_datasets.load(dataset_id), source_docs=report.docs)
+        return DatasetBundle(dataset_id, ir_datasets.load(dataset_id), source_docs=report.docs,
+                             self_hit_folder=is_self_hit_folder(path))
     if spec not in ir_datasets.registry:
         raise _unknown(spec)
     ds = ir_datasets.load(spec)

@@ -67,6 +67,7 @@ class EvalOutput:
     routing: dict = field(default_factory=dict)
     max_lengths: dict = field(default_factory=dict)
     dtype: str = ""
+    self_hits: dict = field(default_factory=dict)  # dataset -> "drop" | "keep"
 
 
 def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBundle]:
@@ -116,15 +117,38 @@ def retrieve(
             advance(len(pos))
     routing = {"queries": q_usage, "documents": cache.usage()} if q_usage else None
     docs = cache.manifest().get("docs")
+    drop_self = bundle.drops_self_hits(cfg.eval.self_hits)
     with step(f"search {label} {bundle.id}", total=docs) as advance:
         if cfg.eval.index == "exact":
             hits = exact_search(q_emb, qids, cache.shards(), cfg.eval.top_k, cfg.eval.chunk_size,
-                                bundle.drop_self_hits, advance=advance)
+                                drop_self, advance=advance)
         else:
             factory = cfg.eval.index.split(":", 1)[1]
-            hits = faiss_search(factory, q_emb, qids, cache.shards(), cfg.eval.top_k, bundle.drop_self_hits,
+            hits = faiss_search(factory, q_emb, qids, cache.shards(), cfg.eval.top_k, drop_self,
                                 advance=advance)
     return hits, rate, routing
+
+
+def self_hit_policies(bundles: list[DatasetBundle], setting: str) -> dict[str, str]:
+    """``{dataset: "drop" | "keep"}`` as metrics.json records it."""
+    return {b.id: "drop" if b.drops_self_hits(setting) else "keep" for b in bundles}
+
+
+def unjudged_self_hits(hits: Hits, qrels: dict[str, dict[str, int]]) -> list[str]:
+    """Queries that retrieved a document with their own id that is not judged relevant to them."""
+    return [q for q, h in hits.items() if q in h and qrels.get(q, {}).get(q, 0) <= 0]
+
+
+def warn_self_hits(bundle: DatasetBundle, hits: Hits, setting: str, label: str) -> None:
+    """Say when kept self-hits take ranks (as on a copy of Quora or ArguAna under another name)."""
+    if bundle.drops_self_hits(setting) or setting == "keep":
+        return
+    found = unjudged_self_hits(hits, bundle.scored_qrels())
+    if found:
+        log.warning("%s: %d of %d queries retrieved a document with their own id (%s for %r), which is not judged "
+                    "relevant and takes a rank; BEIR and MTEB drop such self-hits on ArguAna, Quora and "
+                    "CQADupStack: set eval.self_hits=drop to match them, or keep to silence this",
+                    bundle.id, len(found), len(hits), label, found[0])
 
 
 def warn_trained_on(refs: list[ModelRef], bundles: list[DatasetBundle]) -> None:
@@ -165,9 +189,9 @@ def eval_lengths(encoder, cfg: BenchmarkConfig) -> tuple[int, int]:
     return cfg.eval.max_length or published, cfg.eval.query_max_length or published
 
 
-def bm25_hits(bundle: DatasetBundle, top_k: int) -> Hits:
+def bm25_hits(bundle: DatasetBundle, top_k: int, self_hits: str = "auto") -> Hits:
     ids, texts = read_corpus(bundle)
-    return bm25_search(ids, texts, bundle.judged_queries(), top_k, bundle.drop_self_hits)
+    return bm25_search(ids, texts, bundle.judged_queries(), top_k, bundle.drops_self_hits(self_hits))
 
 
 def run_evaluation(
@@ -192,7 +216,8 @@ def run_evaluation(
     bundles = load_eval_bundles(cfg, dataset_specs)
     check_scorable(bundles)  # before any model loads or encodes
     if keep is not None:
-        check_joinable(keep, metrics, cfg.eval.dtype, {b.id: len(b.scored_qrels()) for b in bundles})
+        check_joinable(keep, metrics, cfg.eval.dtype, {b.id: len(b.scored_qrels()) for b in bundles},
+                       self_hit_policies(bundles, cfg.eval.self_hits))
     entries = sum(len(b.judged_queries()) for b in bundles) * cfg.eval.top_k * (len(refs) + bm25)
     use_ranx_engine(cfg.eval.ranx_engine, entries)
     out = EvalOutput()
@@ -211,13 +236,13 @@ def run_evaluation(
             out.max_lengths[ref.label] = {"query": query_len, "document": doc_len}
             if routing is not None:
                 out.routing.setdefault(bundle.id, {})[ref.label] = routing
-            _record(out, bundle, ref.label, hits, metrics, output)
+            _record(out, bundle, ref.label, hits, cfg, output)
         del encoder
     if not ctx.is_main:
         return out
     if bm25:
         for bundle in bundles:
-            _record(out, bundle, "bm25", bm25_hits(bundle, cfg.eval.top_k), metrics, output)
+            _record(out, bundle, "bm25", bm25_hits(bundle, cfg.eval.top_k, cfg.eval.self_hits), cfg, output)
     if keep is not None:
         join_scores(out, keep)
         labels += [m for models in out.results.values() for m in models if m not in labels]
@@ -231,7 +256,11 @@ def run_evaluation(
     return out
 
 
-def _record(out: EvalOutput, bundle: DatasetBundle, label: str, hits: Hits, metrics: list[str], output: Path) -> None:
+def _record(out: EvalOutput, bundle: DatasetBundle, label: str, hits: Hits, cfg: BenchmarkConfig, output: Path) -> None:
+    if bundle.id not in out.self_hits:  # the first model scored here: say once if kept self-hits took ranks
+        out.self_hits[bundle.id] = "drop" if bundle.drops_self_hits(cfg.eval.self_hits) else "keep"
+        warn_self_hits(bundle, hits, cfg.eval.self_hits, label)
+    metrics = list(cfg.eval.metrics)
     write_trec(output / "runs" / f"{safe_name(label)}__{safe_name(bundle.id)}.trec", hits, label)
     means, per_query = score_run(bundle.scored_qrels(), hits, metrics, name=label)
     out.results.setdefault(bundle.id, {})[label] = means
@@ -267,6 +296,7 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         "routing": out.routing,
         "max_lengths": out.max_lengths,
         "dtype": out.dtype,
+        "self_hits": out.self_hits,
     }
     if keep is not None:
         doc = join_records(doc, keep)
