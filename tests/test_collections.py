@@ -43,6 +43,8 @@ def _edit(folder: Path, how: str) -> None:
         _append(queries, json.dumps({"_id": "q31", "text": "again"}).encode() + b"\n")
     elif how == "float score":
         _append(qrels, b"q31\td31\t0.5\n")
+    elif how == "conflicting judgements":
+        _append(qrels, b"q31\td31\t1\nq31\td31\t2\n")  # the same grade again is fine, another one is not
 
 
 @pytest.mark.parametrize("how, needle", [
@@ -51,6 +53,7 @@ def _edit(folder: Path, how: str) -> None:
     ("duplicate doc id", "id 'd3' already appears on line 4"),
     ("duplicate query id", "id 'q31' already appears on line 32"),
     ("float score", "with an integer score"),
+    ("conflicting judgements", "test.tsv line 33: query 'q31' and document 'd31' are judged 2 here and 1 on line 3"),
 ])
 def test_malformed_collection_files_give_one_line(tmp_path, how, needle):
     folder = write_toy_beir(tmp_path / "toy")

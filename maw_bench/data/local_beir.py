@@ -110,7 +110,13 @@ def _check_qrels(path: Path, split: str) -> list[tuple[str, str]]:
     if not path.is_file():
         have = sorted(p.stem for p in path.parent.glob("*.tsv")) if path.parent.is_dir() else []
         raise UserError(f"{path} is missing; choose --split from {have or 'the qrels/ files'} or add qrels/{split}.tsv.")
-    return [(q, d) for _, q, d, _ in read_beir_qrels(path)]
+    seen: dict[tuple[str, str], tuple[int, int]] = {}
+    for n, q, d, score in read_beir_qrels(path):
+        first = seen.setdefault((q, d), (n, score))
+        if first[1] != score:  # which grade a metric used would depend on the reader's order
+            raise UserError(f"{path} line {n}: query {q!r} and document {d!r} are judged {score} here and "
+                            f"{first[1]} on line {first[0]}; keep one judgement per pair.")
+    return list(seen)
 
 
 @dataclass
