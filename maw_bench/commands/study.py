@@ -27,6 +27,7 @@ from pathlib import Path
 from maw_bench.config import BenchmarkConfig, control_arms
 from maw_bench.errors import UserError
 from maw_bench.evaluation.seed_stats import mean_std
+from maw_bench.modeling.st_recipe import resolve_config_pooling
 from maw_bench.outputs.layout import METRICS_FILE, REFERENCE_ARM, STUDY_FILE
 from maw_bench.runtime.atomic import write_json, write_text
 from maw_bench.runtime.console import console
@@ -51,6 +52,7 @@ def run_study(
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds {seeds}: give distinct seeds, e.g. --seeds 13,14,15.")
     main, extra = study_arms(cfg, arms, controls)
+    cfg = resolve_config_pooling(cfg)  # what the study records and compares is the pooling it encodes with
     datasets = list(datasets or cfg.data.eval)
     output.mkdir(parents=True, exist_ok=True)
     previous = _read(output / STUDY_FILE)

@@ -18,7 +18,7 @@ def validate(cfg) -> None:
     """Check what can be checked without the model (depth vs head is checked at build)."""
     check_ranges(cfg)
     m = cfg.maw
-    _choice("model.pooling", cfg.model.pooling, ("mean", "cls"))
+    _choice("model.pooling", cfg.model.pooling, ("auto", "mean", "cls"))
     _choice("maw.variant", m.variant, ("split", "full", "nested"))
     _choice("maw.placement", m.placement, ("replace", "append"))
     _choice("maw.router.granularity", m.router.granularity, ("sequence", "head"))

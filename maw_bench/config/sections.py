@@ -26,7 +26,8 @@ DEFAULT_ARMS: dict[str, list[str]] = {
 @dataclass
 class ModelConfig:
     name: str = _f(DEFAULT_MODEL, "HF model id or local folder (anything AutoModel loads).")
-    pooling: str = _f("mean", "Pooling of token vectors: mean | cls.")
+    pooling: str = _f("auto", "Pooling of token vectors: auto | mean | cls (auto: as the model's sentence-"
+                              "transformers Pooling config says, mean for a model without one).")
     max_length: int = _f(256, "Maximum tokens for documents.", ge=2)
     query_max_length: int = _f(64, "Maximum tokens for queries.", ge=2)
     query_prefix: str = _f("", "Text put before every query (e.g. 'query: ' for E5).")

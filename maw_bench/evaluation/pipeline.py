@@ -42,6 +42,7 @@ from maw_bench.evaluation.models import ModelRef, resolve_models, untrained_arms
 from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
+from maw_bench.modeling.st_recipe import resolve_config_pooling
 from maw_bench.outputs.folders import safe_name
 from maw_bench.outputs.layout import METRICS_FILE, REFERENCE_ARM
 from maw_bench.outputs.plots import eval_plots
@@ -209,7 +210,7 @@ def run_evaluation(
     exists there are kept beside the new ones (:mod:`maw_bench.evaluation.merge`)."""
     metrics = list(cfg.eval.metrics)  # names checked when the config was built
     ctx = dist_setup(device)
-    cfg = resolve_config_dtypes(cfg, ctx.device)
+    cfg = resolve_config_pooling(resolve_config_dtypes(cfg, ctx.device))
     refs: list[ModelRef] = resolve_models(model_specs, cfg) if model_specs or not arms else []
     if arms:
         refs += untrained_arms(arms, cfg)

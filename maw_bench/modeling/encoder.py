@@ -9,6 +9,7 @@ sample and the route records of every MAW layer). Saving and loading live in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from maw_bench.modeling.group_forward import FirstSample, shared_samples, take_r
 from maw_bench.modeling.layers import build_appended, encoder_layers, replace_attention, resolve_layers
 from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
 from maw_bench.modeling.resolve import resolve_model
+from maw_bench.modeling.st_recipe import resolve_pooling, warn_recipe
 from maw_bench.runtime import rng
 
 
@@ -333,11 +335,13 @@ def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None
     both arms of an experiment start from the same weights.
     """
     source = resolve_model(cfg.model.name)
+    model_cfg = dataclasses.replace(cfg.model, pooling=resolve_pooling(cfg.model.pooling, source, cfg.model.name))
+    warn_recipe(model_cfg, source)
     backbone = load_backbone(source, cfg.model.trust_remote_code, from_config=False)
     tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        enc = Encoder(backbone, tokenizer, cfg.model, cfg.maw, cfg.attention)
+        enc = Encoder(backbone, tokenizer, model_cfg, cfg.maw, cfg.attention)
     enc.published_max_length = published_max_length(
         source, tokenizer, getattr(backbone.config, "max_position_embeddings", None))
     return enc.to(device) if device is not None else enc

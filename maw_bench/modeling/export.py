@@ -272,6 +272,7 @@ def model_card(encoder: Encoder, remote: bool) -> str:
            f"{cfg.placement} at layers {', '.join(encoder.maw_layer_names())})" if cfg.enabled
            else "standard attention" + (" with appended blocks" if len(encoder.blocks) else ""))
     flag = ", trust_remote_code=True" if remote else ""
+    pooling = {"cls": "CLS", "mean": "Mean"}[encoder.model_cfg.pooling]
     return f"""---
 library_name: sentence-transformers
 tags: [sentence-transformers, feature-extraction, sentence-similarity, maw-bench]
@@ -280,7 +281,7 @@ pipeline_tag: sentence-similarity
 
 # Dense retriever trained with maw-bench
 
-Arm: {arm}. Mean pooling, L2-normalised, cosine similarity; queries and documents
+Arm: {arm}. {pooling} pooling, L2-normalised, cosine similarity; queries and documents
 encoded with at most {encoder.published_max_length} tokens.
 
 ```python

@@ -65,21 +65,11 @@ def published_max_length(source: str, tokenizer, positions: int | None = None) -
     all-MiniLM-L6-v2), else the tokenizer's ``model_max_length`` capped at 512 and at
     the model's position embeddings (``positions``).
     """
-    import json
+    from maw_bench.modeling.st_recipe import read_model_json
 
-    from transformers.utils import cached_file
-
-    try:
-        path = cached_file(source, "sentence_bert_config.json", _raise_exceptions_for_missing_entries=False,
-                           _raise_exceptions_for_connection_errors=False)
-    except (OSError, ValueError):
-        path = None
-    if path:
-        try:
-            value = json.loads(open(path, encoding="utf-8").read()).get("max_seq_length")
-            if isinstance(value, int) and value > 0:
-                return value
-        except (OSError, ValueError):
-            pass
+    config = read_model_json(source, "sentence_bert_config.json")
+    value = config.get("max_seq_length") if isinstance(config, dict) else None
+    if isinstance(value, int) and value > 0:
+        return value
     limit = getattr(tokenizer, "model_max_length", 512) or 512
     return int(min(limit, 512, positions or 512))

@@ -35,6 +35,7 @@ from maw_bench.modeling import build_encoder
 from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.modeling.export import export_sentence_transformers, exportable
 from maw_bench.modeling.saving import META_FILE, save_encoder
+from maw_bench.modeling.st_recipe import resolve_config_pooling
 from maw_bench.outputs.layout import RUN_FILE
 from maw_bench.runtime.atomic import write_json, write_text
 from maw_bench.runtime.distributed import setup as dist_setup
@@ -217,7 +218,7 @@ def train_arms(
     check_arms(cfg, arms)
     commit = git_commit()  # the code this process runs: read now, not when an arm finishes hours later
     ctx = dist_setup(device)
-    cfg = resolve_config_dtypes(cfg, ctx.device)
+    cfg = resolve_config_pooling(resolve_config_dtypes(cfg, ctx.device))
     if ctx.device.type == "cpu":
         keep_freed_memory()  # steps reuse their buffers instead of page-faulting them in again
     if ctx.is_main:

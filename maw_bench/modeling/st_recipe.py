@@ -1,0 +1,128 @@
+"""How a sentence-transformers folder says its model encodes: pooling, normalisation, similarity, prompts.
+
+sentence-transformers and MTEB encode a model as its own folder says (``modules.json``, ``1_Pooling/config.json``,
+``config_sentence_transformers.json``). maw-bench reads the same files, so that ``model.pooling: auto`` pools as
+the model was published (CLS for BGE, mean for MiniLM) and a zero-shot number is the published one; where it
+cannot follow them (another pooling mode, dot-product scoring, prompts it was not given) it says so in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from maw_bench.errors import UserError
+
+log = logging.getLogger("maw_bench")
+
+POOLINGS = ("mean", "cls")  # what maw-bench's encoder implements
+# sentence-transformers' Pooling flags, by the name maw-bench gives the mode
+_POOLING_FLAGS = {
+    "cls": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens", "max": "pooling_mode_max_tokens",
+    "mean_sqrt_len": "pooling_mode_mean_sqrt_len_tokens", "weightedmean": "pooling_mode_weightedmean_tokens",
+    "lasttoken": "pooling_mode_lasttoken",
+}
+
+
+@dataclass(frozen=True)
+class SentenceTransformersRecipe:
+    """What the folder declares; ``pooling`` is None without a Pooling module, ``a+b`` when modes are joined."""
+
+    pooling: str | None = None
+    pooling_file: str = ""
+    normalize: bool = False
+    similarity: str | None = None
+    prompts: dict[str, str] = field(default_factory=dict)
+
+
+def read_model_json(source: str, name: str) -> dict | list | None:
+    """A JSON file of a model folder or a cached hub model; None where there is none (never downloads)."""
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(source, name, _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False)
+    except (OSError, ValueError):
+        return None
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def read_recipe(source: str) -> SentenceTransformersRecipe | None:
+    """The recipe of a sentence-transformers model (a folder or a hub id); None for a plain HF model."""
+    modules = read_model_json(source, "modules.json")
+    if not isinstance(modules, list):
+        return None
+    types = {str(m.get("type", "")).rsplit(".", 1)[-1]: m.get("path", "") for m in modules if isinstance(m, dict)}
+    pooling, pooling_file = None, ""
+    if "Pooling" in types:
+        pooling_file = f"{types['Pooling']}/config.json".lstrip("/")
+        flags = read_model_json(source, pooling_file)
+        if isinstance(flags, dict):
+            on = [name for name, flag in _POOLING_FLAGS.items() if flags.get(flag)]
+            pooling = "+".join(on) if on else None
+    extra = read_model_json(source, "config_sentence_transformers.json")
+    extra = extra if isinstance(extra, dict) else {}
+    prompts = extra.get("prompts") if isinstance(extra.get("prompts"), dict) else {}
+    return SentenceTransformersRecipe(
+        pooling=pooling, pooling_file=pooling_file, normalize="Normalize" in types,
+        similarity=extra.get("similarity_fn_name"), prompts={str(k): str(v) for k, v in prompts.items() if v})
+
+
+def resolve_pooling(requested: str, source: str, name: str) -> str:
+    """``model.pooling`` made concrete: ``auto`` is the folder's own mode (mean without one); a mode maw-bench
+    does not implement is one line, not a silently different encoder."""
+    if requested != "auto":
+        return requested
+    recipe = read_recipe(source)
+    pooling = recipe.pooling if recipe is not None and recipe.pooling else "mean"
+    if pooling not in POOLINGS:
+        raise UserError(f"model {name} pools by {pooling} ({recipe.pooling_file}), which maw-bench does not "
+                        f"implement; set model.pooling to {' or '.join(POOLINGS)} to use it anyway (its scores "
+                        "will not be the published ones).")
+    return pooling
+
+
+def recipe_warnings(model_cfg, source: str) -> list[str]:
+    """Where this config encodes otherwise than the model's folder says (each a sentence; empty when alike)."""
+    recipe = read_recipe(source)
+    if recipe is None:
+        return []
+    name, found = model_cfg.name, []
+    if recipe.pooling and model_cfg.pooling not in ("auto", recipe.pooling):
+        found.append(f"model {name} was published with {recipe.pooling} pooling ({recipe.pooling_file}) and is "
+                     f"encoded here with model.pooling={model_cfg.pooling}: its scores will not be the published ones")
+    if str(recipe.similarity or "").startswith("dot") and not recipe.normalize:
+        found.append(f"model {name} scores by dot product of unnormalised vectors (config_sentence_transformers.json)"
+                     "; maw-bench scores by cosine, so its zero-shot figures will differ from MTEB's")
+    query = recipe.prompts.get("query")
+    doc = recipe.prompts.get("document") or recipe.prompts.get("passage")
+    for key, prompt, used in (("model.query_prefix", query, model_cfg.query_prefix),
+                              ("model.doc_prefix", doc, model_cfg.doc_prefix)):
+        if prompt and not used:
+            found.append(f"model {name} declares the prompt {prompt!r} (config_sentence_transformers.json), which "
+                         f"sentence-transformers and MTEB put before its texts; set {key}={prompt!r} to do the same")
+    return found
+
+
+def warn_recipe(model_cfg, source: str) -> None:
+    for line in recipe_warnings(model_cfg, source):
+        log.warning("%s", line)
+
+
+def resolve_config_pooling(cfg):
+    """The config with ``model.pooling: auto`` made concrete for its model, so that what a run records, and a
+    resume or a study compares, is the pooling it encodes with."""
+    if cfg.model.pooling != "auto":
+        return cfg
+    from maw_bench.modeling.resolve import resolve_model
+
+    pooling = resolve_pooling("auto", resolve_model(cfg.model.name), cfg.model.name)
+    log.info("model.pooling=%s (auto: the model's sentence-transformers config, mean without one)", pooling)
+    return cfg.derive({"model.pooling": pooling})

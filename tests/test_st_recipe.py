@@ -1,0 +1,93 @@
+"""A sentence-transformers model is encoded as its own folder says, or the difference is one line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_overrides, write_toy_beir
+
+from maw_bench.config import BenchmarkConfig
+from maw_bench.errors import UserError
+from maw_bench.modeling import build_encoder
+
+MODES = ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens")
+TEXTS = ["the cell of the heart", "a drug trial with patient data", "risk", "gene virus cancer brain blood dose"]
+
+
+def _st_folder(tiny_model: str, folder: Path, mode: str, normalize: bool = True, extra: dict | None = None) -> str:
+    """The tiny BERT as a sentence-transformers folder that pools by ``mode``."""
+    shutil.copytree(tiny_model, folder)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (folder / "2_Normalize").mkdir()
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 32, **{f"pooling_mode_{m}": m == mode for m in MODES}}))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": True}))
+    if extra:
+        (folder / "config_sentence_transformers.json").write_text(json.dumps(extra))
+    return str(folder)
+
+
+def _cfg(model: str, tmp_path: Path, *extra: str) -> BenchmarkConfig:
+    return BenchmarkConfig.load(overrides=tiny_overrides(model, tmp_path, *extra))
+
+
+@pytest.mark.parametrize("mode", ["cls_token", "mean_tokens"])
+def test_auto_pooling_encodes_as_sentence_transformers_does(tiny_model, tmp_path, mode):
+    """The law: with `model.pooling: auto` maw-bench's embeddings are sentence-transformers' own for that folder
+    (CLS for a BGE-like folder, mean for a MiniLM-like one), and not those of the other pooling."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = _st_folder(tiny_model, tmp_path / "st", mode)
+    enc = build_encoder(_cfg(folder, tmp_path)).eval()
+    assert enc.model_cfg.pooling == mode.split("_")[0]
+    ours = enc.encode(TEXTS, kind="doc", max_length=64)
+    theirs = SentenceTransformer(folder, device="cpu").encode(TEXTS, convert_to_tensor=True).cpu()
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    other = "mean" if mode == "cls_token" else "cls"
+    assert not torch.allclose(build_encoder(_cfg(folder, tmp_path, f"model.pooling={other}")).eval()
+                              .encode(TEXTS, kind="doc", max_length=64), theirs, atol=1e-3)
+
+
+def test_a_pooling_maw_bench_does_not_implement_is_one_line(tiny_model, tmp_path):
+    folder = _st_folder(tiny_model, tmp_path / "st", "max_tokens")
+    with pytest.raises(UserError, match=r"pools by max \(1_Pooling/config.json\).*model.pooling to mean or cls"):
+        build_encoder(_cfg(folder, tmp_path))
+    assert build_encoder(_cfg(folder, tmp_path, "model.pooling=mean")).model_cfg.pooling == "mean"  # knowingly
+
+
+def test_what_the_folder_says_and_the_config_does_not_is_warned(tiny_model, tmp_path, caplog):
+    folder = _st_folder(tiny_model, tmp_path / "st", "cls_token", normalize=False,
+                        extra={"similarity_fn_name": "dot", "prompts": {"query": "query: ", "document": "passage: "}})
+    with caplog.at_level(logging.WARNING, logger="maw_bench"):
+        build_encoder(_cfg(folder, tmp_path, "model.pooling=mean"))
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "published with cls pooling" in text and "model.pooling=mean" in text
+    assert "dot product of unnormalised vectors" in text
+    assert "model.query_prefix='query: '" in text and "model.doc_prefix='passage: '" in text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="maw_bench"):
+        build_encoder(_cfg(_st_folder(tiny_model, tmp_path / "plain", "mean_tokens"), tmp_path))
+    assert not caplog.records  # a folder encoded as it says: nothing to say
+
+
+def test_a_run_recorded_before_auto_resumes_under_it(tiny_model, tmp_path):
+    """A run whose config.yaml says `pooling: mean` (the old default) resumes with today's default, auto."""
+    from maw_bench.training.run import train_arms
+
+    data = write_toy_beir(tmp_path / "toy")
+    cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, data, "train.max_steps=2"))
+    assert cfg.model.pooling == "auto"
+    train_arms(cfg.derive({"model.pooling": "mean"}), ["standard"], tmp_path / "run", stop_after=1)
+    assert "pooling: mean" in (tmp_path / "run" / "standard" / "config.yaml").read_text()
+    train_arms(cfg, ["standard"], tmp_path / "run", resume=True)
+    assert (tmp_path / "run" / "standard" / "model").is_dir()
