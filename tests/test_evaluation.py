@@ -166,6 +166,24 @@ def test_eval_of_a_training_run_expands_to_both_arms(tiny_model, toy_beir, tmp_p
     assert set(out.results[dataset]) == {"standard", "maw"}
     assert out.reference == "standard"
     assert {c["model"] for c in out.comparisons} == {"maw"}
+    # beside trained arms, an untrained one is init/<arm>, never under the trained arm's name; at init the
+    # standard arm is the base encoder itself
+    both = run_evaluation(cfg, [str(tmp_path / "run"), tiny_model], [str(toy_beir)], tmp_path / "eval2",
+                          print_table=False, arms=["standard"])
+    assert set(both.results[dataset]) == {"standard", "maw", "zero-shot", "init/standard"}
+    assert both.results[dataset]["standard"] == out.results[dataset]["standard"]
+    assert both.results[dataset]["init/standard"] == both.results[dataset]["zero-shot"]
+
+
+def test_a_collection_or_an_arm_named_twice_is_one_line(tiny_model, toy_beir, tmp_path):
+    from maw_bench.errors import UserError
+    from maw_bench.evaluation.pipeline import load_eval_bundles
+
+    cfg = _cfg(tiny_model, toy_beir)
+    with pytest.raises(UserError, match="are the same collection"):
+        load_eval_bundles(cfg, [str(toy_beir), str(toy_beir / ".." / "toy")])
+    with pytest.raises(UserError, match="names an arm twice"):
+        run_evaluation(cfg, [], [str(toy_beir)], tmp_path / "eval", print_table=False, arms=["maw", "maw"])
 
 
 def _long_query_collection(folder: Path) -> Path:

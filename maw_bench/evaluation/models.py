@@ -97,8 +97,14 @@ def resolve_models(specs: list[str], cfg: BenchmarkConfig) -> list[ModelRef]:
             refs.append(ModelRef(path.name, str(path), False, exported=True, trained_on=provenance.get("train_data")))
         else:
             refs.append(ModelRef("zero-shot", spec, True))
+    return unique_labels(refs)
+
+
+def unique_labels(refs: list[ModelRef]) -> list[ModelRef]:
+    """Every model its own label (``name#1`` for a repeat): results are keyed by label, so two models under
+    one label would leave one model's scores under the other's name."""
     seen: dict[str, int] = {}
-    for r in refs:  # unique labels
+    for r in refs:
         if r.label in seen:
             seen[r.label] += 1
             r.label = f"{r.label}#{seen[r.label]}"
@@ -107,8 +113,11 @@ def resolve_models(specs: list[str], cfg: BenchmarkConfig) -> list[ModelRef]:
     return refs
 
 
-def untrained_arms(arms: list[str], cfg: BenchmarkConfig) -> list[ModelRef]:
-    """Named arms as built on ``cfg.model.name``, before any training: what an arm costs or gives at init."""
+def untrained_arms(arms: list[str], cfg: BenchmarkConfig, prefix: str = "") -> list[ModelRef]:
+    """Named arms as built on ``cfg.model.name``, before any training: what an arm costs or gives at init.
+    ``prefix`` (``init/``) tells them from trained arms of the same name scored beside them."""
+    if len(set(arms)) != len(arms):
+        raise UserError(f"--arms {','.join(arms)} names an arm twice; each arm is scored once.")
     for arm in arms:
         cfg.arm(arm)  # an unknown arm fails here, before any model loads
-    return [ModelRef(arm, cfg.model.name, True, arm=arm) for arm in arms]
+    return [ModelRef(f"{prefix}{arm}", cfg.model.name, True, arm=arm) for arm in arms]

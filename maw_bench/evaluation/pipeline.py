@@ -35,10 +35,11 @@ from maw_bench.config import BenchmarkConfig
 from maw_bench.data import apply_caps, load_bundle
 from maw_bench.data.bm25 import read_corpus
 from maw_bench.data.bundle import DatasetBundle
+from maw_bench.errors import UserError
 from maw_bench.evaluation.embeddings import encode_corpus, finish_sharded
 from maw_bench.evaluation.merge import KeptEvaluation, check_joinable, join_records, join_scores
 from maw_bench.evaluation.metrics import cache_dir_default, score_run, use_ranx_engine
-from maw_bench.evaluation.models import ModelRef, resolve_models, untrained_arms
+from maw_bench.evaluation.models import ModelRef, resolve_models, unique_labels, untrained_arms
 from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
@@ -72,9 +73,14 @@ class EvalOutput:
 
 
 def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBundle]:
-    bundles = []
+    """The collections to score, each once (two names of one collection, such as ``--beir scifact`` and
+    ``--dataset beir/scifact/test``, are one line: results are keyed by the collection)."""
+    bundles: list[DatasetBundle] = []
     for spec in specs:
         b = load_bundle(spec, cfg.data.eval_split)
+        twin = next((specs[i] for i, o in enumerate(bundles) if o.id == b.id), None)
+        if twin is not None:
+            raise UserError(f"--dataset {spec} and {twin} are the same collection ({b.id}); name it once.")
         apply_caps(b, cfg.data.max_queries, cfg.data.max_docs, cfg.data.eval_seed)  # one sample for every arm and seed
         bundles.append(b)
     return bundles
@@ -163,8 +169,6 @@ def warn_trained_on(refs: list[ModelRef], bundles: list[DatasetBundle]) -> None:
 
 def check_scorable(bundles: list[DatasetBundle]) -> None:
     """Every collection has judged queries to average over; judged ids without a query text are left out (warned)."""
-    from maw_bench.errors import UserError
-
     for b in bundles:
         missing = b.judged_without_text()
         if not b.scored_qrels():
@@ -178,7 +182,6 @@ def check_scorable(bundles: list[DatasetBundle]) -> None:
 
 def eval_lengths(encoder, cfg: BenchmarkConfig) -> tuple[int, int]:
     """``(document, query)`` max lengths at evaluation: the config's, or the model's published length."""
-    from maw_bench.errors import UserError
     from maw_bench.modeling.encoder import position_limit
 
     published = encoder.published_max_length
@@ -212,8 +215,8 @@ def run_evaluation(
     ctx = dist_setup(device)
     cfg = resolve_config_pooling(resolve_config_dtypes(cfg, ctx.device))
     refs: list[ModelRef] = resolve_models(model_specs, cfg) if model_specs or not arms else []
-    if arms:
-        refs += untrained_arms(arms, cfg)
+    if arms:  # beside trained models, the untrained arms are init/<arm>: one label, one model
+        refs = unique_labels(refs + untrained_arms(arms, cfg, prefix="init/" if model_specs else ""))
     bundles = load_eval_bundles(cfg, dataset_specs)
     check_scorable(bundles)  # before any model loads or encodes
     if keep is not None:
