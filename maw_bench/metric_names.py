@@ -35,6 +35,18 @@ def parse_metric(metric: str) -> tuple[str, float, int]:
     return family, k, int(level)
 
 
+BINARY_FAMILIES = ("hits", "hit_rate", "precision", "recall", "f1", "r-precision", "mrr", "map", "bpref")
+
+
+def at_level(metric: str, level: int) -> str:
+    """The ranx name that scores ``metric`` with grades >= ``level`` relevant: binary families only (nDCG keeps
+    its grades, as trec_eval's ``-l`` leaves them), and a level the name gives itself wins."""
+    family, _, _ = parse_metric(metric)
+    if level <= 1 or "-l" in metric or family not in BINARY_FAMILIES:
+        return metric
+    return f"{metric}-l{level}"
+
+
 def check_metrics(metrics: list) -> None:
     """Accept exactly what ranx computes (``ndcg@10``, ``dcg@5``, ``rbp.95``, ``map@100-l2`` ...); cut-offs >= 1."""
     for m in metrics:

@@ -70,6 +70,33 @@ def test_tied_scores_rank_as_trec_eval_ranks_them_in_metrics_and_run_files(tmp_p
                 assert ours[name][q] == pytest.approx(theirs[(q, str(measure))], abs=1e-9), (name, q)
 
 
+def test_binary_metrics_at_a_relevance_level_are_trec_eval_l(tmp_path):
+    """At level 2 (TREC DL's passage convention) binary metrics equal trec_eval -l 2 query by query, nDCG keeps
+    its grades (trec_eval's -l leaves it as it is), and the collection decides the level unless the config does."""
+    import pytrec_eval
+
+    from maw_bench.data.bundle import DatasetBundle
+    from maw_bench.evaluation.metrics import score_run
+
+    rng = np.random.default_rng(4)
+    qrels = {f"q{i}": {f"d{j}": int(rng.integers(0, 4)) for j in rng.choice(60, 8, replace=False)} for i in range(40)}
+    hits = {q: {f"d{j}": float(60 - k) for k, j in enumerate(rng.permutation(60)[:30])} for q in qrels}
+    pairs = {"ndcg@10": "ndcg_cut_10", "map@100": "map_cut_100", "recall@20": "recall_20", "precision@5": "P_5"}
+    for level in (1, 2):
+        means, ours = score_run(qrels, hits, list(pairs), relevance_level=level)
+        theirs = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "map_cut.100", "recall.20", "P.5"},
+                                                relevance_level=level).evaluate(hits)
+        for name, key in pairs.items():
+            for q in qrels:
+                assert ours[name][q] == pytest.approx(theirs[q][key], abs=1e-9), (level, name, q)
+    plain, _ = score_run(qrels, hits, list(pairs))
+    assert means["ndcg@10"] == plain["ndcg@10"] and means["recall@20"] < plain["recall@20"]
+    assert DatasetBundle("msmarco-passage/trec-dl-2019/judged", None).relevance_level() == 2
+    assert DatasetBundle("msmarco-passage/dev/small", None).relevance_level() == 1
+    assert DatasetBundle("beir/trec-covid", None).relevance_level() == 1
+    assert DatasetBundle("msmarco-passage/trec-dl-2020", None).relevance_level(1) == 1  # eval.relevance_level wins
+
+
 def _cache(tiny_model, toy_beir, tmp_path, enc=None, max_length=32, bundle=None):
     cfg = _cfg(tiny_model, toy_beir)
     enc = enc or build_encoder(cfg)

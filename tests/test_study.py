@@ -250,11 +250,15 @@ def test_an_evaluation_joins_another_only_when_they_could_be_one():
             (["ndcg@10"], "bf16", {"d": 1}, {}, "per-query scores of standard")):
         with pytest.raises(UserError, match=match):
             check_joinable(KeptEvaluation(doc, kept_scores, "E"), metrics, dtype, queries)
-    check_joinable(KeptEvaluation(doc, scores, "E"), ["ndcg@10"], "bf16", {"d": 1}, {"d": "drop"})  # older: no key
-    ranked = KeptEvaluation({**doc, "self_hits": {"d": "keep"}}, scores, "E")
-    check_joinable(ranked, ["ndcg@10"], "bf16", {"d": 1}, {"d": "keep"})
-    with pytest.raises(UserError, match="self-hits kept.*eval.self_hits=keep"):
-        check_joinable(ranked, ["ndcg@10"], "bf16", {"d": 1}, {"d": "drop"})
+    scored = {"self_hits": {"d": "drop"}, "relevance_level": {"d": 1}}
+    check_joinable(KeptEvaluation(doc, scores, "E"), ["ndcg@10"], "bf16", {"d": 1}, scored)  # older: no keys
+    same = {"self_hits": {"d": "keep"}, "relevance_level": {"d": 2}}
+    ranked = KeptEvaluation({**doc, **same}, scores, "E")
+    check_joinable(ranked, ["ndcg@10"], "bf16", {"d": 1}, same)
+    for key, value, match in (("self_hits", "drop", "self_hits keep.*eval.self_hits=keep"),
+                              ("relevance_level", 1, "relevance_level 2.*eval.relevance_level=2")):
+        with pytest.raises(UserError, match=match):
+            check_joinable(ranked, ["ndcg@10"], "bf16", {"d": 1}, {**same, key: {"d": value}})
 
 
 def test_plan_says_when_the_current_seeds_already_detect_the_difference(tmp_path):

@@ -189,6 +189,9 @@ class EvalConfig:
     verify_cache: bool = _f(False, "Check every cached shard's full sha256 before use (default: sizes and a hash "
                                    "of each file's first and last MiB, which catches truncated and swapped shards).")
     bm25: bool = _f(False, "Add a BM25 (bm25s) baseline.")
+    relevance_level: int = _f(0, "Lowest grade binary metrics (recall, MAP, MRR, precision) count as relevant; "
+                                 "0 = the collection's convention: 2 on TREC DL passage judgments (as TREC and "
+                                 "Pyserini score them), 1 elsewhere. nDCG always uses the grades.", ge=0)
     self_hits: str = _f("auto", "auto | drop | keep: a hit whose document id is the query's own id. auto drops it "
                                 "where BEIR and MTEB do (ArguAna, Quora, CQADupStack, and local folders of those "
                                 "names) and keeps it elsewhere, warning when such hits are retrieved.")

@@ -24,6 +24,9 @@ from maw_bench.data.offline import explain_missing
 SELF_HIT_COLLECTIONS = ("beir/arguana", "beir/quora", "beir/cqadupstack")
 SELF_HIT_FOLDERS = ("arguana", "quora", "cqadupstack")
 SELF_HIT_SETTINGS = ("auto", "drop", "keep")
+# TREC DL's passage judgments grade 0-3 and count 2 and 3 as relevant for binary metrics (MAP, recall, RR), as its
+# overviews and Pyserini (`trec_eval -l 2`) do; nDCG uses the grades as they are.
+LEVEL_2_COLLECTIONS = ("msmarco-passage/trec-dl-", "msmarco-passage-v2/trec-dl-")
 
 
 def is_self_hit_folder(folder: Path) -> bool:
@@ -106,6 +109,13 @@ class DatasetBundle:
         if setting != "auto":
             return setting == "drop"
         return self.self_hit_folder or self.id.startswith(SELF_HIT_COLLECTIONS)
+
+    def relevance_level(self, setting: int = 0) -> int:
+        """The lowest grade binary metrics count as relevant (``eval.relevance_level``; 0: this collection's
+        convention, 2 for TREC DL passage judgments, else 1)."""
+        if setting:
+            return setting
+        return 2 if self.id.startswith(LEVEL_2_COLLECTIONS) else 1
 
     # ------------------------------------------------------------------- docs
     def docs_iter(self, block: int = 2048) -> Iterator[tuple[str, str]]:

@@ -27,7 +27,7 @@ class KeptEvaluation:
 
 
 def check_joinable(kept: KeptEvaluation, metrics: list[str], dtype: str, queries: dict[str, int],
-                   self_hits: dict[str, str] | None = None) -> None:
+                   conventions: dict[str, dict] | None = None) -> None:
     """One line naming what differs, before any model loads."""
     if list(kept.doc.get("metrics") or []) != list(metrics):
         raise UserError(f"{kept.where} was scored with metrics {kept.doc.get('metrics')}, not {metrics}; evaluate "
@@ -40,12 +40,12 @@ def check_joinable(kept: KeptEvaluation, metrics: list[str], dtype: str, queries
         if had is not None and had != n:
             raise UserError(f"{kept.where} scored {had} queries of {ds}, this evaluation {n}: not the same sample "
                             "(data.max_queries, data.eval_seed); use the kept evaluation's settings.")
-    for ds, policy in (self_hits or {}).items():
-        had = (kept.doc.get("self_hits") or {}).get(ds)
-        if had is not None and had != policy:
-            done = {"drop": "dropped", "keep": "kept"}
-            raise UserError(f"{kept.where} ranked {ds} with self-hits {done.get(had, had)}, this evaluation would "
-                            f"have them {done[policy]}; set eval.self_hits={had} so that every model is ranked alike.")
+    for key, values in (conventions or {}).items():  # self_hits, relevance_level: see pipeline.conventions
+        for ds, value in values.items():
+            had = (kept.doc.get(key) or {}).get(ds)
+            if had is not None and had != value:
+                raise UserError(f"{kept.where} scored {ds} with {key} {had}, this evaluation would use {value}; "
+                                f"set eval.{key}={had} so that every model is scored alike.")
     missing = [(ds, m) for ds, models in (kept.doc.get("results") or {}).items() for m in models
                if not (kept.per_query.get(ds) or {}).get(m)]
     if missing:
@@ -70,7 +70,7 @@ def join_scores(out, kept: KeptEvaluation) -> None:
 
 def join_records(doc: dict, kept: KeptEvaluation) -> dict:
     """``metrics.json`` of the joined evaluation: the kept models' records and datasets beside the new ones."""
-    for key in ("models", "queries", "skipped", "self_hits"):
+    for key in ("models", "queries", "skipped", "self_hits", "relevance_level"):
         merged = dict(kept.doc.get(key) or {})
         merged.update(doc.get(key) or {})
         doc[key] = merged

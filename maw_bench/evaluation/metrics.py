@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from maw_bench.evaluation.runfiles import trec_order
-from maw_bench.metric_names import check_metrics
+from maw_bench.metric_names import at_level, check_metrics
 
 log = logging.getLogger("maw_bench")
 
@@ -66,13 +66,16 @@ def ranx_engine() -> str:
 
 
 def score_run(
-    qrels: dict[str, dict[str, int]], hits: dict[str, dict[str, float]], metrics: list[str], name: str = "run"
+    qrels: dict[str, dict[str, int]], hits: dict[str, dict[str, float]], metrics: list[str], name: str = "run",
+    relevance_level: int = 1,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Return ``(mean per metric, per-query per metric)``; judged queries with no hits score 0.
 
-    Hits are ranked as trec_eval ranks them (:func:`maw_bench.evaluation.runfiles.trec_order`).
+    Hits are ranked as trec_eval ranks them (:func:`maw_bench.evaluation.runfiles.trec_order`); binary metrics
+    count grades >= ``relevance_level`` as relevant (trec_eval's ``-l``), under their own names.
     """
     check_metrics(metrics)
+    asked = {m: at_level(m, relevance_level) for m in metrics}
     _numba_cache()
     import warnings
 
@@ -83,11 +86,11 @@ def score_run(
     run = Run.from_dict(run_dict, name=name) if run_dict else Run.from_dict({"__none__": {"__none__": 0.0}}, name=name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        means = evaluate(Qrels.from_dict(qrels), run, metrics, make_comparable=True)
+        means = evaluate(Qrels.from_dict(qrels), run, list(dict.fromkeys(asked.values())), make_comparable=True)
     if isinstance(means, float) or not isinstance(means, dict):
-        means = {metrics[0]: float(means)}
-    per_query = {m: {q: float(v) for q, v in run.scores[m].items()} for m in metrics}
-    return {m: float(v) for m, v in means.items()}, per_query
+        means = {asked[metrics[0]]: float(means)}
+    per_query = {m: {q: float(v) for q, v in run.scores[asked[m]].items()} for m in metrics}
+    return {m: float(means[asked[m]]) for m in metrics}, per_query
 
 
 def cache_dir_default() -> Path:

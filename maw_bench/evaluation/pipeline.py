@@ -70,6 +70,7 @@ class EvalOutput:
     max_lengths: dict = field(default_factory=dict)
     dtype: str = ""
     self_hits: dict = field(default_factory=dict)  # dataset -> "drop" | "keep"
+    relevance_level: dict = field(default_factory=dict)  # dataset -> lowest grade binary metrics count
 
 
 def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBundle]:
@@ -136,9 +137,11 @@ def retrieve(
     return hits, rate, routing
 
 
-def self_hit_policies(bundles: list[DatasetBundle], setting: str) -> dict[str, str]:
-    """``{dataset: "drop" | "keep"}`` as metrics.json records it."""
-    return {b.id: "drop" if b.drops_self_hits(setting) else "keep" for b in bundles}
+def conventions(bundles: list[DatasetBundle], cfg: BenchmarkConfig) -> dict[str, dict]:
+    """How each collection is scored, as metrics.json records it: ``{"self_hits": {dataset: "drop" | "keep"},
+    "relevance_level": {dataset: grade}}``; an evaluation joins another only where they agree."""
+    return {"self_hits": {b.id: "drop" if b.drops_self_hits(cfg.eval.self_hits) else "keep" for b in bundles},
+            "relevance_level": {b.id: b.relevance_level(cfg.eval.relevance_level) for b in bundles}}
 
 
 def unjudged_self_hits(hits: Hits, qrels: dict[str, dict[str, int]]) -> list[str]:
@@ -221,7 +224,7 @@ def run_evaluation(
     check_scorable(bundles)  # before any model loads or encodes
     if keep is not None:
         check_joinable(keep, metrics, cfg.eval.dtype, {b.id: len(b.scored_qrels()) for b in bundles},
-                       self_hit_policies(bundles, cfg.eval.self_hits))
+                       conventions(bundles, cfg))
     entries = sum(len(b.judged_queries()) for b in bundles) * cfg.eval.top_k * (len(refs) + bm25)
     use_ranx_engine(cfg.eval.ranx_engine, entries)
     out = EvalOutput()
@@ -262,11 +265,13 @@ def run_evaluation(
 
 def _record(out: EvalOutput, bundle: DatasetBundle, label: str, hits: Hits, cfg: BenchmarkConfig, output: Path) -> None:
     if bundle.id not in out.self_hits:  # the first model scored here: say once if kept self-hits took ranks
-        out.self_hits[bundle.id] = "drop" if bundle.drops_self_hits(cfg.eval.self_hits) else "keep"
+        for key, values in conventions([bundle], cfg).items():
+            getattr(out, key).update(values)
         warn_self_hits(bundle, hits, cfg.eval.self_hits, label)
     metrics = list(cfg.eval.metrics)
     write_trec(output / "runs" / f"{safe_name(label)}__{safe_name(bundle.id)}.trec", hits, label)
-    means, per_query = score_run(bundle.scored_qrels(), hits, metrics, name=label)
+    means, per_query = score_run(bundle.scored_qrels(), hits, metrics, name=label,
+                                 relevance_level=out.relevance_level[bundle.id])
     out.results.setdefault(bundle.id, {})[label] = means
     out.per_query.setdefault(bundle.id, {})[label] = per_query
 
@@ -301,6 +306,7 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         "max_lengths": out.max_lengths,
         "dtype": out.dtype,
         "self_hits": out.self_hits,
+        "relevance_level": out.relevance_level,
     }
     if keep is not None:
         doc = join_records(doc, keep)
@@ -324,6 +330,10 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
     ) + "".join(
         f"\n{ds}: {n} judged documents are not in the corpus (they count as unretrieved).\n"
         for ds in skipped if (n := skipped[ds]["judged_docs_missing_from_corpus"])
+    ) + "".join(
+        f"\n{ds}: binary metrics (recall, MAP, MRR, precision) count grades >= {level} as relevant "
+        "(eval.relevance_level); nDCG uses the grades.\n"
+        for ds, level in doc["relevance_level"].items() if level != 1
     )
     write_text(output / "report.md", "# maw-bench evaluation\n\n"
                + markdown_table(out.results, metrics, out.comparisons, out.reference) + notes)
