@@ -253,7 +253,7 @@ def evaluate(
         if value is not None:
             extra.append(f"{key}={value}")
     if metrics:
-        extra.append(f"eval.metrics=[{metrics}]")
+        extra.append(f"eval.metrics=[{','.join(m.strip() for m in metrics.split(',') if m.strip())}]")
     from maw_bench.runtime.distributed import launch_rank, launched_distributed
 
     cfg = load_config(config, sets, extra)

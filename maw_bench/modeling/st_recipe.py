@@ -124,5 +124,6 @@ def resolve_config_pooling(cfg):
     from maw_bench.modeling.resolve import resolve_model
 
     pooling = resolve_pooling("auto", resolve_model(cfg.model.name), cfg.model.name)
-    log.info("model.pooling=%s (auto: the model's sentence-transformers config, mean without one)", pooling)
+    log.log(logging.INFO if pooling != "mean" else logging.DEBUG,
+            "model.pooling=%s (auto: the model's sentence-transformers config, mean without one)", pooling)
     return cfg.derive({"model.pooling": pooling})
