@@ -43,6 +43,8 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.
     """Mean over real tokens (an all-padding row gives zeros, not NaN) or the first token."""
     if how == "cls":
         return hidden[:, 0]
+    if how != "mean":  # "auto" is resolved by build_encoder, from the model's own folder
+        raise ValueError(f"pooling {how!r}: an encoder pools by mean or cls")
     m = attention_mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
 
