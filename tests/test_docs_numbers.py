@@ -1,4 +1,4 @@
-"""Every number in README's and docs/statistics.md's tables is the data's: generated tables, checked against the files they come from."""
+"""Every number in the tables of README, docs/results.md and docs/statistics.md is the data's: generated tables, checked against the files they come from."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+EARLIER = (ROOT / "docs" / "results.md").read_text()
 
 
-def _block(name: str) -> list[list[str]]:
+def _block(name: str, text: str = README) -> list[list[str]]:
     """The body rows of the table between ``<!-- name: ... -->`` and ``<!-- /name -->``, as cells."""
-    m = re.search(rf"<!-- {name}:.*?-->\n(.*?)<!-- /{name} -->", README, re.S)
-    assert m, f"README has no {name} block"
+    m = re.search(rf"<!-- {name}:.*?-->\n(.*?)<!-- /{name} -->", text, re.S)
+    assert m, f"no {name} block"
     lines = [x for x in m.group(1).splitlines() if x.startswith("|")][2:]
     return [[c.strip() for c in x.strip("|").split("|")] for x in lines]
 
@@ -28,7 +29,7 @@ def test_the_study_table_is_the_committed_summary():
     doc = json.loads((ROOT / "results" / "study-scifact" / "summary.json").read_text())
     rows = {r["arm"]: r for r in doc["rows"]}
     comps = {c["arm"]: c for c in doc["comparisons"] if c["metric"] == "ndcg@10"}
-    table = _block("study-table")
+    table = _block("study-table", EARLIER)
     assert len(table) == len(rows)
     for arm_cell, seeds, mean, per_seed, delta, p, mde in table:
         arm = arm_cell.replace(" (control)", "")
@@ -52,7 +53,7 @@ def test_the_routing_table_is_what_the_logs_say():
     out = ROOT / "results" / "study-scifact"
     spec = json.loads((out / "study.json").read_text())
     facts = routing_facts(out, spec, [a for a in spec["arms"] + spec["controls"] if a != "standard"])
-    table = _block("routing-table")
+    table = _block("routing-table", EARLIER)
     assert len(table) == len(facts)
     for (arm, seed, depth, settled, entropy), f in zip(table, facts):
         assert (arm, int(seed)) == (f["arm"], f["seed"])
