@@ -1,6 +1,7 @@
-"""Regenerate README's five-seed study table from the study's summary.json (tests/test_docs_numbers.py checks it).
+"""Regenerate README's five-seed study tables from the study's summary.json (tests/test_docs_numbers.py checks them).
 
-    python scripts/readme_tables.py            # rewrite the block between <!-- study5-table ... --> markers
+    python scripts/readme_tables.py            # rewrite the blocks between <!-- study5-table ... --> and
+                                               # <!-- routing5-table ... --> markers
     python scripts/readme_tables.py --check    # exit 1 if README differs from what the data gives
 """
 
@@ -35,6 +36,26 @@ def study5_table(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+ROUTING_HEADER = ("| arm | seeds | depth at inference | settled from step | final router entropy |\n"
+                  "|---|---|---|---|---|")
+
+
+def routing5_table(doc: dict) -> str:
+    """One row per routed arm: per seed (in order), the depth chosen at inference (its share where below 100%),
+    the step from which the modal training depth kept >= 90% of texts ("never"), and the final entropy."""
+    by_arm: dict[str, list[dict]] = {}
+    for f in sorted(doc.get("routing") or [], key=lambda f: f["seed"]):
+        by_arm.setdefault(f["arm"], []).append(f)
+    lines = [ROUTING_HEADER]
+    for arm, facts in by_arm.items():
+        depth = ", ".join(f"{f['inference_depth']}" + ("" if f["inference_share"] >= 0.9995 else
+                                                       f" ({100 * f['inference_share']:.0f}%)") for f in facts)
+        settled = ", ".join("never" if f["settled_from_step"] is None else str(f["settled_from_step"]) for f in facts)
+        entropy = ", ".join(f"{f['final_entropy']:.3f}" for f in facts)
+        lines.append(f"| {arm} | {', '.join(str(f['seed']) for f in facts)} | {depth} | {settled} | {entropy} |")
+    return "\n".join(lines) + "\n"
+
+
 def rewrite(readme: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- {name}:.*?-->\n)(.*?)(<!-- /{name} -->)", re.S)
     if not pattern.search(readme):
@@ -48,7 +69,8 @@ def main() -> None:
     args = ap.parse_args()
     readme_path = ROOT / "README.md"
     readme = readme_path.read_text()
-    new = rewrite(readme, "study5-table", study5_table(json.loads(STUDY.read_text())))
+    doc = json.loads(STUDY.read_text())
+    new = rewrite(rewrite(readme, "study5-table", study5_table(doc)), "routing5-table", routing5_table(doc))
     if args.check:
         sys.exit(0 if new == readme else 1)
     readme_path.write_text(new)
