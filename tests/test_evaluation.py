@@ -209,6 +209,11 @@ def test_a_collection_or_an_arm_named_twice_is_one_line(tiny_model, toy_beir, tm
     cfg = _cfg(tiny_model, toy_beir)
     with pytest.raises(UserError, match="are the same collection"):
         load_eval_bundles(cfg, [str(toy_beir), str(toy_beir / ".." / "toy")])
+    from maw_bench.evaluation.pipeline import check_file_names
+
+    check_file_names(["standard", "maw", "run/standard", "bm25"])
+    with pytest.raises(UserError, match="the same run file"):
+        check_file_names(["a/standard", "a_standard"])
     with pytest.raises(UserError, match="names an arm twice"):
         run_evaluation(cfg, [], [str(toy_beir)], tmp_path / "eval", print_table=False, arms=["maw", "maw"])
 

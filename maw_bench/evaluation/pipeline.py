@@ -161,6 +161,16 @@ def warn_self_hits(bundle: DatasetBundle, hits: Hits, setting: str, label: str) 
                     bundle.id, len(found), len(hits), label, found[0])
 
 
+def check_file_names(labels: list[str]) -> None:
+    """Every model its own run file: two labels that make one file name (``a/b``, ``a_b``) would overwrite one."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        other = seen.setdefault(safe_name(label), label)
+        if other != label:
+            raise UserError(f"models {other!r} and {label!r} would write the same run file ({safe_name(label)}); "
+                            "rename one of their folders.")
+
+
 def warn_trained_on(refs: list[ModelRef], bundles: list[DatasetBundle]) -> None:
     """A model scored on the very split it was fine-tuned on measures memory, not retrieval: say so."""
     for ref in refs:
@@ -230,6 +240,7 @@ def run_evaluation(
     out = EvalOutput()
     (output / "runs").mkdir(parents=True, exist_ok=True)
     labels = [r.label for r in refs] + (["bm25"] if bm25 else [])
+    check_file_names(labels)
     warn_trained_on(refs, bundles)
     for ref in refs:
         encoder = ref.load(cfg, ctx.device)
