@@ -72,7 +72,6 @@ def test_what_the_folder_says_and_the_config_does_not_is_warned(tiny_model, tmp_
         build_encoder(_cfg(folder, tmp_path, "model.pooling=mean"))
     text = " ".join(r.getMessage() for r in caplog.records)
     assert "published with cls pooling" in text and "model.pooling=mean" in text
-    assert "dot product of unnormalised vectors" in text
     assert "model.query_prefix='query: '" in text and "model.doc_prefix='passage: '" in text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="maw_bench"):
@@ -91,3 +90,48 @@ def test_a_run_recorded_before_auto_resumes_under_it(tiny_model, tmp_path):
     assert "pooling: mean" in (tmp_path / "run" / "standard" / "config.yaml").read_text()
     train_arms(cfg, ["standard"], tmp_path / "run", resume=True)
     assert (tmp_path / "run" / "standard" / "model").is_dir()
+
+
+def test_a_dot_product_folder_is_scored_by_dot_product_and_exports_as_one(tiny_model, tmp_path):
+    """A TAS-B-like folder (CLS, no Normalize, similarity_fn_name dot): `auto` keeps the norms, so maw-bench's
+    embeddings are sentence-transformers' own; its export scores by dot product in sentence-transformers too."""
+    from sentence_transformers import SentenceTransformer
+
+    from maw_bench.modeling.export import export_sentence_transformers
+
+    folder = _st_folder(tiny_model, tmp_path / "tasb", "cls_token", normalize=False,
+                        extra={"similarity_fn_name": "dot"})
+    enc = build_encoder(_cfg(folder, tmp_path)).eval()
+    assert (enc.model_cfg.pooling, enc.model_cfg.similarity) == ("cls", "dot")
+    ours = enc.encode(TEXTS, kind="doc", max_length=64)
+    theirs = SentenceTransformer(folder, device="cpu").encode(TEXTS, convert_to_tensor=True).cpu()
+    assert torch.allclose(ours, theirs, atol=1e-5) and not torch.allclose(ours.norm(dim=-1), torch.ones(len(TEXTS)))
+    cosine = build_encoder(_cfg(folder, tmp_path, "model.similarity=cosine")).eval()
+    assert torch.allclose(cosine.encode(TEXTS, kind="doc", max_length=64),
+                          torch.nn.functional.normalize(theirs, dim=-1), atol=1e-5)
+    exported = SentenceTransformer(str(export_sentence_transformers(enc, tmp_path / "export")), device="cpu")
+    assert exported.similarity_fn_name == "dot"
+    assert torch.allclose(exported.encode(TEXTS, convert_to_tensor=True).cpu(), ours, atol=1e-5)
+
+
+def test_a_similarity_set_against_the_folder_is_warned(tiny_model, tmp_path, caplog):
+    folder = _st_folder(tiny_model, tmp_path / "tasb", "cls_token", normalize=False,
+                        extra={"similarity_fn_name": "dot"})
+    with caplog.at_level(logging.WARNING, logger="maw_bench"):
+        build_encoder(_cfg(folder, tmp_path, "model.similarity=cosine"))
+    assert "published to score by dot" in caplog.text and "model.similarity=cosine" in caplog.text
+
+
+def test_folders_and_studies_written_before_the_keys_existed_read_as_they_were_made():
+    """A saved model without `model.similarity` scored by cosine; the committed five-seed study (its study.json
+    predates both keys) resumes under today's recipe."""
+    from maw_bench.commands.study import _same_config
+    from maw_bench.config import ModelConfig
+    from maw_bench.modeling.st_recipe import as_saved, resolve_config_recipe
+
+    assert as_saved(ModelConfig(pooling="mean")).similarity == "cosine"
+    root = Path(__file__).resolve().parents[1]
+    spec = json.loads((root / "results" / "study-scifact-cranfield" / "study.json").read_text())
+    assert "similarity" not in spec["config"]["model"]
+    cfg = resolve_config_recipe(BenchmarkConfig.load(root / "configs" / "scifact_study.yaml"))
+    assert _same_config(spec["config"], cfg, spec["arms"] + spec["controls"])

@@ -27,7 +27,7 @@ from pathlib import Path
 from maw_bench.config import BenchmarkConfig, control_arms
 from maw_bench.errors import UserError
 from maw_bench.evaluation.seed_stats import mean_std
-from maw_bench.modeling.st_recipe import resolve_config_pooling
+from maw_bench.modeling.st_recipe import resolve_config_recipe
 from maw_bench.outputs.layout import METRICS_FILE, REFERENCE_ARM, STUDY_FILE
 from maw_bench.runtime.atomic import write_json, write_text
 from maw_bench.runtime.console import console
@@ -52,7 +52,7 @@ def run_study(
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds {seeds}: give distinct seeds, e.g. --seeds 13,14,15.")
     main, extra = study_arms(cfg, arms, controls)
-    cfg = resolve_config_pooling(cfg)  # what the study records and compares is the pooling it encodes with
+    cfg = resolve_config_recipe(cfg)  # what the study records and compares is how it encodes
     datasets = list(datasets or cfg.data.eval)
     output.mkdir(parents=True, exist_ok=True)
     previous = _read(output / STUDY_FILE)
@@ -130,7 +130,7 @@ def _same_config(stored: dict | None, current: BenchmarkConfig, arms: list[str])
     config today's schema refuses counts as different.
     """
     try:
-        old = BenchmarkConfig.from_dict(stored or {})
+        old = resolve_config_recipe(BenchmarkConfig.from_dict(stored or {}))  # a key it predates: as resolved
         return all(_resolved(old, a) == _resolved(current, a) for a in arms if _defines(old, a))
     except UserError:
         return False

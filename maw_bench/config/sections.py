@@ -28,6 +28,9 @@ class ModelConfig:
     name: str = _f(DEFAULT_MODEL, "HF model id or local folder (anything AutoModel loads).")
     pooling: str = _f("auto", "Pooling of token vectors: auto | mean | cls (auto: as the model's sentence-"
                               "transformers Pooling config says, mean for a model without one).")
+    similarity: str = _f("auto", "How a query scores a document: auto | cosine | dot (auto: dot where the model's "
+                                 "sentence-transformers config says so, as TAS-B's does, else cosine). cosine "
+                                 "L2-normalises the embeddings; dot keeps their norms (train with train.temperature=1).")
     max_length: int = _f(256, "Maximum tokens for documents.", ge=2)
     query_max_length: int = _f(64, "Maximum tokens for queries.", ge=2)
     query_prefix: str = _f("", "Text put before every query (e.g. 'query: ' for E5).")

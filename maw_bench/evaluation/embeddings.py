@@ -43,6 +43,7 @@ def fingerprint(encoder: Encoder, bundle: DatasetBundle, max_length: int, dtype:
         "weights": weights_hash(encoder),
         "maw": dataclasses.asdict(encoder.maw_cfg),
         "pooling": encoder.model_cfg.pooling,
+        **({"similarity": "dot"} if encoder.model_cfg.similarity == "dot" else {}),  # cosine: the keys of before
         "doc_prefix": encoder.model_cfg.doc_prefix,
         "max_length": max_length,
         "dtype": dtype,

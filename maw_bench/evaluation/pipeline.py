@@ -43,7 +43,7 @@ from maw_bench.evaluation.models import ModelRef, resolve_models, unique_labels,
 from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
-from maw_bench.modeling.st_recipe import resolve_config_pooling
+from maw_bench.modeling.st_recipe import resolve_config_recipe
 from maw_bench.outputs.folders import safe_name
 from maw_bench.outputs.layout import METRICS_FILE, REFERENCE_ARM
 from maw_bench.outputs.plots import eval_plots
@@ -222,11 +222,10 @@ def run_evaluation(
     arms: list[str] | None = None,
     keep: KeptEvaluation | None = None,
 ) -> EvalOutput:
-    """Score every model on every dataset into ``output``; with ``keep``, the models of an evaluation that
-    exists there are kept beside the new ones (:mod:`maw_bench.evaluation.merge`)."""
+    """Score every model on every dataset into ``output``; ``keep``: an evaluation there joins (``merge``)."""
     metrics = list(cfg.eval.metrics)  # names checked when the config was built
     ctx = dist_setup(device)
-    cfg = resolve_config_pooling(resolve_config_dtypes(cfg, ctx.device))
+    cfg = resolve_config_recipe(resolve_config_dtypes(cfg, ctx.device))
     refs: list[ModelRef] = resolve_models(model_specs, cfg) if model_specs or not arms else []
     if arms:  # beside trained models, the untrained arms are init/<arm>: one label, one model
         refs = unique_labels(refs + untrained_arms(arms, cfg, prefix="init/" if model_specs else ""))

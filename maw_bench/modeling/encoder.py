@@ -26,7 +26,7 @@ from maw_bench.modeling.group_forward import FirstSample, shared_samples, take_r
 from maw_bench.modeling.layers import build_appended, encoder_layers, replace_attention, resolve_layers
 from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
 from maw_bench.modeling.resolve import resolve_model
-from maw_bench.modeling.st_recipe import resolve_pooling, warn_recipe
+from maw_bench.modeling.st_recipe import resolve_pooling, resolve_similarity, warn_recipe
 from maw_bench.runtime import rng
 
 
@@ -193,7 +193,8 @@ class Encoder(nn.Module):
             mask = attention_mask.bool()[:, None, None, :]
             for blk in self.blocks:
                 hidden = blk(hidden, mask)
-        return F.normalize(pool(hidden, attention_mask, self.model_cfg.pooling).float(), dim=-1)
+        pooled = pool(hidden, attention_mask, self.model_cfg.pooling).float()
+        return pooled if self.model_cfg.similarity == "dot" else F.normalize(pooled, dim=-1)
 
     def _embed_samples(self, feats: dict[str, torch.Tensor], n: int, recorder: RouteRecorder) -> torch.Tensor:
         """``n`` forwards that differ only in the MAW layers' sampled choices: ``(n, B, dim)``.
@@ -337,7 +338,8 @@ def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None
     both arms of an experiment start from the same weights.
     """
     source = resolve_model(cfg.model.name)
-    model_cfg = dataclasses.replace(cfg.model, pooling=resolve_pooling(cfg.model.pooling, source, cfg.model.name))
+    model_cfg = dataclasses.replace(cfg.model, pooling=resolve_pooling(cfg.model.pooling, source, cfg.model.name),
+                                    similarity=resolve_similarity(cfg.model.similarity, source))
     warn_recipe(model_cfg, source)
     backbone = load_backbone(source, cfg.model.trust_remote_code, from_config=False)
     tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)

@@ -33,6 +33,7 @@ from maw_bench.errors import UserError
 from maw_bench.maw import selection as builtin_selection
 from maw_bench.modeling.encoder import Encoder
 from maw_bench.modeling.layers import maw_options
+from maw_bench.modeling.st_recipe import as_saved
 
 MODULES = [
     {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -136,7 +137,7 @@ def load_exported(folder: str | Path, device=None) -> Encoder:
     record = read_export_record(path)
     if record is None or not isinstance(record.get("model"), dict) or not isinstance(record.get("maw"), dict):
         raise UserError(f"{path} is not a maw-bench export with its settings ({EXPORT_FILE}); export it again.")
-    model_cfg = _build(ModelConfig, record["model"], "model.")
+    model_cfg = as_saved(_build(ModelConfig, record["model"], "model."))
     maw_cfg = _build(MAWConfig, record["maw"], "maw.")
     attention_cfg = _build(AttentionConfig, record.get("attention") or {}, "attention.")
     config = json.loads((path / "config.json").read_text())
@@ -192,7 +193,8 @@ def _replace_export(tmp: Path, final: Path, earlier: dict, files: list[str]) -> 
 
 
 def _write_sentence_transformers_files(encoder: Encoder, folder: Path) -> None:
-    (folder / "modules.json").write_text(json.dumps(MODULES, indent=2))
+    dot = encoder.model_cfg.similarity == "dot"  # unnormalised embeddings, scored by dot product
+    (folder / "modules.json").write_text(json.dumps(MODULES[:2] if dot else MODULES, indent=2))
     (folder / "sentence_bert_config.json").write_text(json.dumps(
         {"max_seq_length": encoder.published_max_length, "do_lower_case": False}, indent=2))
     (folder / "1_Pooling").mkdir()
@@ -201,10 +203,11 @@ def _write_sentence_transformers_files(encoder: Encoder, folder: Path) -> None:
         "pooling_mode_cls_token": encoder.model_cfg.pooling == "cls",
         "pooling_mode_mean_tokens": encoder.model_cfg.pooling == "mean",
         "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}, indent=2))
-    (folder / "2_Normalize").mkdir()
+    if not dot:
+        (folder / "2_Normalize").mkdir()
     prompts = {"query": encoder.model_cfg.query_prefix, "document": encoder.model_cfg.doc_prefix}
     (folder / "config_sentence_transformers.json").write_text(json.dumps(
-        {"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"}, indent=2))
+        {"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "dot" if dot else "cosine"}, indent=2))
 
 
 def _write_remote_model(encoder: Encoder, folder: Path) -> None:
@@ -273,6 +276,8 @@ def model_card(encoder: Encoder, remote: bool) -> str:
            else "standard attention" + (" with appended blocks" if len(encoder.blocks) else ""))
     flag = ", trust_remote_code=True" if remote else ""
     pooling = {"cls": "CLS", "mean": "Mean"}[encoder.model_cfg.pooling]
+    scoring = ("unnormalised, dot-product similarity" if encoder.model_cfg.similarity == "dot"
+               else "L2-normalised, cosine similarity")
     return f"""---
 library_name: sentence-transformers
 tags: [sentence-transformers, feature-extraction, sentence-similarity, maw-bench]
@@ -281,7 +286,7 @@ pipeline_tag: sentence-similarity
 
 # Dense retriever trained with maw-bench
 
-Arm: {arm}. {pooling} pooling, L2-normalised, cosine similarity; queries and documents
+Arm: {arm}. {pooling} pooling, {scoring}; queries and documents
 encoded with at most {encoder.published_max_length} tokens.
 
 ```python

@@ -15,6 +15,7 @@ from maw_bench.config import AttentionConfig, MAWConfig, ModelConfig, _build
 from maw_bench.errors import UserError
 from maw_bench.modeling.encoder import Encoder
 from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
+from maw_bench.modeling.st_recipe import as_saved
 
 META_FILE = "maw_bench.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -56,7 +57,7 @@ def load_encoder(directory: str | Path, device: str | torch.device | None = None
     meta = read_json_file(meta_file, "the saved encoder is damaged: retrain that arm (--overwrite) or restore the folder")
     if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict) or not isinstance(meta.get("maw"), dict):
         raise UserError(f"{meta_file} is not what maw-bench writes (model and maw settings); restore the folder.")
-    model_cfg = _build(ModelConfig, meta["model"], "model.")
+    model_cfg = as_saved(_build(ModelConfig, meta["model"], "model."))
     maw_cfg = _build(MAWConfig, meta["maw"], "maw.")
     backbone = load_backbone(str(path), model_cfg.trust_remote_code, from_config=True)
     tokenizer = load_tokenizer(str(path), model_cfg.trust_remote_code)

@@ -89,6 +89,15 @@ def resolve_pooling(requested: str, source: str, name: str) -> str:
     return pooling
 
 
+def resolve_similarity(requested: str, source: str) -> str:
+    """``model.similarity`` made concrete: ``auto`` is dot where the folder scores by dot product (TAS-B,
+    DPR-style models), else cosine (sentence-transformers' default, and maw-bench's for a plain HF model)."""
+    if requested != "auto":
+        return requested
+    recipe = read_recipe(source)
+    return "dot" if recipe is not None and str(recipe.similarity or "").startswith("dot") else "cosine"
+
+
 def recipe_warnings(model_cfg, source: str) -> list[str]:
     """Where this config encodes otherwise than the model's folder says (each a sentence; empty when alike)."""
     recipe = read_recipe(source)
@@ -98,9 +107,11 @@ def recipe_warnings(model_cfg, source: str) -> list[str]:
     if recipe.pooling and model_cfg.pooling not in ("auto", recipe.pooling):
         found.append(f"model {name} was published with {recipe.pooling} pooling ({recipe.pooling_file}) and is "
                      f"encoded here with model.pooling={model_cfg.pooling}: its scores will not be the published ones")
-    if str(recipe.similarity or "").startswith("dot") and not recipe.normalize:
-        found.append(f"model {name} scores by dot product of unnormalised vectors (config_sentence_transformers.json)"
-                     "; maw-bench scores by cosine, so its zero-shot figures will differ from MTEB's")
+    published = resolve_similarity("auto", source)
+    if model_cfg.similarity not in ("auto", published):
+        found.append(f"model {name} was published to score by {published} (config_sentence_transformers.json) and "
+                     f"is scored here with model.similarity={model_cfg.similarity}: its scores will not be the "
+                     "published ones")
     query = recipe.prompts.get("query")
     doc = recipe.prompts.get("document") or recipe.prompts.get("passage")
     for key, prompt, used in (("model.query_prefix", query, model_cfg.query_prefix),
@@ -116,14 +127,25 @@ def warn_recipe(model_cfg, source: str) -> None:
         log.warning("%s", line)
 
 
-def resolve_config_pooling(cfg):
-    """The config with ``model.pooling: auto`` made concrete for its model, so that what a run records, and a
-    resume or a study compares, is the pooling it encodes with."""
-    if cfg.model.pooling != "auto":
+def as_saved(model_cfg):
+    """A model config read back from a saved encoder or an export: one written before ``model.similarity``
+    existed scored by cosine (its folder has no ``auto`` to resolve against the base model)."""
+    import dataclasses
+
+    return dataclasses.replace(model_cfg, similarity="cosine") if model_cfg.similarity == "auto" else model_cfg
+
+
+def resolve_config_recipe(cfg):
+    """The config with ``model.pooling`` and ``model.similarity`` made concrete for its model (``auto``: as its
+    folder says), so that what a run records, and a resume or a study compares, is how it encodes."""
+    if "auto" not in (cfg.model.pooling, cfg.model.similarity):
         return cfg
     from maw_bench.modeling.resolve import resolve_model
 
-    pooling = resolve_pooling("auto", resolve_model(cfg.model.name), cfg.model.name)
-    log.log(logging.INFO if pooling != "mean" else logging.DEBUG,
-            "model.pooling=%s (auto: the model's sentence-transformers config, mean without one)", pooling)
-    return cfg.derive({"model.pooling": pooling})
+    source = resolve_model(cfg.model.name)
+    chosen = {"model.pooling": resolve_pooling(cfg.model.pooling, source, cfg.model.name),
+              "model.similarity": resolve_similarity(cfg.model.similarity, source)}
+    if chosen != {"model.pooling": "mean", "model.similarity": "cosine"}:
+        log.info("%s (auto: as the model's sentence-transformers config says)",
+                 ", ".join(f"{k}={v}" for k, v in chosen.items()))
+    return cfg.derive(chosen)

@@ -35,7 +35,7 @@ from maw_bench.modeling import build_encoder
 from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.modeling.export import export_sentence_transformers, exportable
 from maw_bench.modeling.saving import META_FILE, save_encoder
-from maw_bench.modeling.st_recipe import resolve_config_pooling
+from maw_bench.modeling.st_recipe import resolve_config_recipe
 from maw_bench.outputs.layout import RUN_FILE
 from maw_bench.runtime.atomic import write_json, write_text
 from maw_bench.runtime.distributed import setup as dist_setup
@@ -218,7 +218,11 @@ def train_arms(
     check_arms(cfg, arms)
     commit = git_commit()  # the code this process runs: read now, not when an arm finishes hours later
     ctx = dist_setup(device)
-    cfg = resolve_config_pooling(resolve_config_dtypes(cfg, ctx.device))
+    cfg = resolve_config_recipe(resolve_config_dtypes(cfg, ctx.device))
+    if ctx.is_main and cfg.model.similarity == "dot" and cfg.train.temperature < 1:
+        log.warning("model.similarity=dot with train.temperature=%g: InfoNCE divides unnormalised dot products "
+                    "(tens to hundreds for such models) by it; dot-product retrievers are trained with "
+                    "temperature 1 (DPR, Tevatron): set train.temperature=1 unless you mean it", cfg.train.temperature)
     if ctx.device.type == "cpu":
         keep_freed_memory()  # steps reuse their buffers instead of page-faulting them in again
     if ctx.is_main:
