@@ -53,7 +53,7 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.
 class EncoderOutput:
     """What one forward returns, whatever the sample count.
 
-    ``embeddings``: ``(G, B, dim)`` L2-normalised, one row block per sample (``G = 1``
+    ``embeddings``: ``(G, B, dim)`` L2-normalised (kept as pooled for model.similarity=dot), one row block per sample (``G = 1``
     except for GRPO's group); ``routes[g][l]``: the route record of MAW layer ``l``
     (bottom to top) in sample ``g`` (empty lists for the standard arm).
     """
@@ -324,7 +324,7 @@ class Encoder(nn.Module):
         max_length: int | None = None,
         dtype: str = "fp32",
     ) -> torch.Tensor:
-        """Unit vectors ``(N, dim)``, float32, in the order of ``texts``."""
+        """Embeddings ``(N, dim)``, float32 (unit vectors unless model.similarity=dot), in the order of ``texts``."""
         out = torch.empty(len(texts), self.dim)
         for pos, emb in self.encode_batches(texts, batch_size, kind, max_length, dtype):
             out[pos] = emb
