@@ -166,3 +166,13 @@ def test_bf16_autocast_on_the_cpu_stays_close_to_fp32(minilm_path, arm):
     full, half = enc.encode(sample, dtype="fp32"), enc.encode(sample, dtype="bf16")
     assert half.dtype == torch.float32 and not torch.equal(full, half)  # autocast acted, output back in fp32
     assert float((full * half).sum(-1).min()) >= 0.99
+
+
+def test_an_embedding_that_is_not_finite_stops_the_encode_in_one_line(tiny_model):
+    """A diverged model (NaN weights) or an fp16 overflow would be searched as random scores: it stops instead."""
+    enc = build_encoder(cfg_for(tiny_model))
+    enc.encode(texts())  # finite
+    with torch.no_grad():
+        next(p for n, p in enc.backbone.named_parameters() if "encoder.layer.1.output.dense.weight" in n)[0, 0] = float("nan")
+    with pytest.raises(UserError, match=r"embeddings in a batch are not finite .*weights hold NaN"):
+        enc.encode(texts())

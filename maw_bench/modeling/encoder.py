@@ -49,6 +49,18 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.
     return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
+def check_finite(vecs: torch.Tensor, kind: str, dtype: str, example: str) -> None:
+    """Stop at the first embedding that is NaN or infinite: searched, it would rank at random and score a
+    plausible low number with exit 0."""
+    bad = ~torch.isfinite(vecs).all(dim=-1)
+    if not bool(bad.any()):
+        return
+    why = (f"the model overflows in {dtype}: encode with --dtype fp32 (or bf16)" if dtype == "fp16" else
+           "the weights hold NaN or inf (a diverged or damaged model): retrain it or restore the folder")
+    raise UserError(f"{int(bad.sum())} of {len(vecs)} {kind} embeddings in a batch are not finite (the batch "
+                    f"begins with {example[:60]!r}); {why}.")
+
+
 @dataclass
 class EncoderOutput:
     """What one forward returns, whatever the sample count.
@@ -291,7 +303,9 @@ class Encoder(nn.Module):
                     out = self(**{k: v.to(device) for k, v in feats.items()})
                     if usage is not None:
                         self._count_depths(out.routes[0], usage)
-                    yield pos, out.single.float().cpu()
+                    vecs = out.single.float().cpu()
+                    check_finite(vecs, kind, dtype, texts[pos[0]])
+                    yield pos, vecs
         finally:
             self.train(was_training)
 
