@@ -138,9 +138,14 @@ def test_the_grpo_cost_table_is_the_committed_benchmark_output():
         assert [float(x.rstrip("x")) for x in (f_init, f_settled, b_init, b_settled)] == expect, group
         if not suffix:
             assert distinct == f"{fp32[f'grpo-g{g}-init'][1]} / {fp32[f'grpo-g{g}-settled'][1]}"
-    ratio = json.loads((ROOT / "results" / "study-scifact-cranfield" / "summary.json").read_text())["wall_s"]
-    m = re.search(r"training wall time was ([\d.]+)x\nstandard's for `maw` and ([\d.]+)x for `maw-nested`", README)
-    assert m and [float(m.group(1)), float(m.group(2))] == [ratio["ratio_to_reference"][a] for a in ("maw", "maw-nested")]
+    wall = json.loads((ROOT / "results" / "study-scifact-cranfield" / "summary.json").read_text())["wall_s"]
+    m = re.search(r"training wall time ([\d.]+)x standard's for `maw` \(([\d.]+)-([\d.]+)\) and ([\d.]+)x for "
+                  r"`maw-nested` \(([\d.]+)-([\d.]+)\) over seeds ([\d ,and]+) \(", " ".join(README.split()))
+    assert m, "README's wall-time sentence"
+    expect = [v for a in ("maw", "maw-nested") for v in (wall["ratio_to_reference"][a], *wall["ratio_range"][a][:2])]
+    assert [float(x) for x in m.groups()[:6]] == expect
+    used = [s for s in wall["per_seed"]["standard"] if f"standard@{s}" not in wall["partial"]]
+    assert [int(x) for x in re.findall(r"\d+", m.group(7))] == [int(s) for s in used]
 
 
 def test_the_five_seed_table_is_what_the_generator_writes_from_the_summary():

@@ -138,6 +138,16 @@ def test_report_rebuilds_a_study_from_its_per_query_file_byte_for_byte(tiny_mode
     assert {f["seed"] for f in doc["routing"]} == {1, 2, 3}
     res = CliRunner().invoke(app, ["plan", str(kept), "--delta", "0.05"])
     assert res.exit_code == 0 and "seeds" in res.output, res.output
+    wall = doc["wall_s"]
+    lo, hi, n = wall["ratio_range"]["maw"]  # seeds whose (tiny, rounded) times are both above 0
+    assert lo <= wall["ratio_to_reference"]["maw"] <= hi and n == sum(v > 0 for v in wall["per_seed"]["standard"].values())
+    # a seed still training (its arms' manifests written, no evaluation yet) is in neither wall time nor routing
+    spec = json.loads((kept / "study.json").read_text())
+    (kept / "study.json").write_text(json.dumps({**spec, "seeds": [1, 2, 3, 4]}))
+    shutil.copytree(kept / "seed-1" / "run", kept / "seed-4" / "run")
+    assert CliRunner().invoke(app, ["report", str(kept)]).exit_code == 0
+    again = json.loads((kept / "summary.json").read_text())
+    assert "4" not in again["wall_s"]["per_seed"]["maw"] and {f["seed"] for f in again["routing"]} == {1, 2, 3}
 
 
 def test_a_query_missing_from_one_seed_is_an_error_naming_it(tmp_path):

@@ -197,9 +197,10 @@ def summarise_study(output: Path) -> dict:
                     comparisons.append({**ss.compare(per_metric[m], ref, arm, REFERENCE, m, ds_id), "metric": m})
     family = ss.add_holm([c for c in comparisons if c["arm"] in spec["arms"]], metrics[0])
     maw_arms = [a for a in [*spec["arms"], *spec["controls"]] if a != REFERENCE]
+    evaluated = {**spec, "seeds": [s for s in spec["seeds"] if any(s in r["seeds"] for r in rows)]}  # not a running one
     doc = {"schema": "maw-bench/study/v2", "metrics": metrics, "reference": REFERENCE, "rows": rows,
-           "comparisons": comparisons, "wall_s": _wall_times(output, spec), "seeds": spec["seeds"],
-           "routing": ss.routing_facts(output, spec, maw_arms), "family": family,
+           "comparisons": comparisons, "wall_s": _wall_times(output, evaluated), "seeds": spec["seeds"],
+           "routing": ss.routing_facts(output, evaluated, maw_arms), "family": family,
            "method": "crossed random effects per dataset and metric (d[s,q] = mu + seed + query + residual; REML "
                      "components, Satterthwaite df, t interval; a component with F-test p > 0.25 pooled into the "
                      "residual for inference); smallest detectable = (t_.975 + t_.80) x SE at that df; sensitivity: "
@@ -256,10 +257,11 @@ def _wall_times(output: Path, spec: dict) -> dict:
                 if m.get("wall_s_partial"):
                     partial.append(f"{arm}@{seed}")
     ref = per.get(REFERENCE, {})
-    ratio = {}
+    ratio, spread = {}, {}
     for arm, seeds in per.items():
         ok = [seeds[s] / ref[s] for s in seeds
               if ref.get(s) and f"{arm}@{s}" not in partial and f"{REFERENCE}@{s}" not in partial]
         if ok:
             ratio[arm] = round(statistics.median(ok), 2)
-    return {"per_seed": per, "ratio_to_reference": ratio, "partial": partial}
+            spread[arm] = [round(min(ok), 2), round(max(ok), 2), len(ok)]  # how clean the machine was
+    return {"per_seed": per, "ratio_to_reference": ratio, "ratio_range": spread, "partial": partial}

@@ -124,8 +124,16 @@ def study_markdown(doc: dict) -> str:
             lines.append(f"| {f['arm']} | {f['seed']} | {depth} | {settled} | {entropy} |")
     wall = doc.get("wall_s") or {}
     if wall.get("ratio_to_reference"):
+        spread = wall.get("ratio_range") or {}
+
+        def ratio(a: str, r: float) -> str:
+            lo, hi, n = spread.get(a, (r, r, 1))
+            return f"{a} {r:.2f}x" + (f" ({lo:.2f}-{hi:.2f} over {n} seeds)" if n > 1 and a != doc["reference"] else "")
+
         lines += ["", f"Training wall time x {doc['reference']} (median over seeds, each arm against the reference at "
-                  "its seed; manifests): " + ", ".join(f"{a} {r:.2f}x" for a, r in wall["ratio_to_reference"].items())
+                  "its seed; manifests; a ratio is as clean as the machine was while both trained, so a wide range "
+                  "means other work shared it: `scripts/bench_maw.py` measures cost in one process): "
+                  + ", ".join(ratio(a, r) for a, r in wall["ratio_to_reference"].items())
                   + (f"; left out, resumed without the time before the resume: {', '.join(wall['partial'])}"
                      if wall.get("partial") else "") + "."]
     return "\n".join(lines) + "\n"
