@@ -370,3 +370,14 @@ def test_self_hits_dropped_where_beir_and_mteb_drop_them_and_warned_elsewhere(ti
     assert all(q in hits for r in runs.values() for q, hits in r.items())
     assert kept["bm25"]["mrr@10"] < dropped["bm25"]["mrr@10"]  # the query itself took rank 1
     assert run(pairs, "eval.self_hits=keep")[0] == kept and not run(pairs, "eval.self_hits=keep")[3]
+
+
+def test_a_vector_beyond_float16_is_refused_not_cached_as_inf(tmp_path):
+    from maw_bench.errors import UserError
+    from maw_bench.evaluation.embeddings import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    cache.write_shard(0, ["a", "b"], np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32))
+    with pytest.raises(UserError, match="exceeds the float16 range"):
+        cache.write_shard(1, ["c"], np.array([[7e4, 0.0]], dtype=np.float32))
+    assert not (tmp_path / "cache" / "shard_00001.npy").exists()

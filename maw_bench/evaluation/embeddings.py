@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from maw_bench.data.bundle import DatasetBundle
+from maw_bench.errors import UserError
 from maw_bench.modeling import Encoder
 from maw_bench.runtime.atomic import atomic_open, sha256_ends, sha256_file, write_json
 from maw_bench.runtime.progress import progress_bar, step
@@ -130,8 +131,14 @@ class EmbeddingCache:
                     start: int = 0) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         emb_name, ids_name = f"shard_{index:05d}.npy", f"ids_{index:05d}.json"
+        with np.errstate(over="ignore"):  # an overflow is refused just below, in one line
+            half = emb.astype(np.float16)
+        if not np.isfinite(half).all():  # only a dot model's large components can overflow float16's 65504
+            raise UserError(f"an embedding component ({float(np.abs(emb).max()):.3g}) exceeds the float16 range the "
+                            "cache stores; this model's unnormalised vectors cannot be cached: use "
+                            "model.similarity=cosine.")
         with atomic_open(self.folder / emb_name, "wb") as f:
-            np.save(f, emb.astype(np.float16))
+            np.save(f, half)
         with atomic_open(self.folder / ids_name, "w") as f:
             json.dump(ids, f)
         entry = {
