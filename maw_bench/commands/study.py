@@ -75,14 +75,11 @@ def run_study(
 def dataset_ids(cfg: BenchmarkConfig, specs: list[str]) -> dict[str, str]:
     """``{spec: id}``: what an evaluation keys its results by (a folder's id is not its path)."""
     from maw_bench.data import load_bundle
+    from maw_bench.data.registry import check_named_once
 
-    ids: dict[str, str] = {}
-    for spec in specs:
-        ids[spec] = load_bundle(spec, cfg.data.eval_split).id
-        twin = next((s for s, i in ids.items() if i == ids[spec] and s != spec), None)
-        if twin is not None:  # before any seed trains: its evaluation would refuse them only after
-            raise UserError(f"--dataset {spec} and {twin} are the same collection ({ids[spec]}); name it once.")
-    return ids
+    named = [(spec, load_bundle(spec, cfg.data.eval_split).id) for spec in specs]
+    check_named_once(named)  # before any seed trains: its evaluation would refuse them only after
+    return dict(named)
 
 
 def run_pass(scfg: BenchmarkConfig, output: Path, seed: int, arms: list[str], datasets: dict[str, str]) -> None:

@@ -51,6 +51,17 @@ def _unknown(spec: str) -> UserError:
     return UserError(f"unknown dataset {spec!r} (not an ir_datasets id, a BEIR folder or builtin){hint}")
 
 
+def check_named_once(named: list[tuple[str, str]]) -> None:
+    """``[(spec, collection id)]`` names each collection once: two names of one (``--beir scifact`` and
+    ``--dataset beir/scifact/test``) are one line, since results are keyed by the collection."""
+    first: dict[str, str] = {}
+    for spec, dataset_id in named:
+        if dataset_id in first:
+            raise UserError(f"--dataset {spec} and {first[dataset_id]} are the same collection ({dataset_id}); "
+                            "name it once.")
+        first[dataset_id] = spec
+
+
 def load_bundle(spec: str, split: str = "test") -> DatasetBundle:
     """Resolve ``spec`` to a lazily loaded bundle.
 

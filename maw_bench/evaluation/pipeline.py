@@ -35,6 +35,7 @@ from maw_bench.config import BenchmarkConfig
 from maw_bench.data import apply_caps, load_bundle
 from maw_bench.data.bm25 import read_corpus
 from maw_bench.data.bundle import DatasetBundle
+from maw_bench.data.registry import check_named_once
 from maw_bench.errors import UserError
 from maw_bench.evaluation.embeddings import encode_corpus, finish_sharded
 from maw_bench.evaluation.merge import KeptEvaluation, check_joinable, join_records, join_scores
@@ -76,14 +77,10 @@ class EvalOutput:
 def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBundle]:
     """The collections to score, each once (two names of one collection, such as ``--beir scifact`` and
     ``--dataset beir/scifact/test``, are one line: results are keyed by the collection)."""
-    bundles: list[DatasetBundle] = []
-    for spec in specs:
-        b = load_bundle(spec, cfg.data.eval_split)
-        twin = next((specs[i] for i, o in enumerate(bundles) if o.id == b.id), None)
-        if twin is not None:
-            raise UserError(f"--dataset {spec} and {twin} are the same collection ({b.id}); name it once.")
+    bundles = [load_bundle(spec, cfg.data.eval_split) for spec in specs]
+    check_named_once([(spec, b.id) for spec, b in zip(specs, bundles)])  # before any cap reads a corpus
+    for b in bundles:
         apply_caps(b, cfg.data.max_queries, cfg.data.max_docs, cfg.data.eval_seed)  # one sample for every arm and seed
-        bundles.append(b)
     return bundles
 
 

@@ -9,7 +9,6 @@ sample and the route records of every MAW layer). Saving and loading live in
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ from maw_bench.modeling.group_forward import FirstSample, shared_samples, take_r
 from maw_bench.modeling.layers import build_appended, encoder_layers, replace_attention, resolve_layers
 from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
 from maw_bench.modeling.resolve import resolve_model
-from maw_bench.modeling.st_recipe import resolve_pooling, resolve_similarity, warn_recipe
+from maw_bench.modeling.st_recipe import concrete_model_cfg
 from maw_bench.runtime import rng
 
 
@@ -352,9 +351,7 @@ def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None
     both arms of an experiment start from the same weights.
     """
     source = resolve_model(cfg.model.name)
-    model_cfg = dataclasses.replace(cfg.model, pooling=resolve_pooling(cfg.model.pooling, source, cfg.model.name),
-                                    similarity=resolve_similarity(cfg.model.similarity, source))
-    warn_recipe(model_cfg, source)
+    model_cfg = concrete_model_cfg(cfg.model, source, warn=True)
     backbone = load_backbone(source, cfg.model.trust_remote_code, from_config=False)
     tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
     with torch.random.fork_rng(devices=[]):

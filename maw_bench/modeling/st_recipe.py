@@ -31,7 +31,6 @@ class SentenceTransformersRecipe:
 
     pooling: str | None = None
     pooling_file: str = ""
-    normalize: bool = False
     similarity: str | None = None
     prompts: dict[str, str] = field(default_factory=dict)
 
@@ -71,43 +70,40 @@ def read_recipe(source: str) -> SentenceTransformersRecipe | None:
     extra = extra if isinstance(extra, dict) else {}
     prompts = extra.get("prompts") if isinstance(extra.get("prompts"), dict) else {}
     return SentenceTransformersRecipe(
-        pooling=pooling, pooling_file=pooling_file, normalize="Normalize" in types,
+        pooling=pooling, pooling_file=pooling_file,
         similarity=extra.get("similarity_fn_name"), prompts={str(k): str(v) for k, v in prompts.items() if v})
 
 
-def resolve_pooling(requested: str, source: str, name: str) -> str:
-    """``model.pooling`` made concrete: ``auto`` is the folder's own mode (mean without one); a mode maw-bench
-    does not implement is one line, not a silently different encoder."""
-    if requested != "auto":
-        return requested
-    recipe = read_recipe(source)
-    pooling = recipe.pooling if recipe is not None and recipe.pooling else "mean"
-    if pooling not in POOLINGS:
-        raise UserError(f"model {name} pools by {pooling} ({recipe.pooling_file}), which maw-bench does not "
-                        f"implement; set model.pooling to {' or '.join(POOLINGS)} to use it anyway (its scores "
-                        "will not be the published ones).")
-    return pooling
-
-
-def resolve_similarity(requested: str, source: str) -> str:
-    """``model.similarity`` made concrete: ``auto`` is dot where the folder scores by dot product (TAS-B,
-    DPR-style models), else cosine (sentence-transformers' default, and maw-bench's for a plain HF model)."""
-    if requested != "auto":
-        return requested
-    recipe = read_recipe(source)
+def published_similarity(recipe: SentenceTransformersRecipe | None) -> str:
+    """Dot where the folder scores by dot product (TAS-B, DPR-style models), else cosine (sentence-transformers'
+    default, and maw-bench's for a plain HF model)."""
     return "dot" if recipe is not None and str(recipe.similarity or "").startswith("dot") else "cosine"
 
 
-def recipe_warnings(model_cfg, source: str) -> list[str]:
+def _resolved(model_cfg, recipe: SentenceTransformersRecipe | None) -> dict[str, str]:
+    """``model.pooling`` and ``model.similarity`` made concrete: ``auto`` is what the folder says (mean pooling
+    without one); a pooling maw-bench does not implement is one line, not a silently different encoder."""
+    pooling, similarity = model_cfg.pooling, model_cfg.similarity
+    if pooling == "auto":
+        pooling = recipe.pooling if recipe is not None and recipe.pooling else "mean"
+        if pooling not in POOLINGS:
+            raise UserError(f"model {model_cfg.name} pools by {pooling} ({recipe.pooling_file}), which maw-bench "
+                            f"does not implement; set model.pooling to {' or '.join(POOLINGS)} to use it anyway "
+                            "(its scores will not be the published ones).")
+    if similarity == "auto":
+        similarity = published_similarity(recipe)
+    return {"pooling": pooling, "similarity": similarity}
+
+
+def recipe_warnings(model_cfg, recipe: SentenceTransformersRecipe | None) -> list[str]:
     """Where this config encodes otherwise than the model's folder says (each a sentence; empty when alike)."""
-    recipe = read_recipe(source)
     if recipe is None:
         return []
     name, found = model_cfg.name, []
     if recipe.pooling and model_cfg.pooling not in ("auto", recipe.pooling):
         found.append(f"model {name} was published with {recipe.pooling} pooling ({recipe.pooling_file}) and is "
                      f"encoded here with model.pooling={model_cfg.pooling}: its scores will not be the published ones")
-    published = resolve_similarity("auto", source)
+    published = published_similarity(recipe)
     if model_cfg.similarity not in ("auto", published):
         found.append(f"model {name} was published to score by {published} (config_sentence_transformers.json) and "
                      f"is scored here with model.similarity={model_cfg.similarity}: its scores will not be the "
@@ -122,9 +118,16 @@ def recipe_warnings(model_cfg, source: str) -> list[str]:
     return found
 
 
-def warn_recipe(model_cfg, source: str) -> None:
-    for line in recipe_warnings(model_cfg, source):
-        log.warning("%s", line)
+def concrete_model_cfg(model_cfg, source: str, warn: bool = False):
+    """``model_cfg`` with its ``auto`` settings resolved from the folder at ``source`` (read once); ``warn``: log
+    where the config encodes otherwise than the folder says."""
+    import dataclasses
+
+    recipe = read_recipe(source)
+    if warn:
+        for line in recipe_warnings(model_cfg, recipe):
+            log.warning("%s", line)
+    return dataclasses.replace(model_cfg, **_resolved(model_cfg, recipe))
 
 
 def as_saved(model_cfg):
@@ -142,9 +145,8 @@ def resolve_config_recipe(cfg):
         return cfg
     from maw_bench.modeling.resolve import resolve_model
 
-    source = resolve_model(cfg.model.name)
-    chosen = {"model.pooling": resolve_pooling(cfg.model.pooling, source, cfg.model.name),
-              "model.similarity": resolve_similarity(cfg.model.similarity, source)}
+    model = concrete_model_cfg(cfg.model, resolve_model(cfg.model.name))
+    chosen = {"model.pooling": model.pooling, "model.similarity": model.similarity}
     if chosen != {"model.pooling": "mean", "model.similarity": "cosine"}:
         log.info("%s (auto: as the model's sentence-transformers config says)",
                  ", ".join(f"{k}={v}" for k, v in chosen.items()))
