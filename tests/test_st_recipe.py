@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -65,14 +66,55 @@ def test_a_pooling_maw_bench_does_not_implement_is_one_line(tiny_model, tmp_path
     assert build_encoder(_cfg(folder, tmp_path, "model.pooling=mean")).model_cfg.pooling == "mean"  # knowingly
 
 
+@pytest.mark.parametrize("doc_name", ["document", "passage", "corpus"])
+def test_declared_prompts_encode_as_encode_query_and_encode_document_do(tiny_model, tmp_path, doc_name):
+    """The law: with `model.prompts: auto` an E5-like folder's queries and documents are encoded as
+    sentence-transformers' encode_query / encode_document (and MTEB) encode them, prompt included; with
+    `model.prompts: none` they are not, and that is a warning naming the prompt."""
+    from sentence_transformers import SentenceTransformer
+
+    folder = _st_folder(tiny_model, tmp_path / "e5", "mean_tokens",
+                        extra={"prompts": {"query": "query: ", doc_name: "passage: "}})
+    cfg = _cfg(folder, tmp_path)
+    enc = build_encoder(cfg).eval()
+    assert (enc.model_cfg.query_prefix, enc.model_cfg.doc_prefix) == ("query: ", "passage: ")
+    st = SentenceTransformer(folder, device="cpu")
+    # sentence-transformers 6 gives every model an empty "document" prompt, so its encode_document finds a saved
+    # "passage" or "corpus" prompt only when named; maw-bench follows the order encode_document documents
+    document = st.encode_document if doc_name == "document" else partial(st.encode, prompt_name=doc_name)
+    for kind, theirs in (("query", st.encode_query), ("doc", document)):
+        assert torch.allclose(enc.encode(TEXTS, kind=kind, max_length=64),
+                              theirs(TEXTS, convert_to_tensor=True).cpu(), atol=1e-5), kind
+    from maw_bench.modeling.st_recipe import resolve_config_recipe
+
+    assert resolve_config_recipe(cfg).model.query_prefix == "query: "  # what a run records is how it encodes
+    bare = build_encoder(_cfg(folder, tmp_path, "model.prompts=none")).eval()
+    assert not torch.allclose(bare.encode(TEXTS, kind="query", max_length=64),
+                              st.encode_query(TEXTS, convert_to_tensor=True).cpu(), atol=1e-3)
+    own = build_encoder(_cfg(folder, tmp_path, "model.query_prefix='search: '")).model_cfg
+    assert (own.query_prefix, own.doc_prefix) == ("search: ", "passage: ")  # a prefix set is the user's
+
+
 def test_what_the_folder_says_and_the_config_does_not_is_warned(tiny_model, tmp_path, caplog):
     folder = _st_folder(tiny_model, tmp_path / "st", "cls_token", normalize=False,
                         extra={"similarity_fn_name": "dot", "prompts": {"query": "query: ", "document": "passage: "}})
     with caplog.at_level(logging.WARNING, logger="maw_bench"):
-        build_encoder(_cfg(folder, tmp_path, "model.pooling=mean"))
+        build_encoder(_cfg(folder, tmp_path, "model.pooling=mean", "model.prompts=none"))
     text = " ".join(r.getMessage() for r in caplog.records)
     assert "published with cls pooling" in text and "model.pooling=mean" in text
-    assert "model.query_prefix='query: '" in text and "model.doc_prefix='passage: '" in text
+    assert text.count("set model.prompts=auto") == 2 and "'passage: '" in text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="maw_bench"):
+        build_encoder(_cfg(folder, tmp_path, "model.query_prefix='search: '"))
+    assert "encoded here with 'search: ': set model.query_prefix='query: '" in caplog.text
+    assert "doc_prefix" not in caplog.text  # the document prompt was applied
+    caplog.clear()
+    pooled = _st_folder(tiny_model, tmp_path / "instr", "mean_tokens", extra={"prompts": {"query": "query: "}})
+    flags = json.loads((Path(pooled) / "1_Pooling" / "config.json").read_text())
+    (Path(pooled) / "1_Pooling" / "config.json").write_text(json.dumps({**flags, "include_prompt": False}))
+    with caplog.at_level(logging.WARNING, logger="maw_bench"):
+        build_encoder(_cfg(pooled, tmp_path))
+    assert "include_prompt false" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="maw_bench"):
         build_encoder(_cfg(_st_folder(tiny_model, tmp_path / "plain", "mean_tokens"), tmp_path))

@@ -20,6 +20,7 @@ def validate(cfg) -> None:
     m = cfg.maw
     _choice("model.pooling", cfg.model.pooling, ("auto", "mean", "cls"))
     _choice("model.similarity", cfg.model.similarity, ("auto", "cosine", "dot"))
+    _choice("model.prompts", cfg.model.prompts, ("auto", "none"))
     _choice("maw.variant", m.variant, ("split", "full", "nested"))
     _choice("maw.placement", m.placement, ("replace", "append"))
     _choice("maw.router.granularity", m.router.granularity, ("sequence", "head"))

@@ -35,6 +35,9 @@ class ModelConfig:
     query_max_length: int = _f(64, "Maximum tokens for queries.", ge=2)
     query_prefix: str = _f("", "Text put before every query (e.g. 'query: ' for E5).")
     doc_prefix: str = _f("", "Text put before every document (e.g. 'passage: ' for E5).")
+    prompts: str = _f("auto", "auto | none. auto: an empty model.query_prefix / model.doc_prefix takes the prompt the "
+                              "model's sentence-transformers config declares ('query'; 'document', 'passage' or "
+                              "'corpus'), as MTEB and encode_query / encode_document use them; none: only the prefixes.")
     trust_remote_code: bool = _f(False, "Allow model code from the hub to run. Off unless you trust it.")
 
 

@@ -33,6 +33,7 @@ class SentenceTransformersRecipe:
     pooling_file: str = ""
     similarity: str | None = None
     prompts: dict[str, str] = field(default_factory=dict)
+    include_prompt: bool = True  # Pooling's include_prompt: False leaves the prompt's tokens out of the mean
 
 
 def read_model_json(source: str, name: str) -> dict | list | None:
@@ -59,19 +60,32 @@ def read_recipe(source: str) -> SentenceTransformersRecipe | None:
     if not isinstance(modules, list):
         return None
     types = {str(m.get("type", "")).rsplit(".", 1)[-1]: m.get("path", "") for m in modules if isinstance(m, dict)}
-    pooling, pooling_file = None, ""
+    pooling, pooling_file, include_prompt = None, "", True
     if "Pooling" in types:
         pooling_file = f"{types['Pooling']}/config.json".lstrip("/")
         flags = read_model_json(source, pooling_file)
         if isinstance(flags, dict):
             on = [name for name, flag in _POOLING_FLAGS.items() if flags.get(flag)]
             pooling = "+".join(on) if on else None
+            include_prompt = flags.get("include_prompt", True) is not False
     extra = read_model_json(source, "config_sentence_transformers.json")
     extra = extra if isinstance(extra, dict) else {}
     prompts = extra.get("prompts") if isinstance(extra.get("prompts"), dict) else {}
     return SentenceTransformersRecipe(
         pooling=pooling, pooling_file=pooling_file,
-        similarity=extra.get("similarity_fn_name"), prompts={str(k): str(v) for k, v in prompts.items() if v})
+        similarity=extra.get("similarity_fn_name"), prompts={str(k): str(v) for k, v in prompts.items() if v},
+        include_prompt=include_prompt)
+
+
+def declared_prompts(recipe: SentenceTransformersRecipe | None) -> dict[str, str]:
+    """The query and document prompts the folder declares, by the names sentence-transformers' encode_query and
+    encode_document (and MTEB's retrieval tasks) look them up: "query"; "document", else "passage", else "corpus"."""
+    if recipe is None:
+        return {}
+    found = {"query_prefix": recipe.prompts.get("query", "")}
+    found["doc_prefix"] = next((recipe.prompts[k] for k in ("document", "passage", "corpus") if recipe.prompts.get(k)),
+                               "")
+    return {k: v for k, v in found.items() if v}
 
 
 def published_similarity(recipe: SentenceTransformersRecipe | None) -> str:
@@ -81,8 +95,9 @@ def published_similarity(recipe: SentenceTransformersRecipe | None) -> str:
 
 
 def _resolved(model_cfg, recipe: SentenceTransformersRecipe | None) -> dict[str, str]:
-    """``model.pooling`` and ``model.similarity`` made concrete: ``auto`` is what the folder says (mean pooling
-    without one); a pooling maw-bench does not implement is one line, not a silently different encoder."""
+    """``model.pooling``, ``model.similarity`` and the prefixes made concrete: ``auto`` is what the folder says
+    (mean pooling without one; an empty prefix takes the declared prompt); a pooling maw-bench does not implement
+    is one line, not a silently different encoder."""
     pooling, similarity = model_cfg.pooling, model_cfg.similarity
     if pooling == "auto":
         pooling = recipe.pooling if recipe is not None and recipe.pooling else "mean"
@@ -92,7 +107,16 @@ def _resolved(model_cfg, recipe: SentenceTransformersRecipe | None) -> dict[str,
                             "(its scores will not be the published ones).")
     if similarity == "auto":
         similarity = published_similarity(recipe)
-    return {"pooling": pooling, "similarity": similarity}
+    return {"pooling": pooling, "similarity": similarity, **_prefixes(model_cfg, recipe)}
+
+
+def _prefixes(model_cfg, recipe: SentenceTransformersRecipe | None) -> dict[str, str]:
+    """The query and document prefixes encoded with: a prefix set is kept; an empty one takes the declared prompt
+    under ``model.prompts: auto``."""
+    prefixes = {"query_prefix": model_cfg.query_prefix, "doc_prefix": model_cfg.doc_prefix}
+    if model_cfg.prompts == "auto":
+        prefixes.update({k: v for k, v in declared_prompts(recipe).items() if not prefixes[k]})
+    return prefixes
 
 
 def recipe_warnings(model_cfg, recipe: SentenceTransformersRecipe | None) -> list[str]:
@@ -108,13 +132,17 @@ def recipe_warnings(model_cfg, recipe: SentenceTransformersRecipe | None) -> lis
         found.append(f"model {name} was published to score by {published} (config_sentence_transformers.json) and "
                      f"is scored here with model.similarity={model_cfg.similarity}: its scores will not be the "
                      "published ones")
-    query = recipe.prompts.get("query")
-    doc = recipe.prompts.get("document") or recipe.prompts.get("passage")
-    for key, prompt, used in (("model.query_prefix", query, model_cfg.query_prefix),
-                              ("model.doc_prefix", doc, model_cfg.doc_prefix)):
-        if prompt and not used:
+    prefixes = _prefixes(model_cfg, recipe)
+    for key, prompt in declared_prompts(recipe).items():
+        used = prefixes[key]
+        if used != prompt:
+            fix = f"set model.{key}={prompt!r}" if used else "set model.prompts=auto"
             found.append(f"model {name} declares the prompt {prompt!r} (config_sentence_transformers.json), which "
-                         f"sentence-transformers and MTEB put before its texts; set {key}={prompt!r} to do the same")
+                         f"sentence-transformers and MTEB put before its texts, and is encoded here with "
+                         f"{used!r}: {fix} to do the same")
+    if not recipe.include_prompt and any(prefixes.values()):
+        found.append(f"model {name} leaves its prompt's tokens out of the pooled vector ({recipe.pooling_file}: "
+                     "include_prompt false), which maw-bench does not: its scores will not be the published ones")
     return found
 
 
@@ -141,13 +169,16 @@ def as_saved(model_cfg):
 def resolve_config_recipe(cfg):
     """The config with ``model.pooling`` and ``model.similarity`` made concrete for its model (``auto``: as its
     folder says), so that what a run records, and a resume or a study compares, is how it encodes."""
-    if "auto" not in (cfg.model.pooling, cfg.model.similarity):
+    if "auto" not in (cfg.model.pooling, cfg.model.similarity, cfg.model.prompts):
         return cfg
     from maw_bench.modeling.resolve import resolve_model
 
     model = concrete_model_cfg(cfg.model, resolve_model(cfg.model.name))
-    chosen = {"model.pooling": model.pooling, "model.similarity": model.similarity}
-    if chosen != {"model.pooling": "mean", "model.similarity": "cosine"}:
+    chosen = {f"model.{k}": getattr(model, k) for k in ("pooling", "similarity", "query_prefix", "doc_prefix")}
+    said = {k: v for k, v in chosen.items() if k.endswith("prefix") and v != getattr(cfg.model, k[6:])}
+    said.update({k: v for k, v in chosen.items() if not k.endswith("prefix")
+                 and {"model.pooling": "mean", "model.similarity": "cosine"}[k] != v})
+    if said:
         log.info("%s (auto: as the model's sentence-transformers config says)",
-                 ", ".join(f"{k}={v}" for k, v in chosen.items()))
+                 ", ".join(f"{k}={v!r}" if k.endswith("prefix") else f"{k}={v}" for k, v in said.items()))
     return cfg.derive(chosen)
