@@ -95,6 +95,20 @@ def test_declared_prompts_encode_as_encode_query_and_encode_document_do(tiny_mod
     assert (own.query_prefix, own.doc_prefix) == ("search: ", "passage: ")  # a prefix set is the user's
 
 
+def test_a_module_maw_bench_does_not_apply_is_one_line(tiny_model, tmp_path, caplog):
+    """A LaBSE- or GTR-like folder (a Dense projection after pooling): its embeddings are not the transformer's
+    pooled vectors, so `auto` stops in one line; a pooling set knowingly encodes without it, with a warning."""
+    folder = Path(_st_folder(tiny_model, tmp_path / "labse", "cls_token"))
+    modules = json.loads((folder / "modules.json").read_text())
+    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(UserError, match=r"applies Dense \(2_Dense\) after its transformer.*model.pooling to mean"):
+        build_encoder(_cfg(str(folder), tmp_path))
+    with caplog.at_level(logging.WARNING, logger="maw_bench"):
+        assert build_encoder(_cfg(str(folder), tmp_path, "model.pooling=cls")).model_cfg.pooling == "cls"
+    assert "Dense (2_Dense)" in caplog.text and "leaves out" in caplog.text
+
+
 def test_what_the_folder_says_and_the_config_does_not_is_warned(tiny_model, tmp_path, caplog):
     folder = _st_folder(tiny_model, tmp_path / "st", "cls_token", normalize=False,
                         extra={"similarity_fn_name": "dot", "prompts": {"query": "query: ", "document": "passage: "}})

@@ -17,6 +17,7 @@ from maw_bench.errors import UserError
 log = logging.getLogger("maw_bench")
 
 POOLINGS = ("mean", "cls")  # what maw-bench's encoder implements
+FOLLOWED_MODULES = ("Transformer", "Pooling", "Normalize")  # modules.json entries maw-bench's encoder reproduces
 # sentence-transformers' Pooling flags, by the name maw-bench gives the mode
 _POOLING_FLAGS = {
     "cls": "pooling_mode_cls_token", "mean": "pooling_mode_mean_tokens", "max": "pooling_mode_max_tokens",
@@ -34,6 +35,7 @@ class SentenceTransformersRecipe:
     similarity: str | None = None
     prompts: dict[str, str] = field(default_factory=dict)
     include_prompt: bool = True  # Pooling's include_prompt: False leaves the prompt's tokens out of the mean
+    other_modules: tuple[str, ...] = ()  # e.g. "Dense (2_Dense)": applied by sentence-transformers, not here
 
 
 def read_model_json(source: str, name: str) -> dict | list | None:
@@ -74,7 +76,8 @@ def read_recipe(source: str) -> SentenceTransformersRecipe | None:
     return SentenceTransformersRecipe(
         pooling=pooling, pooling_file=pooling_file,
         similarity=extra.get("similarity_fn_name"), prompts={str(k): str(v) for k, v in prompts.items() if v},
-        include_prompt=include_prompt)
+        include_prompt=include_prompt,
+        other_modules=tuple(f"{t} ({p or 'the root'})" for t, p in types.items() if t not in FOLLOWED_MODULES))
 
 
 def declared_prompts(recipe: SentenceTransformersRecipe | None) -> dict[str, str]:
@@ -99,6 +102,11 @@ def _resolved(model_cfg, recipe: SentenceTransformersRecipe | None) -> dict[str,
     (mean pooling without one; an empty prefix takes the declared prompt); a pooling maw-bench does not implement
     is one line, not a silently different encoder."""
     pooling, similarity = model_cfg.pooling, model_cfg.similarity
+    if pooling == "auto" and recipe is not None and recipe.other_modules:
+        raise UserError(f"model {model_cfg.name} applies {', '.join(recipe.other_modules)} after its transformer "
+                        "(modules.json), which maw-bench does not implement, so its embeddings would not be the "
+                        f"model's; set model.pooling to {' or '.join(POOLINGS)} to fine-tune the transformer alone "
+                        "(its scores will not be the published ones).")
     if pooling == "auto":
         pooling = recipe.pooling if recipe is not None and recipe.pooling else "mean"
         if pooling not in POOLINGS:
@@ -124,6 +132,9 @@ def recipe_warnings(model_cfg, recipe: SentenceTransformersRecipe | None) -> lis
     if recipe is None:
         return []
     name, found = model_cfg.name, []
+    if recipe.other_modules and model_cfg.pooling != "auto":
+        found.append(f"model {name} applies {', '.join(recipe.other_modules)} after its transformer (modules.json), "
+                     "which maw-bench leaves out: its scores will not be the published ones")
     if recipe.pooling and model_cfg.pooling not in ("auto", recipe.pooling):
         found.append(f"model {name} was published with {recipe.pooling} pooling ({recipe.pooling_file}) and is "
                      f"encoded here with model.pooling={model_cfg.pooling}: its scores will not be the published ones")
