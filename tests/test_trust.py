@@ -111,6 +111,32 @@ def test_export_overwrite_replaces_only_the_files_an_export_wrote(trained, tmp_p
     assert record["provenance"]["arm"] == "standard" and "NOTES.md" not in record["files"]
 
 
+def test_train_overwrite_replaces_only_what_training_wrote(tiny_model, tmp_path, maw_warnings):
+    """`train --overwrite` retrains the arms, and a file the user put inside an arm folder survives it; a
+    `run.json` whose arm names point outside the run folder removes nothing there."""
+    from maw_bench.training.run import train_arms
+
+    data = write_toy_beir(tmp_path / "toy")
+    cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, data, "train.max_steps=2"))
+    run = tmp_path / "run"
+    train_arms(cfg, ["standard", "maw"], run)
+    (run / "standard" / "notes.md").write_text("what I saw")
+    (run / "standard" / "figures").mkdir()
+    (run / "standard" / "figures" / "loss.pdf").write_bytes(b"%PDF")
+    first = (run / "maw" / "train_log.jsonl").read_text()
+    train_arms(cfg.derive({"train.max_steps": 3}), ["standard", "maw"], run, overwrite=True)
+    assert (run / "standard" / "notes.md").read_text() == "what I saw"
+    assert (run / "standard" / "figures" / "loss.pdf").read_bytes() == b"%PDF"
+    assert (run / "maw" / "train_log.jsonl").read_text() != first  # retrained: 3 steps now
+    assert any("kept 2 file(s) maw-bench did not write" in w for w in maw_warnings)
+    outside = _user_folder(tmp_path / "mine")
+    before = _tree(outside)
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "arms": ["../mine", str(outside), "standard"]}))
+    train_arms(cfg, ["standard"], run, overwrite=True)
+    assert _tree(outside) == before
+
+
 @pytest.mark.parametrize("command", ["train", "eval", "study"])
 def test_commands_refuse_an_output_folder_of_someone_elses_files(tiny_model, toy_beir, tmp_path, command):
     mine = _user_folder(tmp_path / "mine")

@@ -10,6 +10,9 @@ from __future__ import annotations
 RUN_FILE = "run.json"  # a training run folder: {"arms": [...], "created", "data", ...}
 MANIFEST_FILE = "manifest.json"  # RUN/<arm>/: versions, commit, seed, datasets, device, wall time, params_added
 MODEL_DIR = "model"  # RUN/<arm>/model: the saved encoder (load_encoder)
+# everything training writes into RUN/<arm>/ (what `train --overwrite` may remove; a user's file there stays)
+ARM_ENTRIES = ("config.yaml", MANIFEST_FILE, MODEL_DIR, "checkpoints", "sentence-transformers", "train_log.jsonl",
+               "tensorboard", "wandb")
 METRICS_FILE = "metrics.json"  # an evaluation folder (schema in evaluation/pipeline.py)
 PER_QUERY_FILE = "per_query.csv"  # an evaluation's per-query scores
 STUDY_FILE = "study.json"  # a study folder: arms, seeds, controls, datasets, config

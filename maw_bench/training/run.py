@@ -36,7 +36,7 @@ from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.modeling.export import export_sentence_transformers, exportable
 from maw_bench.modeling.saving import META_FILE, save_encoder
 from maw_bench.modeling.st_recipe import resolve_config_recipe
-from maw_bench.outputs.layout import RUN_FILE
+from maw_bench.outputs.layout import ARM_ENTRIES, RUN_FILE
 from maw_bench.runtime.atomic import write_json, write_text
 from maw_bench.runtime.distributed import setup as dist_setup
 from maw_bench.runtime.hardware import keep_freed_memory, resolve_config_dtypes
@@ -126,10 +126,30 @@ def check_run_folder(output: Path, resume: bool, overwrite: bool, require_checkp
     if overwrite and (output / RUN_FILE).is_file():
         try:
             old = json.loads((output / RUN_FILE).read_text()).get("arms", [])
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             old = []
-        for arm in old:
-            shutil.rmtree(output / str(arm), ignore_errors=True)
+        for arm in old if isinstance(old, list) else []:
+            remove_arm_outputs(output, str(arm))
+
+
+def remove_arm_outputs(output: Path, arm: str) -> None:
+    """What training wrote into ``output/arm`` (:data:`ARM_ENTRIES`), for ``--overwrite``; a file a user put
+    there stays (a warning says so), and a name that is not one folder inside ``output`` is left alone."""
+    folder = output / arm
+    if Path(arm).name != arm or arm in ("", ".", "..") or not folder.is_dir() or folder.is_symlink():
+        return
+    for name in ARM_ENTRIES:
+        entry = folder / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.exists() or entry.is_symlink():
+            entry.unlink()
+    kept = sorted(p.name for p in folder.iterdir())
+    if kept:
+        log.warning("--overwrite: kept %d file(s) maw-bench did not write in %s (%s)", len(kept), folder,
+                    ", ".join(kept[:3]) + (" ..." if len(kept) > 3 else ""))
+    else:
+        folder.rmdir()
 
 
 # keys a resumed run may change: how long it trains and what it logs (and everything about evaluation)
