@@ -104,6 +104,28 @@ def _cache(tiny_model, toy_beir, tmp_path, enc=None, max_length=32, bundle=None)
     return encode_corpus(enc, bundle, tmp_path / "cache", 16, max_length, "fp32", 50_000), enc
 
 
+def test_a_score_on_a_sample_says_so(tiny_model, toy_beir, tmp_path, caplog):
+    """A capped corpus has fewer distractors, so it scores higher than the collection: metrics.json records what
+    was kept of how much, report.md and the log say it, and a whole-collection evaluation has no sample."""
+    import logging
+
+    out = tmp_path / "capped"
+    cfg = _cfg(tiny_model, toy_beir, f"eval.cache_dir={tmp_path / 'cache'}", "data.max_docs=80", "data.max_queries=20")
+    with caplog.at_level(logging.WARNING, logger="maw_bench"):
+        run_evaluation(cfg, [], [str(toy_beir)], out, bm25=True, print_table=False)
+    doc = json.loads((out / "metrics.json").read_text())
+    (dataset,) = doc["results"]
+    assert doc["sample"] == {dataset: {"queries": 20, "queries_total": 30, "docs": 80, "docs_total": 120,
+                                       "eval_seed": cfg.data.eval_seed}}
+    line = f"{dataset}: scored on a sample, 80 of 120 documents (data.max_docs) and 20 of 30 judged queries"
+    assert line in (out / "report.md").read_text() and line in caplog.text
+    whole = tmp_path / "whole"
+    run_evaluation(_cfg(tiny_model, toy_beir, f"eval.cache_dir={tmp_path / 'cache'}"), [], [str(toy_beir)], whole,
+                   bm25=True, print_table=False)
+    assert json.loads((whole / "metrics.json").read_text())["sample"] == {}
+    assert "scored on a sample" not in (whole / "report.md").read_text()
+
+
 def test_cache_hits_and_misses(tiny_model, toy_beir, tmp_path):
     first, enc = _cache(tiny_model, toy_beir, tmp_path)
     again, _ = _cache(tiny_model, toy_beir, tmp_path, enc=enc)

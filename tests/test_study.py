@@ -269,6 +269,13 @@ def test_an_evaluation_joins_another_only_when_they_could_be_one():
                               ("relevance_level", 1, "relevance_level 2.*eval.relevance_level=2")):
         with pytest.raises(UserError, match=match):
             check_joinable(ranked, ["ndcg@10"], "bf16", {"d": 1}, {**same, key: {"d": value}})
+    sampled = {"queries": 1, "queries_total": 9, "docs": 50, "docs_total": 900, "eval_seed": 13}
+    capped = KeptEvaluation({**doc, "sample": {"d": sampled}}, scores, "E")
+    check_joinable(capped, ["ndcg@10"], "bf16", {"d": 1}, None, {"d": dict(sampled)})
+    for other in (None, {**sampled, "docs": 60}, {**sampled, "eval_seed": 14}):
+        with pytest.raises(UserError, match="not the same sample"):
+            check_joinable(capped, ["ndcg@10"], "bf16", {"d": 1}, None, {"d": other})
+    check_joinable(KeptEvaluation(doc, scores, "E"), ["ndcg@10"], "bf16", {"d": 1}, None, {"d": sampled})  # older
 
 
 def test_plan_says_when_the_current_seeds_already_detect_the_difference(tmp_path):

@@ -91,6 +91,7 @@ class DatasetBundle:
     _hash: tuple | None = field(default=None, repr=False)
     source_docs: int | None = None  # documents the source holds, when known exactly (local folders)
     self_hit_folder: bool = False  # a local folder of a collection whose self-hits BEIR and MTEB drop
+    sample: dict | None = None  # what the sampling caps kept of how much (data/sampling.py); None: everything
     _store_checked: bool = field(default=False, repr=False)
 
     def _ensure_store(self) -> None:

@@ -22,12 +22,16 @@ def seeded_rank(seed: int, key: str) -> int:
 
 
 def apply_caps(bundle: DatasetBundle, max_queries: int = 0, max_docs: int = 0, seed: int = 13) -> DatasetBundle:
-    """Restrict ``bundle`` in place to at most ``max_queries`` judged queries and ``max_docs`` documents."""
+    """Restrict ``bundle`` in place to at most ``max_queries`` judged queries and ``max_docs`` documents, and
+    record on it what was kept of how much (``bundle.sample``), so that a score on a sample says so."""
+    queries_total = docs_total = None
     if max_queries > 0:
         judged = sorted(bundle.judged_queries())
+        queries_total = len(judged)
         if len(judged) > max_queries:
             bundle.keep_queries = set(sorted(judged, key=lambda q: seeded_rank(seed, q))[:max_queries])
     if max_docs > 0:
+        docs_total = bundle.docs_count()
         required = {d for docs in bundle.qrels.values() for d in docs}
         need = max_docs - len(required)
         heap: list[tuple[int, str]] = []  # max-heap of the `need` smallest ranks (negated)
@@ -42,6 +46,10 @@ def apply_caps(bundle: DatasetBundle, max_queries: int = 0, max_docs: int = 0, s
                     heapq.heapreplace(heap, item)
         existing = set(bundle.doc_texts(required)) if required else set()
         bundle.keep_docs = existing | {d for _, d in heap}
+    sample = {"queries": len(bundle.judged_queries()), "queries_total": queries_total or len(bundle.judged_queries()),
+              "docs": bundle.docs_count() if docs_total else None, "docs_total": docs_total, "eval_seed": seed}
+    if sample["queries"] < sample["queries_total"] or (docs_total and sample["docs"] < docs_total):
+        bundle.sample = sample
     if max_queries > 0 or max_docs > 0:
         log.info(
             "%s: kept %d queries and %d documents (caps: max_queries=%d, max_docs=%d, seed=%d)",

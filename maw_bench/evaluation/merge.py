@@ -27,7 +27,7 @@ class KeptEvaluation:
 
 
 def check_joinable(kept: KeptEvaluation, metrics: list[str], dtype: str, queries: dict[str, int],
-                   conventions: dict[str, dict] | None = None) -> None:
+                   conventions: dict[str, dict] | None = None, samples: dict[str, dict | None] | None = None) -> None:
     """One line naming what differs, before any model loads."""
     if list(kept.doc.get("metrics") or []) != list(metrics):
         raise UserError(f"{kept.where} was scored with metrics {kept.doc.get('metrics')}, not {metrics}; evaluate "
@@ -46,12 +46,26 @@ def check_joinable(kept: KeptEvaluation, metrics: list[str], dtype: str, queries
             if had is not None and had != value:
                 raise UserError(f"{kept.where} scored {ds} with {key} {had}, this evaluation would use {value}; "
                                 f"set eval.{key}={had} so that every model is scored alike.")
+    if "sample" in kept.doc:  # written since samples are recorded: the same documents and queries, or none
+        for ds, sample in (samples or {}).items():
+            had = (kept.doc["sample"] or {}).get(ds)
+            if kept.scored(ds) and had != sample:
+                raise UserError(f"{kept.where} scored {ds} on {_sample_words(had)}, this evaluation would score "
+                                f"{_sample_words(sample)}: not the same sample (data.max_docs, data.max_queries, "
+                                "data.eval_seed); use the kept evaluation's settings.")
     missing = [(ds, m) for ds, models in (kept.doc.get("results") or {}).items() for m in models
                if not (kept.per_query.get(ds) or {}).get(m)]
     if missing:
         ds, m = missing[0]
         raise UserError(f"{kept.where}: the per-query scores of {m} on {ds} are gone, so it cannot be compared "
                         "again; restore per_query.csv, or evaluate every model into a new --output.")
+
+
+def _sample_words(sample: dict | None) -> str:
+    if not sample:
+        return "the whole collection"
+    docs = f"{sample['docs']} of {sample['docs_total']} documents, " if sample.get("docs_total") else ""
+    return f"{docs}{sample['queries']} of {sample['queries_total']} queries (eval seed {sample['eval_seed']})"
 
 
 def join_scores(out, kept: KeptEvaluation) -> None:
@@ -70,7 +84,7 @@ def join_scores(out, kept: KeptEvaluation) -> None:
 
 def join_records(doc: dict, kept: KeptEvaluation) -> dict:
     """``metrics.json`` of the joined evaluation: the kept models' records and datasets beside the new ones."""
-    for key in ("models", "queries", "skipped", "self_hits", "relevance_level"):
+    for key in ("models", "queries", "skipped", "self_hits", "relevance_level", "sample"):
         merged = dict(kept.doc.get(key) or {})
         merged.update(doc.get(key) or {})
         doc[key] = merged

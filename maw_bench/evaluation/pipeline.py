@@ -141,6 +141,18 @@ def conventions(bundles: list[DatasetBundle], cfg: BenchmarkConfig) -> dict[str,
             "relevance_level": {b.id: b.relevance_level(cfg.eval.relevance_level) for b in bundles}}
 
 
+def sample_note(dataset: str, sample: dict) -> str:
+    """One sentence saying that a collection was scored on a sample, of how much, and what that does."""
+    docs_capped = bool(sample.get("docs_total")) and sample["docs"] < sample["docs_total"]
+    kept = [f"{sample['docs']:,} of {sample['docs_total']:,} documents (data.max_docs)"] if docs_capped else []
+    if sample["queries"] < sample["queries_total"]:
+        kept.append(f"{sample['queries']:,} of {sample['queries_total']:,} judged queries (data.max_queries)")
+    effect = ("fewer distractors score higher than the whole corpus does, so these are not the published numbers"
+              if docs_capped else "the mean of a sample of the queries, not of the published set")
+    return (f"{dataset}: scored on a sample, {' and '.join(kept)}, eval seed {sample['eval_seed']}: {effect}; "
+            "set both caps to 0 for the whole collection.")
+
+
 def unjudged_self_hits(hits: Hits, qrels: dict[str, dict[str, int]]) -> list[str]:
     """Queries that retrieved a document with their own id that is not judged relevant to them."""
     return [q for q, h in hits.items() if q in h and qrels.get(q, {}).get(q, 0) <= 0]
@@ -230,7 +242,7 @@ def run_evaluation(
     check_scorable(bundles)  # before any model loads or encodes
     if keep is not None:
         check_joinable(keep, metrics, cfg.eval.dtype, {b.id: len(b.scored_qrels()) for b in bundles},
-                       conventions(bundles, cfg))
+                       conventions(bundles, cfg), {b.id: b.sample for b in bundles})
     entries = sum(len(b.judged_queries()) for b in bundles) * cfg.eval.top_k * (len(refs) + bm25)
     use_ranx_engine(cfg.eval.ranx_engine, entries)
     out = EvalOutput()
@@ -314,6 +326,7 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         "dtype": out.dtype,
         "self_hits": out.self_hits,
         "relevance_level": out.relevance_level,
+        "sample": {b.id: b.sample for b in bundles if b.sample},  # what data.max_queries / max_docs kept
     }
     if keep is not None:
         doc = join_records(doc, keep)
@@ -341,8 +354,10 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         f"\n{ds}: binary metrics (recall, MAP, MRR, precision) count grades >= {level} as relevant "
         "(eval.relevance_level); nDCG uses the grades.\n"
         for ds, level in doc["relevance_level"].items() if level != 1
-    )
+    ) + "".join(f"\n{sample_note(ds, sample)}\n" for ds, sample in doc["sample"].items())
     write_text(output / "report.md", "# maw-bench evaluation\n\n"
                + markdown_table(out.results, metrics, out.comparisons, out.reference) + notes)
     write_text(output / "report.tex", latex_table(out.results, metrics, out.comparisons, out.reference))
+    for ds, sample in doc["sample"].items():
+        log.warning("%s", sample_note(ds, sample))
     eval_plots(doc, out.per_query, output)
