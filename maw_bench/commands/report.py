@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from maw_bench.errors import UserError
+from maw_bench.outputs.eval_report import report_markdown
 from maw_bench.outputs.layout import METRICS_FILE, RUN_FILE, STUDY_FILE, SWEEP_FILE
 from maw_bench.outputs.plots import depth_histograms, eval_plots, loss_curves
 from maw_bench.outputs.records import read_log, read_per_query
-from maw_bench.outputs.tables import latex_table, markdown_table, rich_table
+from maw_bench.outputs.tables import latex_table, rich_table
 from maw_bench.runtime.atomic import read_json_file, write_text
 from maw_bench.runtime.console import console
 
@@ -33,7 +34,7 @@ def rebuild_eval(folder: Path) -> None:
     except (KeyError, TypeError):
         raise UserError(f"{folder / 'metrics.json'} is not a maw-bench metrics file (keys missing); rerun the "
                         "evaluation into a new --output.") from None
-    write_text(folder / "report.md", "# maw-bench evaluation\n\n" + markdown_table(results, metrics, comps, ref))
+    write_text(folder / "report.md", report_markdown(doc))
     write_text(folder / "report.tex", latex_table(results, metrics, comps, ref))
     if (folder / "per_query.csv").is_file():
         eval_plots(doc, read_per_query(folder), folder)

@@ -45,10 +45,11 @@ from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
 from maw_bench.modeling.st_recipe import resolve_config_recipe
+from maw_bench.outputs.eval_report import report_markdown, sample_note
 from maw_bench.outputs.folders import safe_name
 from maw_bench.outputs.layout import METRICS_FILE, REFERENCE_ARM
 from maw_bench.outputs.plots import eval_plots
-from maw_bench.outputs.tables import latex_table, markdown_table, rich_table
+from maw_bench.outputs.tables import latex_table, rich_table
 from maw_bench.runtime.atomic import write_json, write_text
 from maw_bench.runtime.console import console
 from maw_bench.runtime.distributed import DistInfo
@@ -139,18 +140,6 @@ def conventions(bundles: list[DatasetBundle], cfg: BenchmarkConfig) -> dict[str,
     "relevance_level": {dataset: grade}}``; an evaluation joins another only where they agree."""
     return {"self_hits": {b.id: "drop" if b.drops_self_hits(cfg.eval.self_hits) else "keep" for b in bundles},
             "relevance_level": {b.id: b.relevance_level(cfg.eval.relevance_level) for b in bundles}}
-
-
-def sample_note(dataset: str, sample: dict) -> str:
-    """One sentence saying that a collection was scored on a sample, of how much, and what that does."""
-    docs_capped = bool(sample.get("docs_total")) and sample["docs"] < sample["docs_total"]
-    kept = [f"{sample['docs']:,} of {sample['docs_total']:,} documents (data.max_docs)"] if docs_capped else []
-    if sample["queries"] < sample["queries_total"]:
-        kept.append(f"{sample['queries']:,} of {sample['queries_total']:,} judged queries (data.max_queries)")
-    effect = ("fewer distractors score higher than the whole corpus does, so these are not the published numbers"
-              if docs_capped else "the mean of a sample of the queries, not of the published set")
-    return (f"{dataset}: scored on a sample, {' and '.join(kept)}, eval seed {sample['eval_seed']}: {effect}; "
-            "set both caps to 0 for the whole collection.")
 
 
 def unjudged_self_hits(hits: Hits, qrels: dict[str, dict[str, int]]) -> list[str]:
@@ -340,23 +329,7 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
                 for qid in sorted(scores):
                     w.writerow([dataset, model, qid, metric, f"{scores[qid]:.6f}"])
     write_text(output / "per_query.csv", buf.getvalue())
-    skipped = doc["skipped"]
-    notes = "".join(
-        f"\n{ds}: {n} queries without judgements were skipped.\n"
-        for ds in skipped if (n := skipped[ds]["queries_without_judgements"])
-    ) + "".join(
-        f"\n{ds}: {n} judged query ids have no query text; they are left out of every mean.\n"
-        for ds in skipped if (n := skipped[ds]["judged_queries_without_text"])
-    ) + "".join(
-        f"\n{ds}: {n} judged documents are not in the corpus (they count as unretrieved).\n"
-        for ds in skipped if (n := skipped[ds]["judged_docs_missing_from_corpus"])
-    ) + "".join(
-        f"\n{ds}: binary metrics (recall, MAP, MRR, precision) count grades >= {level} as relevant "
-        "(eval.relevance_level); nDCG uses the grades.\n"
-        for ds, level in doc["relevance_level"].items() if level != 1
-    ) + "".join(f"\n{sample_note(ds, sample)}\n" for ds, sample in doc["sample"].items())
-    write_text(output / "report.md", "# maw-bench evaluation\n\n"
-               + markdown_table(out.results, metrics, out.comparisons, out.reference) + notes)
+    write_text(output / "report.md", report_markdown(doc))
     write_text(output / "report.tex", latex_table(out.results, metrics, out.comparisons, out.reference))
     for ds, sample in doc["sample"].items():
         log.warning("%s", sample_note(ds, sample))
