@@ -144,6 +144,21 @@ def test_cache_hits_and_misses(tiny_model, toy_beir, tmp_path):
     assert fewer.folder != changed.folder  # the document set changes the key
 
 
+def test_a_mechanisms_settings_key_the_cache_beside_its_weights(tiny_model, toy_beir, tmp_path, monkeypatch):
+    """Two arms whose weights hash alike but whose mechanism settings differ never share corpus vectors; the
+    standard arm's key is what it was before mechanisms existed (its caches stay valid)."""
+    from maw_bench.evaluation import embeddings
+
+    monkeypatch.setattr(embeddings, "weights_hash", lambda encoder: "same")
+    bundle = load_bundle(str(toy_beir), "test")
+    keys = {spec: embeddings.fingerprint(build_encoder(_cfg(tiny_model, toy_beir, *spec)), bundle, 32, "fp32")
+            for spec in [(), ("attention.mechanism=gated",), ("attention.mechanism=gated",
+                                                               "attention.gated.granularity=channel")]}
+    assert len(set(keys.values())) == 3
+    unused = build_encoder(_cfg(tiny_model, toy_beir, "attention.gated.granularity=channel"))  # standard: no gate
+    assert embeddings.fingerprint(unused, bundle, 32, "fp32") == keys[()]
+
+
 def test_truncated_cache_is_rebuilt_not_read(tiny_model, toy_beir, tmp_path):
     cache, enc = _cache(tiny_model, toy_beir, tmp_path)
     good = [e.copy() for _, e in cache.shards()]

@@ -45,6 +45,9 @@ def fingerprint(encoder: Encoder, bundle: DatasetBundle, max_length: int, dtype:
         "maw": dataclasses.asdict(encoder.maw_cfg),
         "pooling": encoder.model_cfg.pooling,
         **({"similarity": "dot"} if encoder.model_cfg.similarity == "dot" else {}),  # cosine: the keys of before
+        # a mechanism's settings, beside its weights (standard: the keys of before)
+        **({"attention": dataclasses.asdict(encoder.attention_cfg)} if encoder.attention_cfg.mechanism != "standard"
+           else {}),
         "doc_prefix": encoder.model_cfg.doc_prefix,
         "max_length": max_length,
         "dtype": dtype,
