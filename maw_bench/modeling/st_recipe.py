@@ -178,17 +178,18 @@ def as_saved(model_cfg):
 
 
 def resolve_config_recipe(cfg):
-    """The config with ``model.pooling`` and ``model.similarity`` made concrete for its model (``auto``: as its
-    folder says), so that what a run records, and a resume or a study compares, is how it encodes."""
+    """The config with ``model.pooling``, ``model.similarity`` and the prefixes made concrete for its model
+    (``auto``: as its folder says), so that what a run records, and a resume or a study compares, is how it
+    encodes."""
     if "auto" not in (cfg.model.pooling, cfg.model.similarity, cfg.model.prompts):
         return cfg
     from maw_bench.modeling.resolve import resolve_model
 
     model = concrete_model_cfg(cfg.model, resolve_model(cfg.model.name))
     chosen = {f"model.{k}": getattr(model, k) for k in ("pooling", "similarity", "query_prefix", "doc_prefix")}
-    said = {k: v for k, v in chosen.items() if k.endswith("prefix") and v != getattr(cfg.model, k[6:])}
-    said.update({k: v for k, v in chosen.items() if not k.endswith("prefix")
-                 and {"model.pooling": "mean", "model.similarity": "cosine"}[k] != v})
+    plain = {"model.pooling": "mean", "model.similarity": "cosine", "model.query_prefix": cfg.model.query_prefix,
+             "model.doc_prefix": cfg.model.doc_prefix}  # what needs no saying: a plain model's, the user's own
+    said = {k: v for k, v in chosen.items() if v != plain[k]}
     if said:
         log.info("%s (auto: as the model's sentence-transformers config says)",
                  ", ".join(f"{k}={v!r}" if k.endswith("prefix") else f"{k}={v}" for k, v in said.items()))
