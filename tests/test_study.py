@@ -177,6 +177,8 @@ def test_a_capped_study_evaluates_the_same_queries_at_every_seed(tiny_model, tmp
         rows = [line.split(",") for line in f.read().splitlines()[1:]]
     per_seed = {s: {r[3] for r in rows if r[1] == s and r[2] == "standard"} for s in ("1", "2", "3")}
     assert len(per_seed["1"]) == 20 and per_seed["1"] == per_seed["2"] == per_seed["3"]
+    (dataset,) = json.loads((tmp_path / "study" / "summary.json").read_text())["sample"]  # and the summary says so
+    assert f"{dataset}: scored on a sample, 100 of 200 documents" in (tmp_path / "study" / "summary.md").read_text()
 
 
 def test_report_rebuilds_the_committed_study_byte_for_byte(tmp_path):

@@ -202,6 +202,9 @@ def summarise_study(output: Path) -> dict:
                      "components, Satterthwaite df, t interval; a component with F-test p > 0.25 pooled into the "
                      "residual for inference); smallest detectable = (t_.975 + t_.80) x SE at that df; sensitivity: "
                      "pigeonhole bootstrap (normal quantiles) and a paired t over per-seed means"}
+    sample = _samples(output, evaluated)
+    if sample:  # a study on data.max_docs / max_queries caps says so, as each of its evaluations does
+        doc["sample"] = sample
     write_json(output / "summary.json", doc)
     write_text(output / "summary.md", study_markdown(doc))
     for dataset in {r["dataset"] for r in rows}:
@@ -239,6 +242,17 @@ def _dtypes(output: Path, spec: dict) -> dict[str, str | None]:
         raise UserError(f"{output}: arm {arm} was trained in {' and '.join(kinds)} at different seeds; every seed "
                         "of an arm must share one precision: retrain the odd seeds with the study's train.dtype.")
     return {a: next(iter(d)) for a, d in found.items()}
+
+
+def _samples(output: Path, spec: dict) -> dict[str, dict]:
+    """What the seeds' evaluations scored of each collection where caps made it a sample (one sample per study:
+    the evaluation seed is the study's, so the first evaluation that records one speaks for all)."""
+    found: dict[str, dict] = {}
+    for seed in spec["seeds"]:
+        doc = _read(output / f"seed-{seed}" / "eval" / METRICS_FILE) or {}
+        for ds, sample in (doc.get("sample") or {}).items():
+            found.setdefault(ds, sample)
+    return found
 
 
 def _wall_times(output: Path, spec: dict) -> dict:

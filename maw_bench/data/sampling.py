@@ -56,3 +56,15 @@ def apply_caps(bundle: DatasetBundle, max_queries: int = 0, max_docs: int = 0, s
             bundle.id, len(bundle.judged_queries()), bundle.docs_count(), max_queries, max_docs, seed,
         )
     return bundle
+
+
+def sample_note(dataset: str, sample: dict) -> str:
+    """One sentence saying that a collection was scored on a sample, of how much, and what that does."""
+    docs_capped = bool(sample.get("docs_total")) and sample["docs"] < sample["docs_total"]
+    kept = [f"{sample['docs']:,} of {sample['docs_total']:,} documents (data.max_docs)"] if docs_capped else []
+    if sample["queries"] < sample["queries_total"]:
+        kept.append(f"{sample['queries']:,} of {sample['queries_total']:,} judged queries (data.max_queries)")
+    effect = ("fewer distractors score higher than the whole corpus does, so these are not the published numbers"
+              if docs_capped else "the mean of a sample of the queries, not of the published set")
+    return (f"{dataset}: scored on a sample, {' and '.join(kept)}, eval seed {sample['eval_seed']}: {effect}; "
+            "set both caps to 0 for the whole collection.")

@@ -36,6 +36,7 @@ from maw_bench.data import apply_caps, load_bundle
 from maw_bench.data.bm25 import read_corpus
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.data.registry import check_named_once
+from maw_bench.data.sampling import sample_note
 from maw_bench.errors import UserError
 from maw_bench.evaluation.embeddings import encode_corpus, finish_sharded
 from maw_bench.evaluation.merge import KeptEvaluation, check_joinable, join_records, join_scores
@@ -45,7 +46,7 @@ from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
 from maw_bench.modeling.st_recipe import resolve_config_recipe
-from maw_bench.outputs.eval_report import report_markdown, sample_note
+from maw_bench.outputs.eval_report import report_markdown
 from maw_bench.outputs.folders import safe_name
 from maw_bench.outputs.layout import METRICS_FILE, REFERENCE_ARM
 from maw_bench.outputs.plots import eval_plots

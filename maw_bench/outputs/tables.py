@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from maw_bench.data.sampling import sample_note
 from maw_bench.outputs.layout import REFERENCE_ARM
 
 ALPHA = 0.05
@@ -96,6 +97,7 @@ def study_markdown(doc: dict) -> str:
     lines = ["# maw-bench study", "",
              f"Mean ± std over seeds. Δ: arm minus `{doc['reference']}` (same seed), 95% interval and p-value over "
              f"seeds and queries ({doc['method']}). Holm p: {doc.get('family', 'not computed')}.", "",
+             *[f"{sample_note(ds, sample)}\n" for ds, sample in (doc.get("sample") or {}).items()],
              "| dataset | arm | seeds | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 3)]
     for r in doc["rows"]:
         arm = r["arm"] + (" (control)" if r.get("control") else "")
