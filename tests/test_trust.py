@@ -124,11 +124,14 @@ def test_train_overwrite_replaces_only_what_training_wrote(tiny_model, tmp_path,
     (run / "standard" / "figures").mkdir()
     (run / "standard" / "figures" / "loss.pdf").write_bytes(b"%PDF")
     first = (run / "maw" / "train_log.jsonl").read_text()
+    (run / "maw" / ".model.tmp-4242").mkdir()  # what a save killed mid-write leaves: maw-bench's own
     train_arms(cfg.derive({"train.max_steps": 3}), ["standard", "maw"], run, overwrite=True)
     assert (run / "standard" / "notes.md").read_text() == "what I saw"
     assert (run / "standard" / "figures" / "loss.pdf").read_bytes() == b"%PDF"
     assert (run / "maw" / "train_log.jsonl").read_text() != first  # retrained: 3 steps now
     assert any("kept 2 file(s) maw-bench did not write" in w for w in maw_warnings)
+    assert not (run / "maw" / ".model.tmp-4242").exists() and not any("in " + str(run / "maw") in w
+                                                                        for w in maw_warnings)
     outside = _user_folder(tmp_path / "mine")
     before = _tree(outside)
     record = json.loads((run / "run.json").read_text())

@@ -138,7 +138,10 @@ def remove_arm_outputs(output: Path, arm: str) -> None:
     folder = output / arm
     if Path(arm).name != arm or arm in ("", ".", "..") or not folder.is_dir() or folder.is_symlink():
         return
-    for name in ARM_ENTRIES:
+    # ARM_ENTRIES, and what an interrupted atomic write of one left (".model.tmp-PID", ".manifest.json.XYZ.tmp")
+    leftovers = [p.name for p in folder.iterdir() if p.name.startswith(tuple(f".{n}." for n in ARM_ENTRIES))
+                 and (".tmp-" in p.name or p.name.endswith(".tmp"))]
+    for name in (*ARM_ENTRIES, *leftovers):
         entry = folder / name
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
