@@ -46,10 +46,10 @@ def apply_caps(bundle: DatasetBundle, max_queries: int = 0, max_docs: int = 0, s
                     heapq.heapreplace(heap, item)
         existing = set(bundle.doc_texts(required)) if required else set()
         bundle.keep_docs = existing | {d for _, d in heap}
-    sample = {"queries": len(bundle.judged_queries()), "queries_total": queries_total or len(bundle.judged_queries()),
-              "docs": bundle.docs_count() if docs_total else None, "docs_total": docs_total, "eval_seed": seed}
-    if sample["queries"] < sample["queries_total"] or (docs_total and sample["docs"] < docs_total):
-        bundle.sample = sample
+    kept_queries, kept_docs = len(bundle.judged_queries()), bundle.docs_count() if docs_total else None
+    if kept_queries < (queries_total or 0) or (docs_total and kept_docs < docs_total):
+        bundle.sample = {"queries": kept_queries, "queries_total": queries_total or kept_queries, "docs": kept_docs,
+                         "docs_total": docs_total, "eval_seed": seed}
     if max_queries > 0 or max_docs > 0:
         log.info(
             "%s: kept %d queries and %d documents (caps: max_queries=%d, max_docs=%d, seed=%d)",
@@ -58,13 +58,23 @@ def apply_caps(bundle: DatasetBundle, max_queries: int = 0, max_docs: int = 0, s
     return bundle
 
 
+def sample_words(sample: dict | None) -> str:
+    """What a sample kept of how much ("80 of 120 documents (data.max_docs), eval seed 13"); the whole collection
+    where there is none."""
+    if not sample:
+        return "the whole collection"
+    kept = []
+    if sample.get("docs_total") and sample["docs"] < sample["docs_total"]:
+        kept.append(f"{sample['docs']:,} of {sample['docs_total']:,} documents (data.max_docs)")
+    if sample["queries"] < sample["queries_total"]:
+        kept.append(f"{sample['queries']:,} of {sample['queries_total']:,} judged queries (data.max_queries)")
+    return f"{' and '.join(kept)}, eval seed {sample['eval_seed']}"
+
+
 def sample_note(dataset: str, sample: dict) -> str:
     """One sentence saying that a collection was scored on a sample, of how much, and what that does."""
     docs_capped = bool(sample.get("docs_total")) and sample["docs"] < sample["docs_total"]
-    kept = [f"{sample['docs']:,} of {sample['docs_total']:,} documents (data.max_docs)"] if docs_capped else []
-    if sample["queries"] < sample["queries_total"]:
-        kept.append(f"{sample['queries']:,} of {sample['queries_total']:,} judged queries (data.max_queries)")
     effect = ("fewer distractors score higher than the whole corpus does, so these are not the published numbers"
               if docs_capped else "the mean of a sample of the queries, not of the published set")
-    return (f"{dataset}: scored on a sample, {' and '.join(kept)}, eval seed {sample['eval_seed']}: {effect}; "
+    return (f"{dataset}: scored on a sample, {sample_words(sample)}: {effect}; "
             "set both caps to 0 for the whole collection.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from maw_bench.data.sampling import sample_words
 from maw_bench.errors import UserError
 
 
@@ -50,8 +51,8 @@ def check_joinable(kept: KeptEvaluation, metrics: list[str], dtype: str, queries
         for ds, sample in (samples or {}).items():
             had = (kept.doc["sample"] or {}).get(ds)
             if kept.scored(ds) and had != sample:
-                raise UserError(f"{kept.where} scored {ds} on {_sample_words(had)}, this evaluation would score "
-                                f"{_sample_words(sample)}: not the same sample (data.max_docs, data.max_queries, "
+                raise UserError(f"{kept.where} scored {ds} on {sample_words(had)}, this evaluation would score "
+                                f"{sample_words(sample)}: not the same sample (data.max_docs, data.max_queries, "
                                 "data.eval_seed); use the kept evaluation's settings.")
     missing = [(ds, m) for ds, models in (kept.doc.get("results") or {}).items() for m in models
                if not (kept.per_query.get(ds) or {}).get(m)]
@@ -59,13 +60,6 @@ def check_joinable(kept: KeptEvaluation, metrics: list[str], dtype: str, queries
         ds, m = missing[0]
         raise UserError(f"{kept.where}: the per-query scores of {m} on {ds} are gone, so it cannot be compared "
                         "again; restore per_query.csv, or evaluate every model into a new --output.")
-
-
-def _sample_words(sample: dict | None) -> str:
-    if not sample:
-        return "the whole collection"
-    docs = f"{sample['docs']} of {sample['docs_total']} documents, " if sample.get("docs_total") else ""
-    return f"{docs}{sample['queries']} of {sample['queries_total']} queries (eval seed {sample['eval_seed']})"
 
 
 def join_scores(out, kept: KeptEvaluation) -> None:
