@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -143,14 +142,15 @@ def test_unknown_dataset_id_suggests_the_closest():
         load_bundle("beir/scifakt/test")
 
 
-def test_missing_dataset_offline_is_one_line_and_fast(tmp_path):
-    env = {"IR_DATASETS_HOME": str(tmp_path), "MAW_BENCH_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    start = time.time()
+def test_missing_dataset_offline_is_one_line_without_a_download_attempt(tmp_path):
+    """Offline, a collection that is not there is the one line that says where to put it, not a download attempt
+    (a proxy that refuses every connection would turn an attempt into another error; the timeout guards a hang)."""
+    env = {"IR_DATASETS_HOME": str(tmp_path), "MAW_BENCH_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
     proc = subprocess.run(
         [sys.executable, "-m", "maw_bench", "datasets", "check", "beir/nfcorpus/test"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True, text=True, env=env, timeout=300,
     )
-    assert time.time() - start < 30
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr

@@ -256,23 +256,32 @@ def _samples(output: Path, spec: dict) -> dict[str, dict]:
 
 
 def _wall_times(output: Path, spec: dict) -> dict:
-    """Training wall time per arm and seed (the manifests), and each arm's median ratio to the reference at the
-    same seed, over the seeds where neither was resumed without the time before the resume (``partial``)."""
+    """Training wall time per arm and seed (the manifests, at their precision), and each arm's median ratio to the
+    reference at the same seed, over the seeds where neither was resumed without the time before the resume
+    (``partial``) and the reference's time is above 0. An arm with no such seed has ratio ``None`` and says why
+    in ``no_ratio``: a tiny run on a fast machine can take 0.0 s, which is a time, not an error."""
     per: dict[str, dict[str, float]] = {}
     partial: list[str] = []
     for seed in spec["seeds"]:
         for arm in [*spec["arms"], *spec["controls"]]:
             m = _read(output / f"seed-{seed}" / "run" / arm / "manifest.json")
             if m:
-                per.setdefault(arm, {})[str(seed)] = round(float(m.get("wall_s", 0.0)), 1)
+                per.setdefault(arm, {})[str(seed)] = float(m.get("wall_s", 0.0))
                 if m.get("wall_s_partial"):
                     partial.append(f"{arm}@{seed}")
     ref = per.get(REFERENCE, {})
-    ratio, spread = {}, {}
+    ratio: dict[str, float | None] = {}
+    spread: dict[str, list | None] = {}
+    no_ratio: dict[str, str] = {}
     for arm, seeds in per.items():
-        ok = [seeds[s] / ref[s] for s in seeds
-              if ref.get(s) and f"{arm}@{s}" not in partial and f"{REFERENCE}@{s}" not in partial]
+        usable = [s for s in seeds if s in ref and f"{arm}@{s}" not in partial and f"{REFERENCE}@{s}" not in partial]
+        ok = [seeds[s] / ref[s] for s in usable if ref[s] > 0]
         if ok:
             ratio[arm] = round(statistics.median(ok), 2)
             spread[arm] = [round(min(ok), 2), round(max(ok), 2), len(ok)]  # how clean the machine was
-    return {"per_seed": per, "ratio_to_reference": ratio, "ratio_range": spread, "partial": partial}
+        else:
+            ratio[arm], spread[arm] = None, None
+            no_ratio[arm] = (f"{REFERENCE}'s training time is 0 s at every seed it shares" if usable else
+                             f"no seed where both it and {REFERENCE} trained without a resume of unknown time")
+    return {"per_seed": per, "ratio_to_reference": ratio, "ratio_range": spread, "partial": partial,
+            "no_ratio": no_ratio}

@@ -128,8 +128,10 @@ def study_markdown(doc: dict) -> str:
     if wall.get("ratio_to_reference"):
         spread = wall.get("ratio_range") or {}
 
-        def ratio(a: str, r: float) -> str:
-            lo, hi, n = spread.get(a, (r, r, 1))
+        def ratio(a: str, r: float | None) -> str:
+            if r is None:
+                return f"{a}: no ratio ({(wall.get('no_ratio') or {}).get(a, 'none could be formed')})"
+            lo, hi, n = spread.get(a) or (r, r, 1)
             return f"{a} {r:.2f}x" + (f" ({lo:.2f}-{hi:.2f} over {n} seeds)" if n > 1 and a != doc["reference"] else "")
 
         lines += ["", f"Training wall time x {doc['reference']} (median over seeds, each arm against the reference at "
