@@ -100,11 +100,12 @@ def _root(
 ) -> None:
     from maw_bench.evaluation.metrics import _numba_cache
     from maw_bench.runtime.console import setup_logging
-    from maw_bench.runtime.progress import set_quiet
+    from maw_bench.runtime.progress import quiet_third_party_bars, set_quiet
 
     ctx.obj = {"debug": debug}
     setup_logging(verbose=debug, quiet=quiet)
     set_quiet(quiet)
+    quiet_third_party_bars()  # before ir_datasets, transformers or tqdm is imported
     _numba_cache()  # ranx's numba JIT is compiled once per machine, into maw-bench's cache folder
 
 

@@ -153,7 +153,8 @@ SETTLED = ["maw.router.init_last_prob=0.9"]  # one depth at about 90%, as router
 
 
 def cpu_name() -> str:
-    """The CPU model and whether it has AMX (bf16 pays only with it), as a benchmark must name it."""
+    """The CPU model and its bf16-relevant flags, as a benchmark must name it (no flag predicts whether bf16 pays:
+    ``maw_bench/runtime/precision.py`` measures it)."""
     try:
         info = open("/proc/cpuinfo").read()
     except OSError:
@@ -161,7 +162,8 @@ def cpu_name() -> str:
 
         return platform.processor() or "unknown"
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    return f"{model}, {os.cpu_count()} cores, {'AMX' if 'amx_bf16' in info else 'no AMX'}"
+    flags = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f" {f}" in info]
+    return f"{model}, {os.cpu_count()} cores, {' '.join(flags) or 'no AVX2'}"
 
 
 def grpo_regime_arms() -> dict[str, list[str]]:

@@ -33,6 +33,23 @@ os.environ["IR_DATASETS_HOME"] = str(SESSION_IRDS)
 os.environ["MAW_BENCH_CACHE"] = str(SESSION_TMP / "cache")
 
 
+def seed_bf16_probe(encode: float = 1.0, train: float = 1.0) -> None:
+    """Put a bf16 measurement in the session's cache, as if the probe had run: ``dtype: auto`` then takes the same
+    path on every CPU (fp32 at 1.0, in this process and in every maw-bench subprocess a test starts)."""
+    import json
+
+    from maw_bench.runtime import precision
+
+    for threads in range(1, (os.cpu_count() or 1) + 1):  # a subprocess may run with fewer threads (a DDP rank)
+        path = precision.probe_file(threads)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"encode_speedup": encode, "train_speedup": train, "cpu": "seeded by the tests",
+                                    "threads": threads, "torch": "", "measured_at": "never", "seconds": 0.0}))
+
+
+seed_bf16_probe()
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_TMP, ignore_errors=True)
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from maw_bench.cli import app
@@ -32,22 +33,54 @@ def test_smoke_runs_the_packaged_recipe_and_lays_a_config_file_over_it(tmp_path)
 
 def _tiny_smoke_args(tiny_model: str, out: Path) -> list[str]:
     return ["smoke", "--output", str(out), "--set", f"model.name={tiny_model}", "--set", "train.max_steps=2",
-            "--set", "data.max_docs=200", "--set", "data.max_queries=30", "--set", "eval.dtype=fp32",
-            "--set", "train.dtype=fp32", "--set", f"eval.cache_dir={out / 'cache'}"]
+            "--set", "data.max_docs=200", "--set", "data.max_queries=30", "--set", f"eval.cache_dir={out / 'cache'}"]
 
 
-def test_smoke_runs_every_stage(tiny_model, tmp_path):
-    result = runner.invoke(app, _tiny_smoke_args(tiny_model, tmp_path / "s"))
-    assert result.exit_code == 0, result.output
-    metrics = json.loads((tmp_path / "s" / "eval" / "metrics.json").read_text())
+@pytest.fixture(scope="module")
+def tiny_smoke(tiny_model, tmp_path_factory) -> tuple[Path, str]:
+    """One tiny smoke run in its own process, stderr a pipe as in a log file (the tests below only read it):
+    its folder and its stderr. ``dtype: auto`` as the recipe asks, on the tests' seeded bf16 measurement."""
+    out = tmp_path_factory.mktemp("smoke") / "s"
+    proc = _cli(*_tiny_smoke_args(tiny_model, out), env_extra={"MAW_BENCH_OFFLINE": "1"}, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stderr
+
+
+def test_smoke_runs_every_stage(tiny_smoke):
+    out, _ = tiny_smoke
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert set(metrics["results"]["builtin/test"]) == {"standard", "maw", "zero-shot"}
-    assert (tmp_path / "s" / "loss_curves.png").stat().st_size > 1000
-    assert (tmp_path / "s" / "depth_histograms.png").stat().st_size > 1000
+    assert (out / "loss_curves.png").stat().st_size > 1000
+    assert (out / "depth_histograms.png").stat().st_size > 1000
 
 
-def test_report_rebuilds_tables_and_plots_without_recomputing(tiny_model, tmp_path, monkeypatch):
+def test_smoke_logs_the_measured_bf16_ratio_and_records_the_choice(tiny_smoke):
+    out, stderr = tiny_smoke
+    said = " ".join(stderr.split())  # the log wraps long lines at the console's width
+    for work, what in (("train", "a training step"), ("eval", "a forward pass")):
+        assert f"{work}.dtype=fp32 (auto: bf16 autocast ran {what} 1.00x as fast as fp32" in said, stderr[-3000:]
+        assert "bf16 where >= 1.20x" in said
+    run = json.loads((out / "run" / "run.json").read_text())
+    manifest = json.loads((out / "run" / "maw" / "manifest.json").read_text())
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    for record, work in ((run["precision"], "train"), (manifest["precision"], "train"), (metrics["precision"], "eval")):
+        assert record["requested"] == "auto" and record["dtype"] == "fp32" and record["bf16_speedup"] == 1.0, work
+        assert record["margin"] == 1.2
+    assert manifest["dtype"] == "fp32" and metrics["dtype"] == "fp32"
+
+
+def test_a_log_file_holds_no_progress_bar(tiny_smoke):
+    """stderr to a pipe or file: neither maw-bench's bars nor ir_datasets', transformers' or the hub's tqdm bars."""
+    _, stderr = tiny_smoke
+    assert "\r" not in stderr and "it/s]" not in stderr and "%|" not in stderr, stderr[-3000:]
+    assert "docs_iter" not in stderr and "Writing model shards" not in stderr
+
+
+def test_report_rebuilds_tables_and_plots_without_recomputing(tiny_smoke, tmp_path, monkeypatch):
+    import shutil
+
     out = tmp_path / "s"
-    assert runner.invoke(app, _tiny_smoke_args(tiny_model, out)).exit_code == 0
+    shutil.copytree(tiny_smoke[0], out)
     before = (out / "eval" / "report.md").read_text()
     for p in (out / "eval" / "report.md", out / "eval" / "report.tex", out / "loss_curves.png"):
         p.unlink()
@@ -79,11 +112,12 @@ def test_smoke_exits_non_zero_when_a_stage_fails(tiny_model, tmp_path, monkeypat
     assert "smoke stage 'eval' failed" in result.output and "index exploded" in result.output
 
 
-def _cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+def _cli(*args: str, env_extra: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     import os
 
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "maw_bench", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-m", "maw_bench", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
 
 
 def test_help_lists_the_commands():

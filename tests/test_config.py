@@ -85,23 +85,57 @@ def _nested(key: str, value) -> dict:
     return out
 
 
-@pytest.mark.parametrize("amx, device, expected", [(True, "cpu", "bf16"), (False, "cpu", "fp32")])
-def test_dtype_auto_picks_bf16_only_where_it_is_faster(monkeypatch, amx, device, expected):
+@pytest.mark.parametrize("encode, train, expected_eval_train", [(1.7, 1.07, ("bf16", "fp32")), (3.0, 1.5, ("bf16", "bf16")),
+                                                     (0.18, 0.3, ("fp32", "fp32")), (1.2, 1.19, ("bf16", "fp32"))])
+def test_dtype_auto_picks_bf16_only_where_the_measurement_says_it_is_faster(monkeypatch, encode, train, expected_eval_train):
+    """Each kind of work takes bf16 where its own measured speed-up reaches the margin (1.2x), whatever the flags."""
     import torch
 
-    from maw_bench.runtime import hardware
+    from maw_bench.runtime import hardware, precision
 
-    monkeypatch.setattr(hardware, "cpu_has_amx", lambda: amx)
-    dtype, why = hardware.resolve_dtype("auto", torch.device(device))
-    assert dtype == expected and why.startswith("auto:")
-    assert hardware.resolve_dtype("fp16", torch.device(device))[0] == "fp16"  # explicit choices pass through
-    cfg = hardware.resolve_config_dtypes(BenchmarkConfig.load(overrides=["train.dtype=auto", "eval.dtype=auto"]),
-                                         torch.device(device))
-    assert (cfg.train.dtype, cfg.eval.dtype) == (expected, expected)
+    probe = precision.Bf16Probe(encode, train, "a CPU", 2, torch.__version__, "2026-01-01T00:00:00", 0.9)
+    monkeypatch.setattr(hardware, "bf16_probe", lambda: (probe, True))
+    train_dtype, why, record = hardware.resolve_dtype("auto", torch.device("cpu"), "train")
+    assert why.startswith("auto:") and f"{train:.2f}x" in why and "1.20x" in why
+    assert record == {"requested": "auto", "dtype": train_dtype, "bf16_speedup": train, "margin": 1.2, "cpu": "a CPU",
+                      "threads": 2, "measured_at": "2026-01-01T00:00:00"}
+    assert hardware.resolve_dtype("fp16", torch.device("cpu"))[::2] == ("fp16", {"requested": "fp16", "dtype": "fp16"})
+    cfg, chosen = hardware.resolve_config_dtypes(BenchmarkConfig.load(overrides=["train.dtype=auto",
+                                                                                 "eval.dtype=auto"]), torch.device("cpu"))
+    assert (cfg.eval.dtype, cfg.train.dtype) == expected_eval_train == (chosen["eval"]["dtype"], chosen["train"]["dtype"])
+    assert chosen["eval"]["bf16_speedup"] == encode and chosen["train"]["bf16_speedup"] == train
+
+
+def test_the_bf16_probe_measures_once_per_machine_and_is_cached(monkeypatch, tmp_path):
+    """The first use measures (a real run of the workload, both kinds of work) and caches; later uses read the cache
+    (a second measurement here would raise); another thread count is another machine."""
+    import math
+
+    import torch
+
+    from maw_bench.runtime import precision
+
+    monkeypatch.setenv("MAW_BENCH_CACHE", str(tmp_path))
+    real = precision.measure_bf16(rounds=1)
+    assert all(math.isfinite(x) and x > 0 for x in (real.encode_speedup, real.train_speedup))
+    monkeypatch.setattr(precision, "measure_bf16", lambda: real)
+    first, cached = precision.bf16_probe()
+    assert first == real and not cached and precision.probe_file().is_file()
+
+    def again():
+        raise AssertionError("measured twice")
+
+    monkeypatch.setattr(precision, "measure_bf16", again)
+    assert precision.bf16_probe() == (real, True)
+    assert precision.probe_key(torch.get_num_threads() + 1) != precision.probe_key()
+    precision.probe_file().write_text("{damaged")
+    monkeypatch.setattr(precision, "measure_bf16", lambda: real)
+    assert precision.bf16_probe() == (real, False)  # a damaged cache is measured again, not an error
 
 
 def test_every_recipe_asks_for_auto_precision_or_says_why_not():
-    """bf16 pays only with AMX; a recipe that fixes a precision must say why (the study: its committed seeds)."""
+    """Whether bf16 pays is measured per machine; a recipe that fixes a precision must say why (the study: its
+    committed seeds)."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]

@@ -72,6 +72,7 @@ class EvalOutput:
     routing: dict = field(default_factory=dict)
     max_lengths: dict = field(default_factory=dict)
     dtype: str = ""
+    precision: dict = field(default_factory=dict)  # how the dtype was chosen (runtime/hardware.py: resolve_dtype)
     self_hits: dict = field(default_factory=dict)  # dataset -> "drop" | "keep"
     relevance_level: dict = field(default_factory=dict)  # dataset -> lowest grade binary metrics count
 
@@ -224,7 +225,7 @@ def run_evaluation(
     """Score every model on every dataset into ``output``; ``keep``: an evaluation there joins (``merge``)."""
     metrics = list(cfg.eval.metrics)  # names checked when the config was built
     ctx = dist_setup(device)
-    cfg = resolve_config_recipe(resolve_config_dtypes(cfg, ctx.device))
+    cfg, precision = resolve_config_dtypes(resolve_config_recipe(cfg), ctx.device, ctx.world_size)
     refs: list[ModelRef] = resolve_models(model_specs, cfg) if model_specs or not arms else []
     if arms:  # beside trained models, the untrained arms are init/<arm>: one label, one model
         refs = unique_labels(refs + untrained_arms(arms, cfg, prefix="init/" if model_specs else ""))
@@ -264,7 +265,7 @@ def run_evaluation(
         labels += [m for models in out.results.values() for m in models if m not in labels]
     out.reference = REFERENCE_ARM if REFERENCE_ARM in labels else labels[0]
     out.comparisons = [c.to_dict() for c in compare(out.per_query, out.reference, metrics, seed=cfg.seed)]
-    out.dtype = cfg.eval.dtype
+    out.dtype, out.precision = cfg.eval.dtype, precision["eval"]
     write_outputs(out, metrics, output, refs, bundles, keep)
     if print_table:
         console.print(rich_table(out.results, metrics, out.comparisons, title=f"maw-bench eval (reference: {out.reference})"))
@@ -314,6 +315,7 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         "routing": out.routing,
         "max_lengths": out.max_lengths,
         "dtype": out.dtype,
+        "precision": out.precision,  # as configured, or auto with the bf16 speed-up measured on this machine
         "self_hits": out.self_hits,
         "relevance_level": out.relevance_level,
         "sample": {b.id: b.sample for b in bundles if b.sample},  # what data.max_queries / max_docs kept

@@ -14,14 +14,15 @@ def quiet_transformers():
     """Hide transformers' load report and progress bars (the unused pooler is expected)."""
     from transformers.utils import logging as hf_logging
 
-    level = hf_logging.get_verbosity()
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
-        hf_logging.enable_progress_bar()
+        if bars:  # as it was: off stays off in a log file (runtime/progress.py: quiet_third_party_bars)
+            hf_logging.enable_progress_bar()
 
 
 def load_backbone(source: str, trust_remote_code: bool, from_config: bool) -> nn.Module:

@@ -55,6 +55,18 @@ def barrier(world_size: int) -> None:
         dist.barrier()
 
 
+def from_main_rank(make, world_size: int):
+    """``make()`` run on rank 0 only, its (picklable) result given to every rank: one decision the ranks share,
+    such as a precision measured on the machine, which each rank measuring for itself could answer differently."""
+    if world_size == 1:
+        return make()
+    import torch.distributed as dist
+
+    box = [make() if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def mean_across_ranks(stats: dict[str, float], world_size: int) -> dict[str, float]:
     """Statistics averaged over ranks (every rank calls this and gets the same dict), so the log is global."""
     if world_size == 1 or not stats:

@@ -1,55 +1,59 @@
 """Which precision pays on this machine: ``dtype: auto`` resolves here.
 
-bf16 autocast encodes about 3x faster than fp32 on a CPU with AMX tiles, but only
-0.73x as fast on one without (AVX-512 with bf16 instructions emulates the tiles'
-work), and on CUDA it pays wherever the device supports it. So ``auto`` means bf16 on
-CUDA with bf16 and on CPUs with AMX, fp32 elsewhere.
+On CUDA bf16 pays wherever the device supports it. On a CPU no flag predicts it (see
+``runtime/precision.py``), so ``auto`` measures it once per machine: bf16 for encoding where a forward pass
+ran at least ``BF16_MARGIN`` times as fast under bf16 autocast, for training where forward plus backward did.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from pathlib import Path
 
 import torch
+
+from maw_bench.runtime.precision import BF16_MARGIN, bf16_probe
 
 log = logging.getLogger("maw_bench")
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_amx() -> bool:
-    """True when the CPU advertises AMX bf16 tiles (Linux ``/proc/cpuinfo``; False where it cannot tell)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    return any(line.startswith("flags") and " amx_bf16" in line for line in text.splitlines())
-
-
-def resolve_dtype(requested: str, device: torch.device) -> tuple[str, str]:
-    """``(fp32 | bf16 | fp16, why)``; only ``auto`` is decided here, the rest pass through."""
+def resolve_dtype(requested: str, device: torch.device, work: str = "eval") -> tuple[str, str, dict]:
+    """``(fp32 | bf16 | fp16, why, record)`` for ``work`` (``train`` or ``eval``); only ``auto`` is decided here,
+    the rest pass through. ``record`` is what ``run.json`` and ``metrics.json`` keep of the choice."""
+    record: dict = {"requested": requested}
     if requested != "auto":
-        return requested, "as configured"
+        return requested, "as configured", {**record, "dtype": requested}
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return "bf16", f"auto: {torch.cuda.get_device_name(device)} supports bf16"
-        return "fp32", "auto: this CUDA device has no bf16"
-    if device.type == "cpu" and cpu_has_amx():
-        return "bf16", "auto: the CPU has AMX (bf16 about 3x faster than fp32)"
-    return "fp32", "auto: no AMX on this CPU (bf16 would be slower than fp32)"
+        name = torch.cuda.get_device_name(device)
+        dtype = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        why = f"auto: {name} supports bf16" if dtype == "bf16" else "auto: this CUDA device has no bf16"
+        return dtype, why, {**record, "dtype": dtype, "device": name}
+    if device.type != "cpu":
+        return "fp32", f"auto: fp32 on {device.type}", {**record, "dtype": "fp32"}
+    probe, cached = bf16_probe()
+    speedup = probe.speedup(work)
+    dtype = "bf16" if speedup >= BF16_MARGIN else "fp32"
+    what = "a forward pass" if work == "eval" else "a training step"
+    why = (f"auto: bf16 autocast ran {what} {speedup:.2f}x as fast as fp32 on this CPU ({probe.cpu}, "
+           f"{probe.threads} threads; {'measured ' + probe.measured_at if cached else 'measured now'}); "
+           f"bf16 where >= {BF16_MARGIN:.2f}x")
+    return dtype, why, {**record, "dtype": dtype, "bf16_speedup": speedup, "margin": BF16_MARGIN,
+                        "cpu": probe.cpu, "threads": probe.threads, "measured_at": probe.measured_at}
 
 
-def resolve_config_dtypes(cfg, device: torch.device):
-    """The config with ``train.dtype`` and ``eval.dtype`` made concrete for ``device``; each auto choice logged."""
-    changes = {}
-    for key in ("train", "eval"):
-        requested = getattr(cfg, key).dtype
-        if requested == "auto":
-            dtype, why = resolve_dtype(requested, device)
+def resolve_config_dtypes(cfg, device: torch.device, world_size: int = 1):
+    """``(cfg, record)``: the config with ``train.dtype`` and ``eval.dtype`` made concrete for ``device`` (each auto
+    choice logged with the measured bf16/fp32 ratio), and what was chosen and why, per section. Rank 0 decides
+    for every rank: ranks that measured for themselves could pick different precisions."""
+    from maw_bench.runtime.distributed import from_main_rank
+
+    choices = from_main_rank(lambda: {key: resolve_dtype(getattr(cfg, key).dtype, device, key)
+                                      for key in ("train", "eval")}, world_size)
+    changes, record = {}, {}
+    for key, (dtype, why, record[key]) in choices.items():
+        if getattr(cfg, key).dtype == "auto":
             log.info("%s.dtype=%s (%s)", key, dtype, why)
             changes[f"{key}.dtype"] = dtype
-    return cfg.derive(changes) if changes else cfg
+    return (cfg.derive(changes) if changes else cfg), record
 
 
 def keep_freed_memory() -> bool:

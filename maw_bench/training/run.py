@@ -205,7 +205,7 @@ def check_resume_matches(output: Path, cfg: BenchmarkConfig, arms: list[str]) ->
                             "(another --output, or --overwrite).")
 
 
-def run_record(output: Path, arms: list[str], resume: bool, data: dict, world_size: int) -> dict:
+def run_record(output: Path, arms: list[str], resume: bool, data: dict, world_size: int, precision: dict) -> dict:
     """``run.json`` after this call. A resume keeps the arms already there (then adds new ones) and the
     time the run was created, and notes when it was resumed."""
     old: dict = {}
@@ -217,7 +217,7 @@ def run_record(output: Path, arms: list[str], resume: bool, data: dict, world_si
     now = time.strftime("%Y-%m-%dT%H:%M:%S")
     previous = [str(a) for a in old.get("arms", [])]
     record = {"arms": previous + [a for a in arms if a not in previous], "created": old.get("created", now),
-              "data": data, "world_size": world_size}
+              "data": data, "world_size": world_size, "precision": precision}
     if old:
         record["resumed"] = now
     return record
@@ -241,7 +241,7 @@ def train_arms(
     check_arms(cfg, arms)
     commit = git_commit()  # the code this process runs: read now, not when an arm finishes hours later
     ctx = dist_setup(device)
-    cfg = resolve_config_recipe(resolve_config_dtypes(cfg, ctx.device))
+    cfg, precision = resolve_config_dtypes(resolve_config_recipe(cfg), ctx.device, ctx.world_size)
     if ctx.is_main and cfg.model.similarity == "dot" and cfg.train.temperature < 1:
         log.warning("model.similarity=dot with train.temperature=%g: InfoNCE divides unnormalised dot products "
                     "(tens to hundreds for such models) by it; dot-product retrievers are trained with "
@@ -257,7 +257,7 @@ def train_arms(
     finished = [a for a in arms if (output / a / "model" / META_FILE).is_file()]
     bundle, examples, info = prepare_data(cfg)
     if ctx.is_main and not (resume and len(finished) == len(arms)):  # a run that trains nothing rewrites nothing
-        write_json(output / RUN_FILE, run_record(output, arms, resume, info, ctx.world_size))
+        write_json(output / RUN_FILE, run_record(output, arms, resume, info, ctx.world_size, precision["train"]))
     torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
     results: dict[str, TrainResult | None] = {}
     for arm in arms:
@@ -272,7 +272,7 @@ def train_arms(
         if result.steps < trainer.total_steps:
             log.info("%s stopped at step %d of %d; rerun with --resume", arm, result.steps, trainer.total_steps)
         elif ctx.is_main:
-            finish_arm(cfg, acfg, arm, folder, encoder, result, info, ctx, commit)
+            finish_arm(cfg, acfg, arm, folder, encoder, result, info, ctx, commit, precision["train"])
     ctx.barrier()
     return results
 
@@ -309,7 +309,7 @@ def train_one_arm(cfg: BenchmarkConfig, acfg: BenchmarkConfig, folder: Path, bun
 
 
 def finish_arm(cfg: BenchmarkConfig, acfg: BenchmarkConfig, arm: str, folder: Path, encoder, result: TrainResult,
-               info: dict, ctx, commit: str | None) -> None:
+               info: dict, ctx, commit: str | None, precision: dict) -> None:
     """Save the trained arm, its sentence-transformers export (where it can be exported) and its manifest."""
     if acfg.train.lora.enabled:
         merge_lora(encoder)
@@ -325,11 +325,12 @@ def finish_arm(cfg: BenchmarkConfig, acfg: BenchmarkConfig, arm: str, folder: Pa
         "steps": result.steps,
         "examples": result.examples,
         "final_loss": result.final_loss,
-        "wall_s": round(result.wall_s, 2),
+        "wall_s": round(result.wall_s, 6),  # at its precision: a tiny run on a fast CPU takes well under 0.01 s
         **({"wall_s_partial": True} if result.wall_s_partial else {}),  # a leg's time before a resume is unknown
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "world_size": ctx.world_size,
         "dtype": acfg.train.dtype,
+        "precision": precision,  # how the dtype was chosen: as configured, or auto with the measured bf16 speed-up
         "params_added": encoder.params_added,
         "attention": "maw" if acfg.maw.enabled else acfg.attention.mechanism,
         "datasets": info,
