@@ -53,6 +53,31 @@ def test_text_alone_equals_text_beside_a_longer_one(tiny_model, selection):
     assert _max_diff(alone[0], together[0]) <= 1e-5
 
 
+def test_batches_follow_token_counts_and_give_each_text_its_own_embedding(tiny_model):
+    """Encoding batches texts by token count (longest first, windows of batches tokenized once): every text is
+    encoded once, each batch pads to fewer positions than character order would, and each embedding equals the
+    text encoded alone, across window boundaries."""
+    enc = build_encoder(cfg_for(tiny_model))
+    # character length and token count disagree: long words are one unknown token each, short words one each
+    texts = [" ".join(["w" + "x" * 40] * (i % 5 + 1)) if i % 2 else " ".join(["the cell"] * (i % 7 + 1))
+             for i in range(23)]
+    batches = list(enc._token_batches(texts, 4, "doc", None, window=2))
+    positions = [p for pos, _ in batches for p in pos]
+    assert sorted(positions) == list(range(23))
+    tokens = [int(f["attention_mask"].sum(1).max()) for _, f in batches]
+    window_firsts = [tokens[i] for i in range(0, len(tokens), 2)]
+    assert all(tokens[i] >= tokens[i + 1] for i in range(0, len(tokens) - 1, 2))  # longest first in a window
+    assert window_firsts == [int(max(f["attention_mask"].sum(1).max() for _, f in batches[i:i + 2]))
+                             for i in range(0, len(batches), 2)]
+    by_chars = sorted(range(23), key=lambda i: -len(texts[i]))
+    char_cost = sum(enc.tokenize([texts[i] for i in by_chars[a:a + 4]])["input_ids"].numel() for a in range(0, 23, 4))
+    one_window = list(enc._token_batches(texts, 4, "doc", None))
+    assert sum(f["input_ids"].numel() for _, f in one_window) < char_cost  # less padding than character order
+    together = enc.encode(texts, batch_size=4)
+    alone = torch.cat([enc.encode([t]) for t in texts])
+    assert _max_diff(together, alone) <= 1e-5
+
+
 def test_append_arms_differ_by_exactly_the_router(tiny_model):
     std = build_encoder(cfg_for(tiny_model, "maw.placement=append", "maw.num_blocks=2"))
     maw = build_encoder(cfg_for(tiny_model, "maw.placement=append", "maw.num_blocks=2", "maw.enabled=true", "maw.depth=4"))
