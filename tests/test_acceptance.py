@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from maw_bench.config import BenchmarkConfig
 from maw_bench.evaluation.pipeline import run_evaluation
 
@@ -13,6 +15,7 @@ PUBLISHED = 0.6451  # MTEB leaderboard, docs/design.md section 5
 # 1.4-5.5x slower than fp32 (this test alone took the better part of an hour on an AVX2-only CPU; issue 20).
 
 
+@pytest.mark.slow
 def test_zero_shot_minilm_on_scifact_matches_the_published_ndcg(irds_home, minilm_path, tmp_path):
     cfg = BenchmarkConfig.load(overrides=[
         f"model.name={minilm_path}", "eval.dtype=fp32", "eval.metrics=[ndcg@10]", f"eval.cache_dir={tmp_path / 'c'}",

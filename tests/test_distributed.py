@@ -41,6 +41,7 @@ def _sets(*items: str) -> list[str]:
     return [x for item in items for x in ("--set", item)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arm, selection", [("standard", "soft"), ("maw", "soft")])
 def test_one_step_on_two_ranks_equals_one_process(tiny_model_no_dropout, toy_beir, tmp_path, arm, selection):
     """Deterministic arms only: sampled selections (gumbel, grpo) draw different noise per rank. Dropout off:
@@ -78,6 +79,7 @@ def test_policy_statistics_are_the_mean_over_ranks(tmp_path):
         assert json.loads((tmp_path / f"stats.{rank}").read_text()) == {"reward_mean": 1.5, "kl": 5.0}
 
 
+@pytest.mark.slow
 def test_grpo_trains_on_two_ranks(tiny_model, toy_beir, tmp_path):
     common = tiny_overrides(tiny_model, toy_beir, "train.max_steps=2", "maw.grpo.group_size=2", "train.batch_size=4")
     _run(["train", "--arms", "maw", "--output", str(tmp_path / "two"), *_sets(*common)], nproc=2)
@@ -88,6 +90,7 @@ def test_grpo_trains_on_two_ranks(tiny_model, toy_beir, tmp_path):
     assert all("kl" in r["grpo"] for r in log)
 
 
+@pytest.mark.slow
 def test_sharded_encoding_on_two_ranks_gives_the_same_run_file(tiny_model, toy_beir, tmp_path):
     sets = _sets(f"model.name={tiny_model}", "eval.shard_docs=40", "eval.batch_size=8", "model.max_length=32")
     _run(["eval", "--dataset", str(toy_beir), "--output", str(tmp_path / "one"),

@@ -53,6 +53,7 @@ def test_depth_one_maw_arm_trains_to_the_standard_arm(tiny_model, toy_beir, tmp_
     assert logs[0] == pytest.approx(logs[1], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_depth_one_fixed_zero_on_minilm_gives_the_same_embeddings_and_metrics(minilm_path, toy_beir, tmp_path):
     from maw_bench.evaluation.pipeline import run_evaluation
 

@@ -14,7 +14,6 @@ import torch
 from conftest import tiny_overrides, write_toy_beir
 from safetensors.torch import load_file
 
-
 SIGNAL_AT_STEP = str(Path(__file__).with_name("signal_at_step.py"))
 
 
@@ -120,6 +119,7 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tiny_model, toy_beir, tmp_path):
     full = tmp_path / "full"
     assert _cli(_train_args(tiny_model, toy_beir, full)).returncode == 0
@@ -193,6 +193,7 @@ def test_a_checkpoint_with_pickled_code_is_refused_by_resume(tiny_model, toy_bei
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_with_130_and_the_resume_line_then_resume_auto_continues(tiny_model, toy_beir, tmp_path):
     run = tmp_path / "run"
     # SIGINT right after step 2 is logged, whatever the machine's speed; its handler reset to the default in the
@@ -216,6 +217,7 @@ def test_ctrl_c_ends_with_130_and_the_resume_line_then_resume_auto_continues(tin
     assert fresh.returncode == 0, fresh.stderr[-2000:]  # auto: nothing to resume, so it starts
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_inside_a_cell_redoes_only_that_cell(tiny_model, toy_beir, tmp_path):
     import yaml
 
@@ -246,6 +248,7 @@ def test_a_sweep_killed_inside_a_cell_redoes_only_that_cell(tiny_model, toy_beir
     assert steps == list(range(1, 9)) and (second / "cell.json").is_file()  # resumed, not restarted twice
 
 
+@pytest.mark.slow
 def test_two_evaluations_sharing_one_cache_give_one_valid_cache_and_the_same_metrics(tiny_model, toy_beir, tmp_path):
     env = {**os.environ, "MAW_BENCH_OFFLINE": "1"}
     common = ["eval", "--dataset", str(toy_beir), "--set", f"model.name={tiny_model}", "--set",

@@ -68,6 +68,7 @@ def _at_a_terminal(args: list[str], env: dict) -> str:
     return out.decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_a_person_at_a_terminal_sees_bars_and_quiet_turns_them_off(tiny_model, tmp_path):
     import os
 

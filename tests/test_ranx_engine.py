@@ -41,6 +41,7 @@ def _score(engine: str, entries: int = 0, metrics: list[str] = METRICS) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_interpreted_ranx_scores_every_metric_exactly_as_compiled_ranx():
     """The engine is a speed choice only: all of ranx's metric families, graded levels, ties, missing hits."""
     compiled, interpreted = _score("compiled"), _score("interpreted")

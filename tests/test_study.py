@@ -224,6 +224,7 @@ def test_a_capped_study_evaluates_the_same_queries_at_every_seed(tiny_model, tmp
     assert f"{dataset}: scored on a sample, 100 of 200 documents" in (tmp_path / "study" / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_report_rebuilds_the_committed_study_byte_for_byte(tmp_path):
     """The study README quotes: its summary is what `maw-bench report` derives from the committed folder alone."""
     import shutil

@@ -108,6 +108,7 @@ def test_sweep_resumes_only_the_unfinished_cell(tiny_model, toy_beir, tmp_path, 
     assert json.loads((out / "comparisons.json").read_text())
 
 
+@pytest.mark.slow
 def test_parallel_and_cluster_launchers_give_the_serial_summary(tiny_model, toy_beir, tmp_path):
     pytest.importorskip("submitit")
     from conftest import tiny_overrides
