@@ -193,6 +193,30 @@ def test_wall_times_leave_out_resumed_legs_of_unknown_time_and_say_so(tmp_path):
     assert wall["ratio_to_reference"]["maw"] is None and "resume" in wall["no_ratio"]["maw"]
 
 
+def test_diff_seeds_trained_before_and_after_its_second_map_moved_to_router_lr_are_not_mixed(tmp_path):
+    """diff's second query/key trained at train.lr before manifests recorded router_lr_params: a study of such seeds
+    rebuilds as it was, but is not extended with new diff seeds nor summarised beside them."""
+    from maw_bench.commands.study import check_roles
+
+    for seed in (1, 2):
+        for arm, extra in (("diff", {"attention": "diff"}), ("maw", {"attention": "maw"})):
+            path = tmp_path / f"seed-{seed}" / "run" / arm / "manifest.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(extra))
+    spec = {"arms": ["diff", "maw"], "controls": [], "seeds": [1, 2]}
+    check_roles(tmp_path, spec)  # the committed study: every diff seed trained alike
+    check_roles(tmp_path, spec, {1: ["diff", "maw"], 2: ["diff", "maw"]})  # a resume that trains nothing new
+    check_roles(tmp_path, {**spec, "arms": ["maw"], "seeds": [1, 2, 3]}, {3: ["maw"]})  # maw's roles did not change
+    with pytest.raises(UserError, match="arm diff at seeds 1, 2 was trained when diff's second query/key learned at "
+                                        "train.lr.*seeds 3 would be another experiment"):
+        check_roles(tmp_path, {**spec, "seeds": [1, 2, 3]}, {3: ["diff", "maw"]})
+    path = tmp_path / "seed-3" / "run" / "diff" / "manifest.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"attention": "diff", "router_lr_params": 1200}))
+    with pytest.raises(UserError, match="arm diff at seeds 1, 2"):
+        check_roles(tmp_path, {**spec, "seeds": [1, 2, 3]})
+
+
 def test_a_query_missing_from_one_seed_is_an_error_naming_it(tmp_path):
     from maw_bench.outputs.study_summary import difference_table
 

@@ -215,3 +215,61 @@ def test_the_allocator_keeps_freed_memory_unless_the_user_set_it(monkeypatch):
     assert keep_freed_memory() is True
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
     assert keep_freed_memory() is False  # the user's own allocator settings win
+
+
+def _steering_weights(enc) -> list[torch.nn.Parameter]:
+    """The test's own oracle of what an arm adds to steer attention, by module type: MAW's routers, the gates,
+    differential attention's second query/key and lambdas."""
+    from maw_bench.maw.attention import MAWAttention
+    from maw_bench.mechanisms.diff import DiffSelfAttention
+    from maw_bench.mechanisms.gated import GatedSelfAttention
+
+    out: list[torch.nn.Parameter] = []
+    for m in enc.modules():
+        if isinstance(m, MAWAttention) and m.router is not None:
+            out += list(m.router.parameters())
+        elif isinstance(m, GatedSelfAttention):
+            out += list(m.gate.parameters())
+        elif isinstance(m, DiffSelfAttention):
+            out += [*m.query2.parameters(), *m.key2.parameters(), m.lam]
+    return out
+
+
+@pytest.mark.parametrize("lora", [False, True])
+@pytest.mark.parametrize("placement", ["replace", "append"])
+@pytest.mark.parametrize("arm", ["maw", "maw-nested", "maw-gumbel", "gated", "diff"])
+def test_every_added_weight_learns_at_router_lr_and_every_pretrained_weight_at_lr(tiny_model, toy_beir, tmp_path,
+                                                                                  arm, placement, lora):
+    """Roles by object, not by name: each weight an arm adds to steer attention trains at train.router_lr without
+    decay and receives a gradient, under plain training and under LoRA; every pretrained weight trains at train.lr
+    (plain) or stays frozen (LoRA), and appended blocks train at train.lr in both."""
+    from maw_bench import build_encoder
+    from maw_bench.training.run import prepare_data
+    from maw_bench.training.trainer import Trainer, apply_lora
+
+    cfg = _cfg(tiny_model, toy_beir, f"maw.placement={placement}", "train.lr=1e-4", "train.router_lr=7e-3",
+               "maw.depth=2", f"train.lora.enabled={str(lora).lower()}", "train.lora.target_modules=[query,value]")
+    acfg = cfg.arm(arm)
+    enc = build_encoder(acfg)
+    pretrained = {id(p) for p in enc.backbone.parameters()}
+    blocks = {id(p) for p in enc.blocks.parameters()}
+    added = _steering_weights(enc)
+    assert added, f"{arm} adds no weight to steer attention"
+    if lora:
+        apply_lora(enc, acfg.train.lora)
+    bundle, examples, _ = prepare_data(acfg)
+    trainer = Trainer(enc, bundle, examples, acfg, tmp_path / arm, torch.device("cpu"))
+    lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in trainer.optimizer.param_groups for p in g["params"]}
+    for p in added:
+        assert p.requires_grad and lr_of[id(p)] == (7e-3, 0.0), (arm, tuple(p.shape))
+    added_ids = {id(p) for p in added}
+    for p in enc.parameters():
+        if id(p) in added_ids:
+            continue
+        if lora and id(p) in pretrained - blocks:
+            assert not p.requires_grad and id(p) not in lr_of  # LoRA freezes the pretrained weights
+        else:
+            assert p.requires_grad and lr_of[id(p)][0] == 1e-4, tuple(p.shape)  # pretrained, blocks, adapters
+    trainer.model.train()
+    trainer._accumulate(0)
+    assert all(p.grad is not None for p in added), arm

@@ -62,9 +62,10 @@ def run_study(
                      or not set(previous.get("datasets") or []) <= set(datasets)):
         raise UserError(f"{output} holds a study with another config or datasets (a study may add evaluation "
                         "datasets, not drop them); use another --output.")
-    write_json(output / STUDY_FILE, {**spec, "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S"))})
     # every seed's main arms first (the answer), then the controls of the first seed (where it comes from)
     passes = [(seed, main) for seed in seeds] + ([(seeds[0], main + extra)] if extra else [])
+    check_roles(output, spec, {seed: arms for seed, arms in passes})
+    write_json(output / STUDY_FILE, {**spec, "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S"))})
     ids = dataset_ids(cfg, datasets)
     for seed, arm_list in passes:
         run_pass(cfg.derive({"seed": seed}), output, seed, arm_list, ids)
@@ -174,6 +175,7 @@ def summarise_study(output: Path) -> dict:
     table = ss.nest(rows_pq)
     metrics = _metric_order(output, spec, table)
     dtypes = _dtypes(output, spec)
+    check_roles(output, spec)
     rows, comparisons = [], []
     for ds_id in sorted(table):
         for arm in [*spec["arms"], *spec["controls"]]:
@@ -253,6 +255,28 @@ def _samples(output: Path, spec: dict) -> dict[str, dict]:
         for ds, sample in (doc.get("sample") or {}).items():
             found.setdefault(ds, sample)
     return found
+
+
+def check_roles(output: Path, spec: dict, to_train: dict[int, list[str]] | None = None) -> None:
+    """Every seed of an arm trained the same weights at ``train.router_lr`` (manifests: ``router_lr_params``).
+    A ``diff`` seed trained before that was recorded learned its second query/key at ``train.lr``; one trained
+    since learns them at ``router_lr``: the two are different experiments, so they are not mixed in one row, and
+    ``to_train`` (seed -> arms about to train) is refused before any work."""
+    for arm in [*spec["arms"], *spec["controls"]]:
+        found = {seed: m for seed in spec["seeds"]
+                 if (m := _read(output / f"seed-{seed}" / "run" / arm / "manifest.json"))}
+        kinds = {m.get("router_lr_params", "before") for m in found.values() if m.get("attention") == "diff"}
+        kinds |= {m["router_lr_params"] for m in found.values() if "router_lr_params" in m}
+        new = [s for s, arms in (to_train or {}).items() if arm in arms and s not in found]
+        if "before" in kinds and (len(kinds) > 1 or new):
+            old = sorted(s for s, m in found.items() if "router_lr_params" not in m)
+            raise UserError(f"{output}: arm {arm} at seeds {', '.join(map(str, old))} was trained when diff's second "
+                            "query/key learned at train.lr; maw-bench now trains them at train.router_lr, so "
+                            f"{'seeds ' + ', '.join(map(str, new)) if new else 'the other seeds'} would be another "
+                            "experiment: start a new study in another --output (or retrain those seeds there).")
+        if len(kinds) > 1:
+            raise UserError(f"{output}: arm {arm}'s seeds trained different weights at train.router_lr "
+                            f"({', '.join(map(str, sorted(kinds, key=str)))}); retrain them in one study folder.")
 
 
 def _wall_times(output: Path, spec: dict) -> dict:

@@ -208,6 +208,11 @@ class MAWAttention(nn.Module):
         for name, table in self._depth_tables().items():
             getattr(self, name).copy_(table)
 
+    def added_parameters(self) -> list[nn.Parameter]:
+        """The weights this layer adds to steer attention: its router's (none for a control). The full variant's
+        depth projections are copies of the pretrained query/key and train, and take LoRA, as those do."""
+        return list(self.router.parameters()) if self.router is not None else []
+
     @staticmethod
     def _depth_projection(base: nn.Linear, depth: int, noise: float) -> nn.Linear:
         d_in, d_out = base.in_features, base.out_features

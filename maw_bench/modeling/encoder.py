@@ -124,6 +124,17 @@ class Encoder(nn.Module):
     def dim(self) -> int:
         return self.backbone.config.hidden_size
 
+    def added_parameters(self) -> list[nn.Parameter]:
+        """The weights this arm adds to steer attention (MAW's routers, gates, differential attention's second map
+        and lambdas), each once, by object: every module that declares ``added_parameters()`` says which. They
+        learn at ``train.router_lr``, stay trainable under LoRA and are frozen by ``attention.freeze_added``;
+        appended blocks are new layers of the encoder, not steering weights."""
+        seen: dict[int, nn.Parameter] = {}
+        for m in self.modules():
+            if m is not self and hasattr(m, "added_parameters"):
+                seen.update((id(p), p) for p in m.added_parameters())
+        return list(seen.values())
+
     def maw_modules(self) -> list[MAWAttention]:
         return [m for m in self.modules() if isinstance(m, MAWAttention)]
 

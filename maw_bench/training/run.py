@@ -332,6 +332,9 @@ def finish_arm(cfg: BenchmarkConfig, acfg: BenchmarkConfig, arm: str, folder: Pa
         "dtype": acfg.train.dtype,
         "precision": precision,  # how the dtype was chosen: as configured, or auto with the measured bf16 speed-up
         "params_added": encoder.params_added,
+        # the weights trained at train.router_lr (Encoder.added_parameters): a study refuses to mix seeds whose
+        # roles differ (before this was recorded, diff's second query/key trained at train.lr)
+        "router_lr_params": sum(p.numel() for p in encoder.added_parameters()),
         "attention": "maw" if acfg.maw.enabled else acfg.attention.mechanism,
         "datasets": info,
         "versions": versions(),

@@ -69,14 +69,16 @@ class TrainResult:
     wall_s_partial: bool = False  # resumed from a checkpoint that did not record the time before it
 
 
-def param_groups(model: torch.nn.Module, lr: float, router_lr: float, weight_decay: float) -> list[dict]:
-    """Routers, gates and lambdas at ``train.router_lr`` without decay; biases and norms without decay."""
+def param_groups(encoder: Encoder, lr: float, router_lr: float, weight_decay: float) -> list[dict]:
+    """The weights the arm adds to steer attention (``Encoder.added_parameters``, by object) at ``train.router_lr``
+    without decay; biases and norms without decay; the rest with it."""
+    steering = {id(p) for p in encoder.added_parameters()}
     router, decay, no_decay = [], [], []
-    for name, p in model.named_parameters():
+    for name, p in encoder.named_parameters():
         if not p.requires_grad:
             continue
-        if ".router." in f".{name}" or ".gate." in f".{name}" or name.endswith(".lam"):
-            router.append(p)  # weights an arm adds to steer attention learn at router_lr (routers, gates, lambdas)
+        if id(p) in steering:
+            router.append(p)
         elif p.ndim < 2 or "norm" in name.lower():
             no_decay.append(p)
         else:
@@ -90,7 +92,8 @@ def param_groups(model: torch.nn.Module, lr: float, router_lr: float, weight_dec
 
 
 def apply_lora(encoder: Encoder, lc: LoRAConfig) -> None:
-    """Wrap the backbone with peft LoRA; MAW routers and appended blocks stay fully trainable."""
+    """Wrap the backbone with peft LoRA; the weights the arm adds (routers, gates, second maps) and appended blocks
+    stay fully trainable, chosen by object (peft freezes every weight it does not wrap)."""
     from peft import LoraConfig, get_peft_model
 
     targets = list(lc.target_modules)
@@ -100,12 +103,13 @@ def apply_lora(encoder: Encoder, lc: LoRAConfig) -> None:
         raise UserError(f"train.lora.target_modules: {', '.join(missing) or '[]'} names no module of this model; "
                         f"use names such as {', '.join(sorted(n for n in names if n)[:8])}.")
     targets += [t for t in ("query_depth", "key_depth") if t in names and t not in targets]  # the full variant's
+    frozen_by_choice = {id(p) for p in encoder.added_parameters() if not p.requires_grad}  # attention.freeze_added
     encoder.backbone = get_peft_model(
         encoder.backbone,
         LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=targets),
     )
-    for name, p in encoder.named_parameters():
-        if ".router." in f".{name}" or name.startswith("blocks."):
+    for p in [*encoder.added_parameters(), *encoder.blocks.parameters()]:
+        if id(p) not in frozen_by_choice:
             p.requires_grad_(True)
 
 
