@@ -239,8 +239,9 @@ def evaluate(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub to run."),
     verify_cache: bool = typer.Option(False, "--verify-cache", help="Hash every cached embedding shard in full "
                                       "before using it (eval.verify_cache)."),
-    arms: str = typer.Option(None, "--arms", help="Also score these named arms as built, untrained, on the config's "
-                             "model (e.g. standard,maw,maw-nested,gated,diff): what each costs or gives at init."),
+    arms: str = typer.Option(None, "--arms", help="Also score these named arms as built, untrained, on the one plain "
+                             "--model named (else the config's model; e.g. standard,maw,maw-nested,gated,diff): what "
+                             "each costs or gives at init."),
 ) -> None:
     """Encode, retrieve and score models with ranx; significance against the reference arm."""
     from maw_bench.evaluation.pipeline import run_evaluation

@@ -107,6 +107,31 @@ def test_untrained_arms_are_scored_as_built_and_the_init_laws_show(tiny_model, t
     assert doc["models"]["gated"]["untrained_arm"] == "gated" and doc["reference"] == "standard"
 
 
+def test_arms_are_built_on_the_model_named_and_it_encodes_as_its_folder_says(tiny_model, toy_beir, tmp_path):
+    """``eval --model X --arms ...`` builds the arms on X (init/standard IS X: the same run, hit for hit), and X is
+    pooled as its own sentence-transformers folder says, not as the config's default model's (before: the arms
+    were MiniLM's, and a CLS folder was mean-pooled with a warning, exit 0). Two plain models with --arms: one line."""
+    from test_st_recipe import _st_folder
+
+    from maw_bench.evaluation.pipeline import run_evaluation
+
+    folder = _st_folder(tiny_model, tmp_path / "cls_model", "cls_token")
+    cfg = BenchmarkConfig.load(overrides=[f"data.eval=[{toy_beir}]", f"eval.cache_dir={tmp_path / 'c'}",
+                                          "eval.metrics=[ndcg@10]", "maw.depth=2", "model.max_length=64",
+                                          "model.query_max_length=16"])
+    assert cfg.model.name != folder
+    run_evaluation(cfg, [folder], [str(toy_beir)], tmp_path / "e", print_table=False, arms=["standard", "gated"])
+    runs = {p.name.split("__")[0]: p.read_text().split("\n") for p in (tmp_path / "e" / "runs").glob("*.trec")}
+    strip = lambda lines: [" ".join(x.split()[:5]) for x in lines if x]  # noqa: E731  (the run tag differs)
+    assert strip(runs["zero-shot"]) == strip(runs["init_standard"]) == strip(runs["init_gated"])
+    explicit = cfg.derive({"model.name": folder, "model.pooling": "cls"})
+    run_evaluation(explicit, [], [str(toy_beir)], tmp_path / "cls", print_table=False)
+    (cls_run,) = (tmp_path / "cls" / "runs").glob("*.trec")
+    assert strip(cls_run.read_text().split("\n")) == strip(runs["zero-shot"])
+    with pytest.raises(UserError, match="--arms builds its arms on one model, and --model names 2 plain ones"):
+        run_evaluation(cfg, [folder, tiny_model], [str(toy_beir)], tmp_path / "two", print_table=False, arms=["standard"])
+
+
 def test_a_mechanism_and_maw_in_one_arm_is_one_line():
     with pytest.raises(UserError, match="one attention under test"):
         BenchmarkConfig.load(overrides=["attention.mechanism=gated", "maw.enabled=true"])

@@ -30,7 +30,7 @@ class ModelRef:
             import torch
 
             with torch.random.fork_rng(devices=[]):
-                return build_encoder(cfg.arm(self.arm), device)
+                return build_encoder(cfg.derive({"model.name": self.source}).arm(self.arm), device)
         if self.exported:
             from maw_bench.modeling.export import load_exported
 
@@ -113,11 +113,24 @@ def unique_labels(refs: list[ModelRef]) -> list[ModelRef]:
     return refs
 
 
-def untrained_arms(arms: list[str], cfg: BenchmarkConfig, prefix: str = "") -> list[ModelRef]:
-    """Named arms as built on ``cfg.model.name``, before any training: what an arm costs or gives at init.
+def arm_base(refs: list[ModelRef], cfg: BenchmarkConfig) -> str:
+    """The model ``eval --arms`` builds its arms on: the one plain (zero-shot) model named with ``--model``, else
+    ``cfg.model.name``. Two plain models leave it ambiguous: one line, before any model loads (before, the arms
+    were built on ``cfg.model.name`` whatever ``--model`` said, and scored beside the named model with exit 0)."""
+    plain = [r.source for r in refs if r.zero_shot and r.arm is None]
+    if len(plain) > 1:
+        raise UserError(f"--arms builds its arms on one model, and --model names {len(plain)} plain ones "
+                        f"({', '.join(plain)}); give one --model with --arms, or evaluate each model on its own.")
+    return plain[0] if plain else cfg.model.name
+
+
+def untrained_arms(arms: list[str], base: str, cfg: BenchmarkConfig, prefix: str = "") -> list[ModelRef]:
+    """Named arms as built on ``base`` (``arm_base``), before any training: what an arm costs or gives at init.
     ``prefix`` (``init/``) tells them from trained arms of the same name scored beside them."""
     if len(set(arms)) != len(arms):
         raise UserError(f"--arms {','.join(arms)} names an arm twice; each arm is scored once.")
+    from maw_bench.modeling.encoder import check_model_fits
+
     for arm in arms:
-        cfg.arm(arm)  # an unknown arm fails here, before any model loads
-    return [ModelRef(f"{prefix}{arm}", cfg.model.name, True, arm=arm) for arm in arms]
+        check_model_fits(cfg.derive({"model.name": base}).arm(arm))  # an unknown or unfitting arm: before any load
+    return [ModelRef(f"{prefix}{arm}", base, True, arm=arm) for arm in arms]

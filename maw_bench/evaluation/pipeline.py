@@ -41,11 +41,10 @@ from maw_bench.errors import UserError
 from maw_bench.evaluation.embeddings import encode_corpus, finish_sharded
 from maw_bench.evaluation.merge import KeptEvaluation, check_joinable, join_records, join_scores
 from maw_bench.evaluation.metrics import cache_dir_default, score_run, use_ranx_engine
-from maw_bench.evaluation.models import ModelRef, resolve_models, unique_labels, untrained_arms
+from maw_bench.evaluation.models import ModelRef, arm_base, resolve_models, unique_labels, untrained_arms
 from maw_bench.evaluation.runfiles import write_trec
 from maw_bench.evaluation.search import Hits, bm25_search, exact_search, faiss_search
 from maw_bench.evaluation.significance import compare
-from maw_bench.modeling.st_recipe import resolve_config_recipe
 from maw_bench.outputs.eval_report import report_markdown
 from maw_bench.outputs.folders import safe_name
 from maw_bench.outputs.layout import METRICS_FILE, REFERENCE_ARM
@@ -225,10 +224,12 @@ def run_evaluation(
     """Score every model on every dataset into ``output``; ``keep``: an evaluation there joins (``merge``)."""
     metrics = list(cfg.eval.metrics)  # names checked when the config was built
     ctx = dist_setup(device)
-    cfg, precision = resolve_config_dtypes(resolve_config_recipe(cfg), ctx.device, ctx.world_size)
+    # each model encodes as its own folder says (build_encoder resolves model.* auto per model), not as
+    # cfg.model.name's folder says: a --model X with CLS pooling is pooled by CLS
+    cfg, precision = resolve_config_dtypes(cfg, ctx.device, ctx.world_size)
     refs: list[ModelRef] = resolve_models(model_specs, cfg) if model_specs or not arms else []
-    if arms:  # beside trained models, the untrained arms are init/<arm>: one label, one model
-        refs = unique_labels(refs + untrained_arms(arms, cfg, prefix="init/" if model_specs else ""))
+    if arms:  # beside other models, the untrained arms are init/<arm>, built on the one plain model named
+        refs = unique_labels(refs + untrained_arms(arms, arm_base(refs, cfg), cfg, prefix="init/" if model_specs else ""))
     bundles = load_eval_bundles(cfg, dataset_specs)
     check_scorable(bundles)  # before any model loads or encodes
     if keep is not None:
