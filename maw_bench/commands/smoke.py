@@ -1,4 +1,4 @@
-"""``maw-bench smoke``: the whole pipeline on the built-in dataset, offline, in under a minute.
+"""``maw-bench smoke``: the whole pipeline on the built-in dataset, offline, in under 30 s on a 2-core CPU.
 
 Trains the standard and the MAW (GRPO) arm for a few steps each, evaluates both and
 the zero-shot encoder, tests significance, writes the report and plots, and prints
@@ -23,8 +23,8 @@ RECIPE = "smoke.yaml"  # in maw_bench/recipes: 4 steps per arm, 50 test queries 
 
 
 def smoke_recipe() -> dict:
-    """The built-in recipe, read from the package (so a pip install has it), sized for a first run under a
-    minute on a 2-core CPU in fp32."""
+    """The built-in recipe, read from the package (so a pip install has it), sized for a first run under 30 s
+    on a 2-core CPU in fp32."""
     from importlib.resources import files
 
     import yaml
