@@ -320,6 +320,8 @@ def study(
                                  "run at the first seed, comma-separated."),
     dataset: list[str] = DATASET_OPT,
     output: Path = typer.Option(None, "--output", "-o", help="Study folder (default: results/study-...); rerun to resume."),
+    equivalence_margin: float = typer.Option(None, "--equivalence-margin", help="Equivalence within +-this difference "
+                                             "of the first metric (TOST); default the study's own, else 0.01."),
 ) -> None:
     """Arms x seeds (plus controls) with the same data and budget; mean +- std and differences over seeds and queries."""
     from maw_bench.commands.study import run_study
@@ -341,7 +343,7 @@ def study(
     warn_ignored(cfg, arm_list)
     output = ensure_writable(output, "study") if output else new_output_dir("study", list(dataset or cfg.data.eval))
     with folder_lock(output):
-        run_study(cfg, arm_list, seed_list, control_list, output, list(dataset or []) or None)
+        run_study(cfg, arm_list, seed_list, control_list, output, list(dataset or []) or None, equivalence_margin)
 
 
 @app.command()
@@ -414,11 +416,15 @@ def export_provenance(run: Path, source: Path, arm: str) -> dict:
 
 
 @app.command()
-def report(folders: list[Path] = typer.Argument(..., help="Eval, train-run or sweep folders.")) -> None:
+def report(
+    folders: list[Path] = typer.Argument(..., help="Eval, train-run, sweep or study folders."),
+    equivalence_margin: float = typer.Option(None, "--equivalence-margin", help="A study's equivalence margin "
+                                             "(kept in its study.json for later rebuilds)."),
+) -> None:
     """Rebuild tables and plots from existing folders without recomputing anything."""
     from maw_bench.commands.report import rebuild
 
-    rebuild(folders)
+    rebuild(folders, equivalence_margin)
 
 
 @app.command()

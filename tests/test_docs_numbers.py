@@ -182,3 +182,24 @@ def test_the_five_seed_routing_table_is_what_the_logs_say():
         assert settled.split(", ") == ["never" if f["settled_from_step"] is None else str(f["settled_from_step"])
                                        for f in mine]
         assert _numbers(entropy) == pytest.approx([f["final_entropy"] for f in mine], abs=5e-4)
+
+
+def test_the_equivalence_sentence_is_the_committed_summary():
+    """README's equivalence figures (TOST within the study's margin, Holm, smallest equivalent margins) are those of
+    summary.json: rebuild with `maw-bench report results/study-scifact-cranfield` and rewrite the sentence."""
+    doc = json.loads((ROOT / "results" / "study-scifact-cranfield" / "summary.json").read_text())
+    comp = {(c["dataset"], c["arm"]): c for c in doc["comparisons"] if c["metric"] == "ndcg@10" and "tost_p_holm" in c}
+    text = " ".join(README.split())
+    m = re.search(r"arms are equivalent to standard within ±([\d.]+) nDCG@10 on both collections .*?every Holm p <= "
+                  r"([\d.e-]+)\); the smallest margins within which each is equivalent at 5% are ±([\d.]+), ±([\d.]+) and "
+                  r"±([\d.]+) on SciFact and ±([\d.]+), ±([\d.]+) and ±([\d.]+) on Cranfield.*?equivalent on neither "
+                  r"\(only within ±([\d.]+) and ±([\d.]+) on SciFact\)", text)
+    assert m, "README's equivalence sentence"
+    assert float(m.group(1)) == doc["equivalence_margin"]
+    quiet = [comp[(d, a)] for d in ("beir/scifact/test", "cranfield") for a in ("maw-nested", "gated", "diff")]
+    assert m.group(2) == f"{max(c['tost_p_holm'] for c in quiet):.2g}"
+    assert [float(x) for x in m.groups()[2:8]] == [round(c["equivalent_within"], 4) for c in quiet]
+    assert [float(x) for x in m.groups()[8:]] == [round(comp[("beir/scifact/test", a)]["equivalent_within"], 4)
+                                                 for a in ("maw", "maw-uniform")]
+    assert all(comp[("beir/scifact/test", a)]["tost_p_holm"] > 0.05 and comp[("cranfield", a)]["tost_p_holm"] > 0.05
+               for a in ("maw", "maw-uniform"))

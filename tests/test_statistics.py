@@ -78,6 +78,27 @@ def test_the_primary_method_rejects_a_true_null_about_5_percent_in_every_regime(
         assert 0.025 <= rate <= high, (name, rate)
 
 
+@pytest.mark.parametrize("seeds, queries", [(3, 225), (5, 300)])
+def test_equivalence_at_the_margin_is_declared_at_most_about_5_percent_of_the_time(seeds, queries):
+    """TOST on the crossed fit, with the true difference exactly at the margin (+ or -): 2,000 simulated studies per
+    regime declare equivalence at most 7.5% of the time (the primary test's band; about 5% where the SE is small
+    against the margin, less where it is large), and with no true difference it finds equivalence where the
+    design can (the power side: the test is not just conservative)."""
+    from maw_bench.evaluation.calibration import equivalence_rate
+    from maw_bench.evaluation.crossed import equivalent_within, tost_p
+
+    margin = 0.01
+    for name, sd in REGIMES.items():
+        for mu in (margin, -margin):
+            rate = equivalence_rate(seeds, queries, sd, 2000, margin, mu, seed=21)
+            assert rate <= 0.075, (name, mu, rate)
+    assert equivalence_rate(5, 300, REGIMES["small seed, small residual"], 500, margin, 0.0, seed=22) > 0.8  # about 0.90 expected
+    # the smallest equivalent margin is where TOST's p crosses 5%
+    m = equivalent_within(0.002, 0.003, 40.0)
+    assert tost_p(0.002, 0.003, 40.0, m) == pytest.approx(0.05, abs=1e-9)
+    assert tost_p(0.002, 0.003, 40.0, m * 1.01) < 0.05 < tost_p(0.002, 0.003, 40.0, m * 0.99)
+
+
 def test_the_bootstrap_with_normal_quantiles_is_outside_the_band_when_seeds_dominate():
     rate = rejection_rates(3, 300, REGIMES["seeds only"], 400, seed=12, methods=("bootstrap-normal",), n_boot=300)
     assert rate["bootstrap-normal"] > 0.10  # the old rule: about 25%

@@ -41,7 +41,7 @@ def rebuild_eval(folder: Path) -> None:
     console.print(rich_table(results, metrics, comps, title=f"{folder} (reference: {ref})"))
 
 
-def rebuild(folders: list[Path]) -> None:
+def rebuild(folders: list[Path], equivalence_margin: float | None = None) -> None:
     from maw_bench.commands.sweep import summarise_sweep
 
     for folder in folders:
@@ -55,7 +55,7 @@ def rebuild(folders: list[Path]) -> None:
         elif (folder / STUDY_FILE).is_file():
             from maw_bench.commands.study import summarise_study
 
-            summarise_study(folder)
+            summarise_study(folder, equivalence_margin)
         elif (folder / "eval" / METRICS_FILE).is_file():  # a smoke folder
             rebuild_eval(folder / "eval")
             if (folder / "run" / RUN_FILE).is_file():

@@ -47,7 +47,7 @@ def study_arms(cfg: BenchmarkConfig, arms: list[str], controls: list[str]) -> tu
 
 def run_study(
     cfg: BenchmarkConfig, arms: list[str], seeds: list[int], controls: list[str], output: Path,
-    datasets: list[str] | None = None,
+    datasets: list[str] | None = None, equivalence_margin: float | None = None,
 ) -> Path:
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds {seeds}: give distinct seeds, e.g. --seeds 13,14,15.")
@@ -57,7 +57,8 @@ def run_study(
     output.mkdir(parents=True, exist_ok=True)
     previous = _read(output / STUDY_FILE)
     spec = {"arms": main, "controls": extra, "controls_seed": seeds[0], "seeds": seeds, "datasets": datasets,
-            "config": cfg.to_dict()}
+            "config": cfg.to_dict(),
+            "equivalence_margin": _margin(equivalence_margin, previous)}
     if previous and (not _same_config(previous.get("config"), cfg, [*main, *extra])
                      or not set(previous.get("datasets") or []) <= set(datasets)):
         raise UserError(f"{output} holds a study with another config or datasets (a study may add evaluation "
@@ -71,6 +72,17 @@ def run_study(
         run_pass(cfg.derive({"seed": seed}), output, seed, arm_list, ids)
     summarise_study(output)
     return output
+
+
+def _margin(asked: float | None, spec: dict | None) -> float:
+    """The equivalence margin: as asked, else the study's own (study.json), else the default; an analysis
+    setting, so changing it retrains nothing."""
+    from maw_bench.outputs.study_summary import EQUIVALENCE_MARGIN
+
+    margin = asked if asked is not None else (spec or {}).get("equivalence_margin", EQUIVALENCE_MARGIN)
+    if not margin > 0:
+        raise UserError(f"--equivalence-margin {margin}: give a positive difference in the first metric, e.g. 0.01.")
+    return float(margin)
 
 
 def dataset_ids(cfg: BenchmarkConfig, specs: list[str]) -> dict[str, str]:
@@ -154,7 +166,7 @@ def _read(path: Path) -> dict | None:
         return None
 
 
-def summarise_study(output: Path) -> dict:
+def summarise_study(output: Path, equivalence_margin: float | None = None) -> dict:
     """Write per_query.csv.gz, summary.json/md and plots from the folder (recomputes no embedding).
 
     The seeds' evaluations are read where they are; where they are gone (a committed study keeps
@@ -167,6 +179,9 @@ def summarise_study(output: Path) -> dict:
     spec = _read(output / STUDY_FILE)
     if spec is None:
         raise UserError(f"{output} is not a study folder (no study.json).")
+    margin = _margin(equivalence_margin, spec)
+    if equivalence_margin is not None and spec.get("equivalence_margin") != margin:
+        write_json(output / STUDY_FILE, {**spec, "equivalence_margin": margin})  # the next rebuild keeps it
     rows_pq = ss.read_seed_tables(output, spec["seeds"])
     if rows_pq:
         ss.write_per_query(output / ss.PER_QUERY_FILE, rows_pq)
@@ -193,13 +208,15 @@ def summarise_study(output: Path) -> dict:
             if arm != REFERENCE and REFERENCE in table[ds_id]:
                 for m in metrics:
                     ref = {s: v for s, v in table[ds_id][REFERENCE][m].items() if s in per_metric[m]}
-                    comparisons.append({**ss.compare(per_metric[m], ref, arm, REFERENCE, m, ds_id), "metric": m})
+                    comparisons.append({**ss.compare(per_metric[m], ref, arm, REFERENCE, m, ds_id, margin),
+                                        "metric": m})
     family = ss.add_holm([c for c in comparisons if c["arm"] in spec["arms"]], metrics[0])
     maw_arms = [a for a in [*spec["arms"], *spec["controls"]] if a != REFERENCE]
     evaluated = {**spec, "seeds": [s for s in spec["seeds"] if any(s in r["seeds"] for r in rows)]}  # not a running one
     doc = {"schema": "maw-bench/study/v2", "metrics": metrics, "reference": REFERENCE, "rows": rows,
            "comparisons": comparisons, "wall_s": _wall_times(output, evaluated), "seeds": spec["seeds"],
            "routing": ss.routing_facts(output, evaluated, maw_arms), "family": family,
+           "equivalence_margin": margin,
            "method": "crossed random effects per dataset and metric (d[s,q] = mu + seed + query + residual; REML "
                      "components, Satterthwaite df, t interval; a component with F-test p > 0.25 pooled into the "
                      "residual for inference); smallest detectable = (t_.975 + t_.80) x SE at that df; sensitivity: "
@@ -211,7 +228,7 @@ def summarise_study(output: Path) -> dict:
     write_text(output / "summary.md", study_markdown(doc))
     for dataset in {r["dataset"] for r in rows}:
         arm_differences([c for c in comparisons if c["dataset"] == dataset and c["metric"] == metrics[0]],
-                        metrics[0], output / f"differences__{dataset.replace('/', '_')}.png")
+                        metrics[0], output / f"differences__{dataset.replace('/', '_')}.png", margin)
     console.print(study_rich_table(doc))
     console.print(f"summary in {output / 'summary.md'}")
     return doc

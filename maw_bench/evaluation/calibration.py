@@ -73,6 +73,19 @@ def expected_min_detectable(seeds: int, queries: int, sd: tuple[float, float, fl
     return float((stats.t.ppf(0.975, df) + stats.t.ppf(0.80, df)) * np.sqrt(var_mu))
 
 
+def equivalence_rate(seeds: int, queries: int, sd: tuple[float, float, float], n_sims: int, margin: float,
+                     mu: float, seed: int = 0) -> float:
+    """Share of ``n_sims`` simulated studies (true difference ``mu``) that TOST on the crossed fit declares
+    equivalent within ``margin`` at 5%: at ``mu = margin`` a calibrated test does so at most 5% of the time."""
+    from maw_bench.evaluation.crossed import tost_p
+
+    rng = np.random.default_rng(seed)
+    fit = fit_crossed(simulate(n_sims, seeds, queries, sd, mu, rng))
+    se = np.sqrt(fit.var_mu)
+    return float(np.mean([tost_p(float(m), float(e), float(f), margin) < 0.05
+                          for m, e, f in zip(fit.mean, se, fit.df)]))
+
+
 def rejection_rates(seeds: int, queries: int, sd: tuple[float, float, float], n_sims: int, seed: int = 0,
                     methods: tuple[str, ...] = METHODS, mu: float = 0.0, n_boot: int = 400) -> dict[str, float]:
     """Share of ``n_sims`` simulated studies each method rejects at 5% (under ``mu``)."""

@@ -186,6 +186,25 @@ def _finish(method: str, s: int, q: int, mean: float, var_mu: float, df: float, 
                            (t975 + t80) * se, v_seed, v_query, v_resid, zero)
 
 
+def tost_p(mean: float, se: float, df: float, margin: float) -> float:
+    """Equivalence: two one-sided t-tests (Schuirmann's TOST) of ``-margin < difference < margin`` on the same
+    estimate, SE and df as the difference test; p is the larger of the two one-sided p's (small: equivalent).
+    A non-significant difference is not this: it can come from too few seeds or queries to see one."""
+    if margin <= 0:
+        return 1.0
+    if se == 0:
+        return 0.0 if abs(mean) < margin else 1.0
+    below = float(stats.t.sf((mean + margin) / se, df))  # H0: difference <= -margin
+    above = float(stats.t.cdf((mean - margin) / se, df))  # H0: difference >= +margin
+    return min(1.0, max(below, above))
+
+
+def equivalent_within(mean: float, se: float, df: float, alpha: float = 0.05) -> float:
+    """The smallest margin at which TOST shows equivalence at ``alpha``: ``|mean| + t_(1-alpha, df) SE``, the
+    farther end of the ``1 - 2 alpha`` (90%) interval."""
+    return abs(mean) + (float(stats.t.ppf(1 - alpha, df)) * se if se > 0 else 0.0)
+
+
 def seed_level_t(d: np.ndarray) -> dict:
     """Sensitivity: a paired t-test over the per-seed means (df = S - 1); None-valued with one seed."""
     means = np.asarray(d, dtype=float).mean(1)

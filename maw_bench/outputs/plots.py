@@ -122,8 +122,9 @@ def routing_counts(models: dict[str, dict], path: Path, title: str = "") -> Path
     return _save(fig, path)
 
 
-def arm_differences(comparisons: list[dict], metric: str, path: Path) -> Path | None:
-    """Each arm minus the reference: mean difference with its 95% interval, per-seed differences as dots."""
+def arm_differences(comparisons: list[dict], metric: str, path: Path, margin: float | None = None) -> Path | None:
+    """Each arm minus the reference: mean difference with its 95% interval, per-seed differences as dots, and the
+    equivalence margin as a shaded band (an interval inside it, at 90%, is what TOST calls equivalent)."""
     if not comparisons:
         return None
     fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(comparisons)))
@@ -132,6 +133,9 @@ def arm_differences(comparisons: list[dict], metric: str, path: Path) -> Path | 
                     fmt="o", color="tab:purple", capsize=3)
         ax.scatter(c["per_seed_diff"], [i] * len(c["per_seed_diff"]), color="grey", s=12, zorder=3)
     ax.axvline(0.0, color="grey", linewidth=0.8)
+    if margin:
+        ax.axvspan(-margin, margin, color="tab:green", alpha=0.12, label=f"equivalence margin ±{margin:g}")
+        ax.legend(fontsize=7, loc="best")
     ax.set_yticks(range(len(comparisons)))
     ax.set_yticklabels([c["arm"] for c in comparisons], fontsize=8)
     ax.set_xlabel(f"{metric}: arm - {comparisons[0]['reference']} (95% CI over seeds and queries; dots: seeds)")

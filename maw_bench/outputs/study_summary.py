@@ -125,15 +125,25 @@ def difference_table(arm: dict[int, dict[str, float]], ref: dict[int, dict[str, 
     return seeds, np.array([[arm[s][q] - ref[s][q] for q in qids] for s in seeds])
 
 
-def compare(arm: dict, ref: dict, name: str, reference: str, metric: str, dataset: str) -> dict:
-    """The primary estimate and the sensitivity columns for one arm, metric and dataset."""
-    from maw_bench.evaluation.crossed import crossed_estimate, seed_level_t
+# The default equivalence margin: one point of nDCG@10 (0.01), the smallest difference retrieval papers commonly
+# report as a gain, and about a third of what MAW's split arm lost on Cranfield; a field with other stakes sets its own
+# (study/report --equivalence-margin).
+EQUIVALENCE_MARGIN = 0.01
+
+
+def compare(arm: dict, ref: dict, name: str, reference: str, metric: str, dataset: str,
+            margin: float = EQUIVALENCE_MARGIN) -> dict:
+    """The primary estimate, equivalence within ``margin`` on the same fit (TOST p, and the smallest margin at
+    which equivalence holds at 5%) and the sensitivity columns for one arm, metric and dataset."""
+    from maw_bench.evaluation.crossed import crossed_estimate, equivalent_within, seed_level_t, tost_p
     from maw_bench.evaluation.seed_stats import compare_over_seeds
 
     seeds, d = difference_table(arm, ref, name, reference, f"{dataset} {metric}")
     est = crossed_estimate(d).to_dict()
     boot = compare_over_seeds(arm, ref, name, reference, metric)
     return {"dataset": dataset, "arm": name, "reference": reference, **est,
+            "tost_p": tost_p(est["mean_diff"], est["se"], est["df"], margin),
+            "equivalent_within": equivalent_within(est["mean_diff"], est["se"], est["df"]),
             "per_seed_diff": [float(x) for x in d.mean(1)], "seeds_list": seeds,
             "bootstrap": {"se": boot.se, "ci95_low": boot.ci95_low, "ci95_high": boot.ci95_high,
                           "p_value": boot.p_value, "rule": "pigeonhole bootstrap SE, normal quantiles"},
@@ -145,8 +155,8 @@ def add_holm(comparisons: list[dict], metric: str) -> str:
     from maw_bench.evaluation.crossed import holm
 
     family = [c for c in comparisons if c["metric"] == metric]
-    for c, p in zip(family, holm([c["p_value"] for c in family])):
-        c["p_holm"] = p
+    for c, p, p_eq in zip(family, holm([c["p_value"] for c in family]), holm([c["tost_p"] for c in family])):
+        c["p_holm"], c["tost_p_holm"] = p, p_eq
     return (f"Holm over the {len(family)} comparisons of every arm against the reference on every dataset "
             f"({metric})")
 

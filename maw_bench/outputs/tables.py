@@ -105,6 +105,17 @@ def study_markdown(doc: dict) -> str:
     main = metrics[0] if metrics else None
     comps = [c for c in doc["comparisons"] if c["metric"] == main]
     if comps:
+        margin = doc.get("equivalence_margin")
+        if margin is not None and "tost_p" in comps[0]:
+            lines += ["", f"{main}: equivalence to `{doc['reference']}` within ±{margin:g} (two one-sided t-tests on "
+                      "the same fit, SE and df as Δ; Holm over the same family; a non-significant Δ is not "
+                      "equivalence). Equivalent within: the smallest margin at which equivalence holds at 5% "
+                      "(|Δ| + t_.95 x SE).", "",
+                      f"| dataset | arm | Δ | TOST p (±{margin:g}) | Holm | equivalent within |", "|---|---|---|---|---|---|"]
+            for c in comps:
+                holm_eq = f"{c['tost_p_holm']:.2g}" if "tost_p_holm" in c else "-"  # a control: outside the family
+                lines.append(f"| {c['dataset']} | {c['arm']} | {c['mean_diff']:+.4f} | {c['tost_p']:.2g} | {holm_eq} | "
+                             f"±{c['equivalent_within']:.4f} |")
         lines += ["", f"{main}: smallest difference the design detects (80% power, 5% level, t at the fitted df) and "
                   "the variance components (sd) of the per-query differences:", "",
                   "| dataset | arm | test | seeds x queries | df | smallest detectable Δ | sd seed | sd query | "
