@@ -12,6 +12,7 @@ from conftest import tiny_overrides
 
 from maw_bench.config import BenchmarkConfig
 from maw_bench.data import load_bundle
+from maw_bench.errors import UserError
 from maw_bench.evaluation.embeddings import encode_corpus
 from maw_bench.evaluation.pipeline import run_evaluation
 from maw_bench.evaluation.runfiles import read_trec
@@ -418,3 +419,52 @@ def test_a_vector_beyond_float16_is_refused_not_cached_as_inf(tmp_path):
     with pytest.raises(UserError, match="exceeds the float16 range"):
         cache.write_shard(1, ["c"], np.array([[7e4, 0.0]], dtype=np.float32))
     assert not (tmp_path / "cache" / "shard_00001.npy").exists()
+
+
+def test_cranfield_is_scored_on_cleverdons_scale_as_trec_eval_scores_the_remapped_qrels(tiny_model, irds_home,
+                                                                                       tmp_path):
+    """Cranfield's files carry Cleverdon's codes, 1 = a complete answer ... 4 = minimum interest, -1 = none, and
+    ir_datasets yields them as they are. Scored on the defined scale (gain 5 - code, 0 for -1), nDCG@10 equals
+    trec_eval's on the remapped qrels query by query; eval.relevance_scale=raw reproduces the raw-code figure;
+    binary metrics are the same either way; metrics.json and report.md say which; a raw evaluation does not join a
+    defined one."""
+    import ir_datasets
+    import pytrec_eval
+
+    from maw_bench.data.relevance import RAW, as_gains, gain_scale
+    from maw_bench.evaluation.merge import KeptEvaluation
+
+    raw_qrels: dict[str, dict[str, int]] = {}
+    for q in ir_datasets.load("cranfield").qrels_iter():
+        raw_qrels.setdefault(q.query_id, {})[q.doc_id] = q.relevance
+    assert {g for j in raw_qrels.values() for g in j.values()} == {-1, 1, 2, 3, 4}
+    docs = {}
+    for scale in ("defined", "raw"):
+        cfg = BenchmarkConfig.load(overrides=[f"model.name={tiny_model}", f"eval.cache_dir={tmp_path / 'c'}",
+                                              "eval.metrics=[ndcg@10,recall@100]", f"eval.relevance_scale={scale}",
+                                              "model.max_length=64", "model.query_max_length=32",
+                                              "data.max_queries=60"])
+        run_evaluation(cfg, [], ["cranfield"], tmp_path / scale, print_table=False)
+        docs[scale] = json.loads((tmp_path / scale / "metrics.json").read_text())
+        (run_file,) = (tmp_path / scale / "runs").glob("*.trec")
+        run = read_trec(run_file)
+        qrels = {q: j for q, j in (as_gains(raw_qrels, "cranfield", scale)).items() if q in run}
+        theirs = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
+        ours = {}
+        for line in (tmp_path / scale / "per_query.csv").read_text().splitlines()[1:]:
+            _, _, q, metric, value = line.split(",")
+            ours.setdefault(metric, {})[q] = float(value)
+        assert len(theirs) == 60
+        for q, values in theirs.items():
+            assert ours["ndcg@10"][q] == pytest.approx(values["ndcg_cut_10"], abs=1e-5), (scale, q)
+    assert docs["defined"]["relevance_scale"]["cranfield"] == gain_scale("cranfield").name
+    assert docs["raw"]["relevance_scale"]["cranfield"] == RAW
+    defined, raw = (docs[s]["results"]["cranfield"]["zero-shot"] for s in ("defined", "raw"))
+    assert defined["recall@100"] == raw["recall@100"] and defined["ndcg@10"] != raw["ndcg@10"]
+    assert "5 - code" in (tmp_path / "defined" / "report.md").read_text()
+    with pytest.raises(UserError, match="set eval.relevance_scale=raw"):
+        run_evaluation(cfg.derive({"eval.relevance_scale": "defined"}), [], ["cranfield"], tmp_path / "raw",
+                       print_table=False, keep=KeptEvaluation(docs["raw"], {}, "the raw evaluation"))
+    with pytest.raises(UserError, match=r"relevance code\(s\) \[7\]"):
+        as_gains({"q": {"d": 7}}, "cranfield", "defined")
+    assert as_gains({"q": {"d": 2}}, "beir/scifact/test", "defined") == {"q": {"d": 2}}

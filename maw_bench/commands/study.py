@@ -191,6 +191,36 @@ def summarise_study(output: Path, equivalence_margin: float | None = None) -> di
     metrics = _metric_order(output, spec, table)
     dtypes = _dtypes(output, spec)
     check_roles(output, spec)
+    rows, comparisons = _rows_and_comparisons(table, spec, metrics, dtypes, margin)
+    family = ss.add_holm([c for c in comparisons if c["arm"] in spec["arms"]], metrics[0])
+    maw_arms = [a for a in [*spec["arms"], *spec["controls"]] if a != REFERENCE]
+    evaluated = {**spec, "seeds": [s for s in spec["seeds"] if any(s in r["seeds"] for r in rows)]}  # not a running one
+    doc = {"schema": "maw-bench/study/v2", "metrics": metrics, "reference": REFERENCE, "rows": rows,
+           "comparisons": comparisons, "wall_s": _wall_times(output, evaluated), "seeds": spec["seeds"],
+           "routing": ss.routing_facts(output, evaluated, maw_arms), "family": family,
+           "equivalence_margin": margin,
+           "method": "crossed random effects per dataset and metric (d[s,q] = mu + seed + query + residual; REML "
+                     "components, Satterthwaite df, t interval; a component with F-test p > 0.25 pooled into the "
+                     "residual for inference); smallest detectable = (t_.975 + t_.80) x SE at that df; sensitivity: "
+                     "pigeonhole bootstrap (normal quantiles) and a paired t over per-seed means"}
+    doc["relevance_scale"] = _scales(output, evaluated)  # Cranfield's codes, defined or raw (data/relevance.py)
+    sample = _samples(output, evaluated)
+    if sample:  # a study on data.max_docs / max_queries caps says so, as each of its evaluations does
+        doc["sample"] = sample
+    write_json(output / "summary.json", doc)
+    write_text(output / "summary.md", study_markdown(doc))
+    for dataset in {r["dataset"] for r in rows}:
+        arm_differences([c for c in comparisons if c["dataset"] == dataset and c["metric"] == metrics[0]],
+                        metrics[0], output / f"differences__{dataset.replace('/', '_')}.png", margin)
+    console.print(study_rich_table(doc))
+    console.print(f"summary in {output / 'summary.md'}")
+    return doc
+
+
+def _rows_and_comparisons(table: dict, spec: dict, metrics: list[str], dtypes: dict, margin: float):
+    """Per dataset and arm: mean +- std over seeds of every metric, and each arm against the reference."""
+    from maw_bench.outputs import study_summary as ss
+
     rows, comparisons = [], []
     for ds_id in sorted(table):
         for arm in [*spec["arms"], *spec["controls"]]:
@@ -210,28 +240,7 @@ def summarise_study(output: Path, equivalence_margin: float | None = None) -> di
                     ref = {s: v for s, v in table[ds_id][REFERENCE][m].items() if s in per_metric[m]}
                     comparisons.append({**ss.compare(per_metric[m], ref, arm, REFERENCE, m, ds_id, margin),
                                         "metric": m})
-    family = ss.add_holm([c for c in comparisons if c["arm"] in spec["arms"]], metrics[0])
-    maw_arms = [a for a in [*spec["arms"], *spec["controls"]] if a != REFERENCE]
-    evaluated = {**spec, "seeds": [s for s in spec["seeds"] if any(s in r["seeds"] for r in rows)]}  # not a running one
-    doc = {"schema": "maw-bench/study/v2", "metrics": metrics, "reference": REFERENCE, "rows": rows,
-           "comparisons": comparisons, "wall_s": _wall_times(output, evaluated), "seeds": spec["seeds"],
-           "routing": ss.routing_facts(output, evaluated, maw_arms), "family": family,
-           "equivalence_margin": margin,
-           "method": "crossed random effects per dataset and metric (d[s,q] = mu + seed + query + residual; REML "
-                     "components, Satterthwaite df, t interval; a component with F-test p > 0.25 pooled into the "
-                     "residual for inference); smallest detectable = (t_.975 + t_.80) x SE at that df; sensitivity: "
-                     "pigeonhole bootstrap (normal quantiles) and a paired t over per-seed means"}
-    sample = _samples(output, evaluated)
-    if sample:  # a study on data.max_docs / max_queries caps says so, as each of its evaluations does
-        doc["sample"] = sample
-    write_json(output / "summary.json", doc)
-    write_text(output / "summary.md", study_markdown(doc))
-    for dataset in {r["dataset"] for r in rows}:
-        arm_differences([c for c in comparisons if c["dataset"] == dataset and c["metric"] == metrics[0]],
-                        metrics[0], output / f"differences__{dataset.replace('/', '_')}.png", margin)
-    console.print(study_rich_table(doc))
-    console.print(f"summary in {output / 'summary.md'}")
-    return doc
+    return rows, comparisons
 
 
 def _metric_order(output: Path, spec: dict, table: dict) -> list[str]:
@@ -272,6 +281,24 @@ def _samples(output: Path, spec: dict) -> dict[str, dict]:
         for ds, sample in (doc.get("sample") or {}).items():
             found.setdefault(ds, sample)
     return found
+
+
+def _scales(output: Path, spec: dict) -> dict[str, str]:
+    """How the seeds' evaluations turned each collection's grades into gains (``data/relevance.py``); seeds that
+    scored one collection on different scales are not averaged together."""
+    from maw_bench.data.relevance import recorded_scale
+
+    found: dict[str, dict[str, list[int]]] = {}
+    for seed in spec["seeds"]:
+        doc = _read(output / f"seed-{seed}" / "eval" / METRICS_FILE) or {}
+        for ds in doc.get("results") or {}:
+            found.setdefault(ds, {}).setdefault(recorded_scale(doc, ds), []).append(seed)
+    for ds, by_scale in found.items():
+        if len(by_scale) > 1:
+            parts = "; ".join(f"seeds {', '.join(map(str, s))}: {name}" for name, s in by_scale.items())
+            raise UserError(f"{output}: the seeds scored {ds} on different relevance scales ({parts}); re-score them "
+                            "alike (eval.relevance_scale) before they are averaged.")
+    return {ds: next(iter(by_scale)) for ds, by_scale in sorted(found.items())}
 
 
 def check_roles(output: Path, spec: dict, to_train: dict[int, list[str]] | None = None) -> None:

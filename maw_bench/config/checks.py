@@ -9,6 +9,7 @@ from typing import Any
 from maw_bench.config.arms import validate_arms
 from maw_bench.config.fields import check_ranges
 from maw_bench.data.bundle import SELF_HIT_SETTINGS
+from maw_bench.data.relevance import RELEVANCE_SCALES
 from maw_bench.errors import UserError
 from maw_bench.metric_names import ENGINES as RANX_ENGINES
 from maw_bench.metric_names import check_metrics, max_cutoff
@@ -51,10 +52,7 @@ def validate(cfg) -> None:
     if deepest > cfg.eval.top_k:
         raise UserError(f"eval.top_k={cfg.eval.top_k} is below the cut-off of a metric ({deepest}), which would "
                         f"be computed on a truncated ranking; set eval.top_k={deepest} or drop that metric.")
-    _choice("eval.ranx_engine", cfg.eval.ranx_engine, RANX_ENGINES)
-    _choice("eval.self_hits", cfg.eval.self_hits, SELF_HIT_SETTINGS)
-    if not (cfg.eval.index == "exact" or cfg.eval.index.startswith("faiss:")):
-        raise UserError(f"eval.index={cfg.eval.index!r}: use exact or faiss:<factory> (e.g. faiss:Flat).")
+    validate_eval_choices(cfg.eval)
     if (t.gradient_checkpointing or t.grad_cache.chunk_size) and m.enabled and strategy.replays_layers:
         from maw_bench.maw.selection import STRATEGIES
 
@@ -74,6 +72,15 @@ def validate(cfg) -> None:
     lo_hi = cfg.data.negatives.bm25_window
     if not (isinstance(lo_hi, list) and len(lo_hi) == 2 and 0 <= lo_hi[0] < lo_hi[1]):
         raise UserError(f"data.negatives.bm25_window={lo_hi!r} must be [lo, hi] with 0 <= lo < hi.")
+
+
+def validate_eval_choices(e) -> None:
+    """The evaluation's named settings: ranx engine, self-hits, relevance scale, index."""
+    _choice("eval.ranx_engine", e.ranx_engine, RANX_ENGINES)
+    _choice("eval.self_hits", e.self_hits, SELF_HIT_SETTINGS)
+    _choice("eval.relevance_scale", e.relevance_scale, RELEVANCE_SCALES)
+    if not (e.index == "exact" or e.index.startswith("faiss:")):
+        raise UserError(f"eval.index={e.index!r}: use exact or faiss:<factory> (e.g. faiss:Flat).")
 
 
 def validate_attention(cfg) -> None:

@@ -199,6 +199,11 @@ class EvalConfig:
     relevance_level: int = _f(0, "Lowest grade binary metrics (recall, MAP, MRR, precision) count as relevant; "
                                  "0 = the collection's convention: 2 on TREC DL passage judgments (as TREC and "
                                  "Pyserini score them), 1 elsewhere. nDCG always uses the grades.", ge=0)
+    relevance_scale: str = _f("defined", "defined | raw: grades as gains. defined maps a collection's codes to gains "
+                                         "that grow with relevance where its files carry them the other way round "
+                                         "(Cranfield: Cleverdon's 1 = complete answer ... 4 = minimum interest, -1 = "
+                                         "none, scored as 5 - code and 0); raw scores the codes as ir_datasets "
+                                         "yields them, to compare with tools that do.")
     self_hits: str = _f("auto", "auto | drop | keep: a hit whose document id is the query's own id. auto drops it "
                                 "where BEIR and MTEB do (ArguAna, Quora, CQADupStack, and local folders of those "
                                 "names) and keeps it elsewhere, warning when such hits are retrieved.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from maw_bench.data.relevance import recorded_scale, setting_of
 from maw_bench.data.sampling import sample_words
 from maw_bench.errors import UserError
 
@@ -41,9 +42,15 @@ def check_joinable(kept: KeptEvaluation, metrics: list[str], dtype: str, queries
         if had is not None and had != n:
             raise UserError(f"{kept.where} scored {had} queries of {ds}, this evaluation {n}: not the same sample "
                             "(data.max_queries, data.eval_seed); use the kept evaluation's settings.")
-    for key, values in (conventions or {}).items():  # self_hits, relevance_level: see pipeline.conventions
+    for key, values in (conventions or {}).items():  # self_hits, relevance_level/scale: see pipeline.conventions
         for ds, value in values.items():
             had = (kept.doc.get(key) or {}).get(ds)
+            if key == "relevance_scale":
+                had = recorded_scale(kept.doc, ds) if kept.scored(ds) else None
+                if had is not None and had != value:
+                    raise UserError(f"{kept.where} scored {ds} with grades {had}, this evaluation would use {value}; "
+                                    f"set eval.relevance_scale={setting_of(had)} so that every model is scored alike.")
+                continue
             if had is not None and had != value:
                 raise UserError(f"{kept.where} scored {ds} with {key} {had}, this evaluation would use {value}; "
                                 f"set eval.{key}={had} so that every model is scored alike.")
@@ -78,7 +85,7 @@ def join_scores(out, kept: KeptEvaluation) -> None:
 
 def join_records(doc: dict, kept: KeptEvaluation) -> dict:
     """``metrics.json`` of the joined evaluation: the kept models' records and datasets beside the new ones."""
-    for key in ("models", "queries", "skipped", "self_hits", "relevance_level", "sample"):
+    for key in ("models", "queries", "skipped", "self_hits", "relevance_level", "relevance_scale", "sample"):
         merged = dict(kept.doc.get(key) or {})
         merged.update(doc.get(key) or {})
         doc[key] = merged

@@ -36,6 +36,7 @@ from maw_bench.data import apply_caps, load_bundle
 from maw_bench.data.bm25 import read_corpus
 from maw_bench.data.bundle import DatasetBundle
 from maw_bench.data.registry import check_named_once
+from maw_bench.data.relevance import as_gains, scale_name
 from maw_bench.data.sampling import sample_note
 from maw_bench.errors import UserError
 from maw_bench.evaluation.embeddings import encode_corpus, finish_sharded
@@ -74,6 +75,7 @@ class EvalOutput:
     precision: dict = field(default_factory=dict)  # how the dtype was chosen (runtime/hardware.py: resolve_dtype)
     self_hits: dict = field(default_factory=dict)  # dataset -> "drop" | "keep"
     relevance_level: dict = field(default_factory=dict)  # dataset -> lowest grade binary metrics count
+    relevance_scale: dict = field(default_factory=dict)  # dataset -> how grades became gains (data/relevance.py)
 
 
 def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBundle]:
@@ -140,7 +142,8 @@ def conventions(bundles: list[DatasetBundle], cfg: BenchmarkConfig) -> dict[str,
     """How each collection is scored, as metrics.json records it: ``{"self_hits": {dataset: "drop" | "keep"},
     "relevance_level": {dataset: grade}}``; an evaluation joins another only where they agree."""
     return {"self_hits": {b.id: "drop" if b.drops_self_hits(cfg.eval.self_hits) else "keep" for b in bundles},
-            "relevance_level": {b.id: b.relevance_level(cfg.eval.relevance_level) for b in bundles}}
+            "relevance_level": {b.id: b.relevance_level(cfg.eval.relevance_level) for b in bundles},
+            "relevance_scale": {b.id: scale_name(b.id, cfg.eval.relevance_scale) for b in bundles}}
 
 
 def unjudged_self_hits(hits: Hits, qrels: dict[str, dict[str, int]]) -> list[str]:
@@ -210,6 +213,16 @@ def bm25_hits(bundle: DatasetBundle, top_k: int, self_hits: str = "auto") -> Hit
     return bm25_search(ids, texts, bundle.judged_queries(), top_k, bundle.drops_self_hits(self_hits))
 
 
+def model_refs(model_specs: list[str], arms: list[str] | None, cfg: BenchmarkConfig) -> list[ModelRef]:
+    """The models to score: ``--model`` values, and the untrained arms (``init/<arm>`` beside other models) built
+    on the one plain model named. ``model.*: auto`` stays auto: build_encoder resolves it for each model, as its
+    own folder says (a CLS-pooled --model is pooled by CLS whatever the config's default model does)."""
+    refs: list[ModelRef] = resolve_models(model_specs, cfg) if model_specs or not arms else []
+    if arms:
+        refs = unique_labels(refs + untrained_arms(arms, arm_base(refs, cfg), cfg, prefix="init/" if model_specs else ""))
+    return refs
+
+
 def run_evaluation(
     cfg: BenchmarkConfig,
     model_specs: list[str],
@@ -224,12 +237,8 @@ def run_evaluation(
     """Score every model on every dataset into ``output``; ``keep``: an evaluation there joins (``merge``)."""
     metrics = list(cfg.eval.metrics)  # names checked when the config was built
     ctx = dist_setup(device)
-    # each model encodes as its own folder says (build_encoder resolves model.* auto per model), not as
-    # cfg.model.name's folder says: a --model X with CLS pooling is pooled by CLS
     cfg, precision = resolve_config_dtypes(cfg, ctx.device, ctx.world_size)
-    refs: list[ModelRef] = resolve_models(model_specs, cfg) if model_specs or not arms else []
-    if arms:  # beside other models, the untrained arms are init/<arm>, built on the one plain model named
-        refs = unique_labels(refs + untrained_arms(arms, arm_base(refs, cfg), cfg, prefix="init/" if model_specs else ""))
+    refs = model_refs(model_specs, arms, cfg)
     bundles = load_eval_bundles(cfg, dataset_specs)
     check_scorable(bundles)  # before any model loads or encodes
     if keep is not None:
@@ -281,7 +290,8 @@ def _record(out: EvalOutput, bundle: DatasetBundle, label: str, hits: Hits, cfg:
         warn_self_hits(bundle, hits, cfg.eval.self_hits, label)
     metrics = list(cfg.eval.metrics)
     write_trec(output / "runs" / f"{safe_name(label)}__{safe_name(bundle.id)}.trec", hits, label)
-    means, per_query = score_run(bundle.scored_qrels(), hits, metrics, name=label,
+    qrels = as_gains(bundle.scored_qrels(), bundle.id, cfg.eval.relevance_scale)  # Cranfield's codes run downwards
+    means, per_query = score_run(qrels, hits, metrics, name=label,
                                  relevance_level=out.relevance_level[bundle.id])
     out.results.setdefault(bundle.id, {})[label] = means
     out.per_query.setdefault(bundle.id, {})[label] = per_query
@@ -319,6 +329,7 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
         "precision": out.precision,  # as configured, or auto with the bf16 speed-up measured on this machine
         "self_hits": out.self_hits,
         "relevance_level": out.relevance_level,
+        "relevance_scale": out.relevance_scale,  # how grades became gains, per dataset (data/relevance.py)
         "sample": {b.id: b.sample for b in bundles if b.sample},  # what data.max_queries / max_docs kept
     }
     if keep is not None:

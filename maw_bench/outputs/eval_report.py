@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maw_bench.data.relevance import AS_JUDGED
 from maw_bench.data.sampling import sample_note
 from maw_bench.outputs.tables import markdown_table
 
@@ -23,6 +24,9 @@ def report_markdown(doc: dict) -> str:
         f"\n{ds}: binary metrics (recall, MAP, MRR, precision) count grades >= {level} as relevant "
         "(eval.relevance_level); nDCG uses the grades.\n"
         for ds, level in (doc.get("relevance_level") or {}).items() if level != 1
+    ) + "".join(
+        f"\n{ds}: nDCG's gains are {scale}.\n"
+        for ds, scale in (doc.get("relevance_scale") or {}).items() if scale != AS_JUDGED
     ) + "".join(f"\n{sample_note(ds, sample)}\n" for ds, sample in (doc.get("sample") or {}).items())
     return ("# maw-bench evaluation\n\n"
             + markdown_table(doc["results"], doc["metrics"], doc["comparisons"], doc["reference"]) + notes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from maw_bench.data.relevance import AS_JUDGED
 from maw_bench.data.sampling import sample_note
 from maw_bench.outputs.layout import REFERENCE_ARM
 
@@ -91,6 +92,22 @@ def _study_cells(doc: dict, row: dict) -> list[str]:
     return cells
 
 
+def _equivalence_lines(doc: dict, comps: list[dict], main: str) -> list[str]:
+    """The TOST table of the first metric, where the summary has one (docs/statistics.md)."""
+    margin = doc.get("equivalence_margin")
+    if margin is None or "tost_p" not in comps[0]:
+        return []
+    lines = ["", f"{main}: equivalence to `{doc['reference']}` within ±{margin:g} (two one-sided t-tests on the same "
+             "fit, SE and df as Δ; Holm over the same family; a non-significant Δ is not equivalence). Equivalent "
+             "within: the smallest margin at which equivalence holds at 5% (|Δ| + t_.95 x SE).", "",
+             f"| dataset | arm | Δ | TOST p (±{margin:g}) | Holm | equivalent within |", "|---|---|---|---|---|---|"]
+    for c in comps:
+        holm_eq = f"{c['tost_p_holm']:.2g}" if "tost_p_holm" in c else "-"  # a control: outside the family
+        lines.append(f"| {c['dataset']} | {c['arm']} | {c['mean_diff']:+.4f} | {c['tost_p']:.2g} | {holm_eq} | "
+                     f"±{c['equivalent_within']:.4f} |")
+    return lines
+
+
 def study_markdown(doc: dict) -> str:
     """Per arm: mean ± std over seeds; Δ to the reference with its 95% interval, p and Holm p over seeds and queries."""
     metrics = doc["metrics"]
@@ -98,6 +115,8 @@ def study_markdown(doc: dict) -> str:
              f"Mean ± std over seeds. Δ: arm minus `{doc['reference']}` (same seed), 95% interval and p-value over "
              f"seeds and queries ({doc['method']}). Holm p: {doc.get('family', 'not computed')}.", "",
              *[f"{sample_note(ds, sample)}\n" for ds, sample in (doc.get("sample") or {}).items()],
+             *[f"{ds}: nDCG's gains are {scale}.\n"
+               for ds, scale in (doc.get("relevance_scale") or {}).items() if scale != AS_JUDGED],
              "| dataset | arm | seeds | " + " | ".join(metrics) + " |", "|" + "---|" * (len(metrics) + 3)]
     for r in doc["rows"]:
         arm = r["arm"] + (" (control)" if r.get("control") else "")
@@ -105,17 +124,7 @@ def study_markdown(doc: dict) -> str:
     main = metrics[0] if metrics else None
     comps = [c for c in doc["comparisons"] if c["metric"] == main]
     if comps:
-        margin = doc.get("equivalence_margin")
-        if margin is not None and "tost_p" in comps[0]:
-            lines += ["", f"{main}: equivalence to `{doc['reference']}` within ±{margin:g} (two one-sided t-tests on "
-                      "the same fit, SE and df as Δ; Holm over the same family; a non-significant Δ is not "
-                      "equivalence). Equivalent within: the smallest margin at which equivalence holds at 5% "
-                      "(|Δ| + t_.95 x SE).", "",
-                      f"| dataset | arm | Δ | TOST p (±{margin:g}) | Holm | equivalent within |", "|---|---|---|---|---|---|"]
-            for c in comps:
-                holm_eq = f"{c['tost_p_holm']:.2g}" if "tost_p_holm" in c else "-"  # a control: outside the family
-                lines.append(f"| {c['dataset']} | {c['arm']} | {c['mean_diff']:+.4f} | {c['tost_p']:.2g} | {holm_eq} | "
-                             f"±{c['equivalent_within']:.4f} |")
+        lines += _equivalence_lines(doc, comps, main)
         lines += ["", f"{main}: smallest difference the design detects (80% power, 5% level, t at the fitted df) and "
                   "the variance components (sd) of the per-query differences:", "",
                   "| dataset | arm | test | seeds x queries | df | smallest detectable Δ | sd seed | sd query | "
