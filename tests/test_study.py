@@ -217,6 +217,30 @@ def test_diff_seeds_trained_before_and_after_its_second_map_moved_to_router_lr_a
         check_roles(tmp_path, {**spec, "seeds": [1, 2, 3]})
 
 
+def test_a_study_scored_on_cranfields_raw_codes_continues_only_on_them(tmp_path):
+    """Seeds evaluated before relevance scales were recorded scored Cranfield's raw codes: continuing the study on
+    the defined scale is refused before any seed trains, and seeds on two scales are never averaged."""
+    from maw_bench.commands.study import _scales, check_scales
+    from maw_bench.data.relevance import RAW, gain_scale
+
+    for seed, doc in ((1, {}), (2, {"relevance_scale": {"cranfield": RAW}})):
+        path = tmp_path / f"seed-{seed}" / "eval" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"results": {"cranfield": {}, "beir/scifact/test": {}}, **doc}))
+    spec = {"seeds": [1, 2, 3]}
+    assert _scales(tmp_path, spec)["cranfield"] == RAW
+    raw = BenchmarkConfig.load(overrides=["eval.relevance_scale=raw"])
+    check_scales(tmp_path, spec, raw, {"cranfield", "beir/scifact/test"})
+    with pytest.raises(UserError, match="set eval.relevance_scale=raw to continue it"):
+        check_scales(tmp_path, spec, BenchmarkConfig.load(), {"cranfield"})
+    check_scales(tmp_path, spec, BenchmarkConfig.load(), {"beir/scifact/test"})  # SciFact grades upwards anyway
+    path = tmp_path / "seed-3" / "eval" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"results": {"cranfield": {}}, "relevance_scale": {"cranfield": gain_scale("cranfield").name}}))
+    with pytest.raises(UserError, match="different relevance scales"):
+        _scales(tmp_path, spec)
+
+
 def test_a_query_missing_from_one_seed_is_an_error_naming_it(tmp_path):
     from maw_bench.outputs.study_summary import difference_table
 

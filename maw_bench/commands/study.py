@@ -66,8 +66,9 @@ def run_study(
     # every seed's main arms first (the answer), then the controls of the first seed (where it comes from)
     passes = [(seed, main) for seed in seeds] + ([(seeds[0], main + extra)] if extra else [])
     check_roles(output, spec, {seed: arms for seed, arms in passes})
-    write_json(output / STUDY_FILE, {**spec, "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S"))})
     ids = dataset_ids(cfg, datasets)
+    check_scales(output, spec, cfg, set(ids.values()))
+    write_json(output / STUDY_FILE, {**spec, "created": (previous or {}).get("created", time.strftime("%Y-%m-%dT%H:%M:%S"))})
     for seed, arm_list in passes:
         run_pass(cfg.derive({"seed": seed}), output, seed, arm_list, ids)
     summarise_study(output)
@@ -299,6 +300,17 @@ def _scales(output: Path, spec: dict) -> dict[str, str]:
             raise UserError(f"{output}: the seeds scored {ds} on different relevance scales ({parts}); re-score them "
                             "alike (eval.relevance_scale) before they are averaged.")
     return {ds: next(iter(by_scale)) for ds, by_scale in sorted(found.items())}
+
+
+def check_scales(output: Path, spec: dict, cfg: BenchmarkConfig, datasets: set[str]) -> None:
+    """Before any seed trains: the study's collections are scored on the scale its seeds were scored on."""
+    from maw_bench.data.relevance import scale_name, setting_of
+
+    for ds, name in _scales(output, spec).items():
+        now = scale_name(ds, cfg.eval.relevance_scale)
+        if ds in datasets and name != now:
+            raise UserError(f"{output}: its seeds scored {ds} with nDCG gains = {name}; this run would use {now}: "
+                            f"set eval.relevance_scale={setting_of(name)} to continue it, or start a new study.")
 
 
 def check_roles(output: Path, spec: dict, to_train: dict[int, list[str]] | None = None) -> None:
