@@ -203,3 +203,22 @@ def test_the_equivalence_sentence_is_the_committed_summary():
                                                  for a in ("maw", "maw-uniform")]
     assert all(comp[("beir/scifact/test", a)]["tost_p_holm"] > 0.05 and comp[("cranfield", a)]["tost_p_holm"] > 0.05
                for a in ("maw", "maw-uniform"))
+
+
+def test_the_routing_sentence_is_what_the_summary_says():
+    """README's sentence on when routers settled is counted from summary.json's routing facts and the manifests."""
+    folder = ROOT / "results" / "study-scifact-cranfield"
+    facts = json.loads((folder / "summary.json").read_text())["routing"]
+    steps = json.loads((folder / "seed-13" / "run" / "maw" / "manifest.json").read_text())["steps"]
+    text = " ".join(README.split())
+    m = re.search(r"as every `maw-nested` router was by step (\d+) of (\d+) and (\w+) of the (\w+) `maw` routers were "
+                  r"\(steps ([\d ,and]+); (\w+) settled at the last step, (\d+), and (\w+) never did", text)
+    assert m, "README's routing sentence"
+    words = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "no": 0}
+    nested = [f["settled_from_step"] for f in facts if f["arm"] == "maw-nested"]
+    maw = [f["settled_from_step"] for f in facts if f["arm"] == "maw"]
+    early = [s for s in maw if s is not None and s < steps]
+    assert None not in nested and int(m.group(1)) == max(nested) and int(m.group(2)) == steps == int(m.group(7))
+    assert words[m.group(3)] == len(early) and words[m.group(4)] == len(maw)
+    assert [int(x) for x in re.findall(r"\d+", m.group(5))] == early
+    assert words[m.group(6)] == maw.count(steps) and words[m.group(8)] == maw.count(None)
