@@ -147,7 +147,12 @@ def compare(arm: dict, ref: dict, name: str, reference: str, metric: str, datase
             "per_seed_diff": [float(x) for x in d.mean(1)], "seeds_list": seeds,
             "bootstrap": {"se": boot.se, "ci95_low": boot.ci95_low, "ci95_high": boot.ci95_high,
                           "p_value": boot.p_value, "rule": "pigeonhole bootstrap SE, normal quantiles"},
-            "seed_t": {**seed_level_t(d), "rule": "paired t over per-seed means"}}
+            "seed_t": {**seed_level_t(d), "rule": "paired t over per-seed means", **sign_count(d.mean(1))}}
+
+
+def sign_count(per_seed: np.ndarray) -> dict:
+    """How many seeds put the arm ahead of and behind the reference (its mean over the same queries)."""
+    return {"seeds_ahead": int((per_seed > 0).sum()), "seeds_behind": int((per_seed < 0).sum())}
 
 
 def add_holm(comparisons: list[dict], metric: str) -> str:

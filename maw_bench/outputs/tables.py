@@ -108,6 +108,26 @@ def _equivalence_lines(doc: dict, comps: list[dict], main: str) -> list[str]:
     return lines
 
 
+def _two_questions(doc: dict, comps: list[dict], main: str) -> list[str]:
+    """Each comparison answered for both questions a study can ask (docs/statistics.md): would the difference hold
+    on new queries (the crossed model: every Δ, p and Holm p above), and would it hold on these queries if the
+    arms were trained again (a paired t over the per-seed means, df = seeds - 1, with the sign count)."""
+    rows = [c for c in comps if c["seeds"] > 1 and (c.get("seed_t") or {}).get("p_value") is not None]
+    if not rows:
+        return []
+    lines = ["", f"{main}, two questions: *on new queries* (crossed, seeds and queries random: the Δ, p and Holm p "
+             "above, the headline) and *on these queries, retrained* (seeds random, queries fixed: a paired t over "
+             "the per-seed means, and how many seeds put the arm ahead or behind).", "",
+             "| dataset | arm | Δ | p on new queries | p on these queries, retrained [95% CI] | seeds ahead / behind |",
+             "|---|---|---|---|---|---|"]
+    for c in rows:
+        t = c["seed_t"]
+        lines.append(f"| {c['dataset']} | {c['arm']} | {c['mean_diff']:+.4f} | {c['p_value']:.2g} | {t['p_value']:.2g} "
+                     f"[{t['ci95_low']:+.4f}, {t['ci95_high']:+.4f}] | {t.get('seeds_ahead', '-')} / "
+                     f"{t.get('seeds_behind', '-')} of {c['seeds']} |")
+    return lines
+
+
 def study_markdown(doc: dict) -> str:
     """Per arm: mean ± std over seeds; Δ to the reference with its 95% interval, p and Holm p over seeds and queries."""
     metrics = doc["metrics"]
@@ -124,7 +144,7 @@ def study_markdown(doc: dict) -> str:
     main = metrics[0] if metrics else None
     comps = [c for c in doc["comparisons"] if c["metric"] == main]
     if comps:
-        lines += _equivalence_lines(doc, comps, main)
+        lines += _equivalence_lines(doc, comps, main) + _two_questions(doc, comps, main)
         lines += ["", f"{main}: smallest difference the design detects (80% power, 5% level, t at the fitted df) and "
                   "the variance components (sd) of the per-query differences:", "",
                   "| dataset | arm | test | seeds x queries | df | smallest detectable Δ | sd seed | sd query | "
