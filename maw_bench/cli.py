@@ -432,34 +432,13 @@ def plan(
     study: Path = typer.Argument(..., help="A study folder with its summary.json (run or report the study first)."),
     delta: float = typer.Option(0.005, "--delta", help="The difference in the study's first metric to detect."),
     power: float = typer.Option(0.8, "--power", help="The power to detect it with, at the 5% level."),
+    equivalence_margin: float = typer.Option(None, "--equivalence-margin", help="Also the seeds to show "
+                                             "equivalence within +-this (default: the study's margin)."),
 ) -> None:
-    """Seeds a study needs to detect --delta, from the variance components it measured."""
-    from maw_bench.evaluation.crossed import seeds_needed
-    from maw_bench.runtime.atomic import read_json_file
-    from maw_bench.runtime.console import console
+    """Seeds a study needs to detect --delta, and to show equivalence, from the variance components it measured."""
+    from maw_bench.commands.plan import run_plan
 
-    if not 0 < power < 1 or delta == 0:
-        raise UserError("--power must be in (0, 1) and --delta non-zero, e.g. --delta 0.005 --power 0.8.")
-    doc = read_json_file(study / "summary.json", f"run `maw-bench report {study}` to write it")
-    metric = doc["metrics"][0]
-    console.print(f"{study}: seeds needed to detect Δ = {delta:g} in {metric} with power {power:g} at 5% "
-                  "(the same queries; crossed model with the components measured):")
-    for c in (c for c in doc["comparisons"] if c["metric"] == metric):
-        if c["seeds"] < 2:
-            console.print(f"  {c['dataset']} {c['arm']}: cannot tell (1 seed: the seed variance is not estimated; "
-                          "run at least 2 seeds)")
-            continue
-        need = seeds_needed(c["var_seed"], c["var_query"], c["var_resid"], c["queries"], delta, power)
-        now = f"now {c['seeds']} seeds, smallest detectable ±{c['min_detectable']:.4f}"
-        if c["min_detectable"] <= abs(delta) and (need is None or need > c["seeds"]):
-            # the summary's test pooled a seed component it could not tell from 0; planning does not pool
-            answer = (f"detectable now ({now}, the seed component pooled as the summary's test did); "
-                      f"{need or 'more than 1000'} seeds if it is not pooled")
-        elif need:
-            answer = f"{need} seeds ({now})"
-        else:
-            answer = f"more than 1000 seeds ({now}); the query variance bounds it: more queries, not seeds"
-        console.print(f"  {c['dataset']} {c['arm']}: {answer}")
+    run_plan(study, delta, power, equivalence_margin)
 
 
 @app.command("config-keys")

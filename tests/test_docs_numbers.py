@@ -64,15 +64,31 @@ def test_the_routing_table_is_what_the_logs_say():
 
 def test_the_calibration_table_is_the_committed_calibration_run():
     doc = json.loads((ROOT / "results" / "calibration.json").read_text())
-    m = re.search(r"\| S \| regime.*?\n\|---.*?\n((?:\|.*\n)+)", (ROOT / "docs" / "statistics.md").read_text())
+    text = (ROOT / "docs" / "statistics.md").read_text()
+    m = re.search(r"\| S \| regime.*?\n\|---.*?\n((?:\|.*\n)+)", text)
     assert m
     lines = [[c.strip() for c in x.strip("|").split("|")] for x in m.group(1).splitlines()]
     assert len(lines) == len(doc["rows"])
+    keys = ["crossed", "crossed-plain-df", "crossed-reml-boundary", "crossed-pool-0.25", "bootstrap-normal", "seed-t",
+            "power_at_min_detectable"]
     for cells, r in zip(lines, doc["rows"]):
         assert int(cells[0]) == r["seeds"] and cells[1].startswith(r["regime"])
-        values = [float(x) for x in cells[2:]]
-        keys = ["crossed", "crossed-reml-boundary", "bootstrap-normal", "seed-t", "power_at_min_detectable"]
-        assert values == pytest.approx([r[k] for k in keys], abs=5.01e-4)  # printed to 3 decimals
+        assert [float(x) for x in cells[2:]] == pytest.approx([r[k] for k in keys], abs=5.01e-4)  # 3 decimals
+    m = re.search(r"\| S \| Q \| regimes.*?\n\|---.*?\n((?:\|.*\n)+)", text)
+    assert m
+    lines = [[c.strip() for c in x.strip("|").split("|")] for x in m.group(1).splitlines()]
+    assert len(lines) == len(doc["grid_summary"])
+    for cells, g in zip(lines, doc["grid_summary"]):
+        assert [int(x) for x in cells[:3]] == [g["seeds"], g["queries"], g["regimes"]]
+        ranges = [[float(v) for v in c.split("-")] for c in cells[3:7]]
+        assert ranges == [pytest.approx([g[k]["min"], g[k]["max"]], abs=5.01e-4) for k in keys[:4]]
+        assert cells[7] == g["crossed"]["max_regime"]
+    worst = max(doc["grid"], key=lambda r: r["crossed"])
+    low = min(r["crossed"] for r in doc["grid"])
+    said = re.search(r"Over all (\d+) grid regimes the primary method rejects ([\d.]+)-([\d.]+)%", text)
+    assert said and int(said.group(1)) == len(doc["grid"])
+    assert [float(said.group(2)), float(said.group(3))] == pytest.approx([100 * low, 100 * worst["crossed"]], abs=0.051)
+    assert all(0.025 <= r["crossed"] <= 0.075 for r in doc["grid"] + doc["rows"])
 
 
 def test_the_init_table_is_the_committed_evaluation():
@@ -222,3 +238,49 @@ def test_the_routing_sentence_is_what_the_summary_says():
     assert words[m.group(3)] == len(early) and words[m.group(4)] == len(maw)
     assert [int(x) for x in re.findall(r"\d+", m.group(5))] == early
     assert words[m.group(6)] == maw.count(steps) and words[m.group(8)] == maw.count(None)
+
+
+def test_the_plan_sentence_is_what_plan_answers_for_the_committed_study():
+    """README's seeds for detecting 0.005 and for equivalence within the study's margin are plan's answers."""
+    from maw_bench.evaluation.crossed import seeds_for_equivalence, seeds_needed
+
+    doc = json.loads((ROOT / "results" / "study-scifact-cranfield" / "summary.json").read_text())
+    comp = {(c["dataset"], c["arm"]): c for c in doc["comparisons"] if c["metric"] == "ndcg@10"}
+    text = " ".join(README.split())
+    assert "equivalence within ±0.01 if the arms are the same" in text and doc["equivalence_margin"] == 0.01
+
+    def answers(dataset: str, arm: str) -> list:
+        c = comp[(dataset, arm)]
+        v = (c["var_seed"], c["var_query"], c["var_resid"], c["queries"])
+        return [seeds_needed(*v, 0.005), seeds_for_equivalence(*v, doc["equivalence_margin"])]
+
+    for arm in ("diff", "maw-nested", "gated"):
+        m = re.search(rf"`{arm}` (\d+) and (\d+)(?: seeds)? on SciFact, (\d+) and (\d+) on Cranfield", text)
+        assert m, arm
+        said = [int(x) for x in m.groups()]
+        assert said == answers("beir/scifact/test", arm) + answers("cranfield", arm), arm
+    assert "`maw` and `maw-uniform` more than 1000 for either, on both" in text
+    assert all(x is None for d in ("beir/scifact/test", "cranfield") for a in ("maw", "maw-uniform")
+               for x in answers(d, a))
+
+
+def test_the_readme_calibration_range_and_split_arm_holm_ps_are_the_committed_data():
+    doc = json.loads((ROOT / "results" / "calibration.json").read_text())
+    text = " ".join(README.split())
+    m = re.search(r"calibrated ([\d.]+)-([\d.]+)% at 5% over a grid of null studies", text)
+    rates = [r["crossed"] for r in doc["grid"]]
+    assert m and [float(m.group(1)), float(m.group(2))] == pytest.approx([100 * min(rates), 100 * max(rates)], abs=0.051)
+    summary = json.loads((ROOT / "results" / "study-scifact-cranfield" / "summary.json").read_text())
+    comp = {(c["dataset"], c["arm"]): c for c in summary["comparisons"] if c["metric"] == "ndcg@10"}
+    m = re.search(r"lose ([\d.]+) and ([\d.]+) nDCG@10 on Cranfield against standard \(Holm p ([\d.e-]+) and ([\d.e-]+), "
+                  r"at every seed\), where on SciFact test they are ([-+\d.]+) and ([-+\d.]+) \(Holm p ([\d.e-]+) and "
+                  r"([\d.e-]+)\)", text)
+    assert m, "README's split/uniform sentence"
+    for (ds, arm), loss, holm_p in zip([("cranfield", "maw"), ("cranfield", "maw-uniform")], m.groups()[:2],
+                                       m.groups()[2:4]):
+        assert float(loss) == pytest.approx(-comp[(ds, arm)]["mean_diff"], abs=5e-4)
+        assert holm_p == f"{comp[(ds, arm)]['p_holm']:.2g}"
+        assert comp[(ds, arm)]["seed_t"]["seeds_behind"] == 5
+    for arm, diff, holm_p in zip(("maw", "maw-uniform"), m.groups()[4:6], m.groups()[6:8]):
+        assert float(diff) == pytest.approx(comp[("beir/scifact/test", arm)]["mean_diff"], abs=5e-4)
+        assert holm_p == f"{comp[('beir/scifact/test', arm)]['p_holm']:.2g}"

@@ -61,21 +61,46 @@ def test_a_component_below_zero_is_set_to_zero_and_named():
     assert crossed_estimate(d).var_seed >= 0
 
 
-SEED_DOMINATED = ("seed sd 0.02", "seed sd 0.03")
-
-
 @pytest.mark.parametrize("seeds", [3, 5])
-def test_the_primary_method_rejects_a_true_null_about_5_percent_in_every_regime(seeds):
-    """2,000 simulated null studies of S seeds x 300 queries per regime (scripts/calibrate_stats.py prints them).
-
-    With 5 seeds every regime is within [2.5%, 7.5%]. With 3 seeds the seed part rests on 2 degrees of
-    freedom: where it dominates, Satterthwaite's t rejects 7-8% (a parametric bootstrap-t did worse, 8.7-9.3%),
-    so those two regimes are held to 8.5% and docs/statistics.md says so.
-    """
+def test_the_primary_method_rejects_a_true_null_about_5_percent_in_every_named_regime(seeds):
+    """2,000 simulated null studies of S seeds x 300 queries per regime (scripts/calibrate_stats.py prints them),
+    the seed-dominated ones included: within [2.5%, 7.5%]."""
     for name, sd in REGIMES.items():
         rate = rejection_rates(seeds, 300, sd, 2000, seed=11, methods=("crossed",))["crossed"]
-        high = 0.085 if seeds == 3 and name in SEED_DOMINATED else 0.075
-        assert 0.025 <= rate <= high, (name, rate)
+        assert 0.025 <= rate <= 0.075, (name, rate)
+
+
+def test_the_primary_method_is_calibrated_over_the_grid_where_pooling_acted():
+    """Over the grid (3 and 5 seeds; 100, 225, 300 queries; no, small and large query parts; seed parts from 0
+    through small-but-real to dominant), 3,000 null studies per regime: the primary method within [2.5%, 7.5%].
+    The F-test pooling rule used before leaves the band where the seed part is small but real (the regime the
+    audit named: 3 seeds, 225 queries, no query part, seed ratio 2), and so does pooling the seed factor on
+    REML's boundary; docs/statistics.md has the committed table."""
+    from maw_bench.evaluation.calibration import grid
+
+    rates = {(s, q, name): rejection_rates(s, q, sd, 3000, seed=13, methods=("crossed",))["crossed"]
+             for s, q, name, sd in grid()}
+    outside = {k: v for k, v in rates.items() if not 0.025 <= v <= 0.075}
+    assert not outside, outside
+    sd = next(sd for s, q, name, sd in grid() if (s, q, name) == (3, 225, "query sd 0, seed ratio 2"))
+    before = rejection_rates(3, 225, sd, 6000, seed=14, methods=("crossed-pool-0.25", "crossed-reml-boundary"))
+    assert before["crossed-pool-0.25"] > 0.08 and before["crossed-reml-boundary"] > 0.065, before
+
+
+def test_the_seed_factor_stays_in_the_mean_variance_when_reml_puts_it_at_zero():
+    """REML reports the seed component 0 on the boundary, but the mean's variance keeps the seed mean square:
+    with no query part the test is then exactly the t over the 3 seeds' means (2 df)."""
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        d = 0.003 * rng.standard_normal((3, 1)) + 0.08 * rng.standard_normal((3, 225))
+        fit = fit_crossed(d)
+        if bool(fit.seed_zero) and bool(fit.query_zero):
+            break
+    else:
+        pytest.skip("no table with both components on the boundary")  # not reached with this seed
+    means = d.mean(1)
+    assert float(fit.var_mu) == pytest.approx(means.var(ddof=1) / 3, rel=1e-9)
+    assert float(fit.df) == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("seeds, queries", [(3, 225), (5, 300)])
@@ -102,3 +127,19 @@ def test_equivalence_at_the_margin_is_declared_at_most_about_5_percent_of_the_ti
 def test_the_bootstrap_with_normal_quantiles_is_outside_the_band_when_seeds_dominate():
     rate = rejection_rates(3, 300, REGIMES["seeds only"], 400, seed=12, methods=("bootstrap-normal",), n_boot=300)
     assert rate["bootstrap-normal"] > 0.10  # the old rule: about 25%
+
+
+def test_the_seeds_planned_for_equivalence_show_it_with_the_power_asked():
+    """plan's equivalence answer is a law of the same simulation: with the planned seeds and no true difference,
+    TOST within the margin succeeds in about `power` of simulated studies; with one seed fewer, less often."""
+    from maw_bench.evaluation.calibration import equivalence_rate
+    from maw_bench.evaluation.crossed import seeds_for_equivalence
+
+    sd, q, margin = (0.008, 0.03, 0.08), 300, 0.01
+    need = seeds_for_equivalence(sd[0] ** 2, sd[1] ** 2, sd[2] ** 2, q, margin, power=0.8)
+    assert need is not None and need > 2
+    at = equivalence_rate(need, q, sd, 2000, margin, 0.0, seed=31)
+    fewer = equivalence_rate(need - 1, q, sd, 2000, margin, 0.0, seed=32)
+    assert at >= 0.75 and fewer < at, (need, at, fewer)
+    assert seeds_for_equivalence(sd[0] ** 2, sd[1] ** 2, sd[2] ** 2, q, margin, true_diff=0.01) is None
+    assert seeds_for_equivalence(0.0, 0.2 ** 2, 0.0, 100, margin) is None  # the query variance alone is too large

@@ -373,8 +373,9 @@ def test_an_evaluation_joins_another_only_when_they_could_be_one():
 
 
 def test_plan_says_when_the_current_seeds_already_detect_the_difference(tmp_path):
-    """The summary's test may pool a seed component it cannot tell from 0; planning does not. Where the two
-    disagree, plan says both instead of asking for more seeds than the table shows are needed."""
+    """The summary's SE uses the seed mean square as measured, which can fall below what REML's components (seed 0)
+    imply; planning uses the components. Where the two disagree, plan says both instead of asking for more seeds
+    than the table shows are needed."""
     from typer.testing import CliRunner
 
     from maw_bench.cli import app
@@ -383,8 +384,13 @@ def test_plan_says_when_the_current_seeds_already_detect_the_difference(tmp_path
             "var_query": 0.0006**2, "var_resid": 0.0162**2, "min_detectable": 0.0022}
     (tmp_path / "summary.json").write_text(json.dumps({"metrics": ["ndcg@10"], "comparisons": [comp]}))
     res = CliRunner().invoke(app, ["plan", str(tmp_path), "--delta", "0.005"])
-    assert res.exit_code == 0 and "detectable now" in res.output and "if it is not pooled" in res.output, res.output
+    assert res.exit_code == 0 and "detectable now" in res.output and "expected mean squares" in res.output, res.output
     comp["min_detectable"] = 0.02
     (tmp_path / "summary.json").write_text(json.dumps({"metrics": ["ndcg@10"], "comparisons": [comp]}))
     res = CliRunner().invoke(app, ["plan", str(tmp_path), "--delta", "0.005"])
     assert "detectable now" not in res.output and " seeds (now 2 seeds" in res.output, res.output
+    assert "equivalence" not in res.output  # a summary without a margin, and none asked for
+    res = CliRunner().invoke(app, ["plan", str(tmp_path), "--equivalence-margin", "0.01"])
+    assert res.exit_code == 0 and "equivalence ±0.01: 2 seeds" in " ".join(res.output.split()), res.output
+    res = CliRunner().invoke(app, ["plan", str(tmp_path), "--equivalence-margin", "-1"])
+    assert res.exit_code == 2 and "must be positive" in " ".join(res.output.split()), res.output

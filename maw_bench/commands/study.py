@@ -201,8 +201,8 @@ def summarise_study(output: Path, equivalence_margin: float | None = None) -> di
            "routing": ss.routing_facts(output, evaluated, maw_arms), "family": family,
            "equivalence_margin": margin,
            "method": "crossed random effects per dataset and metric (d[s,q] = mu + seed + query + residual; REML "
-                     "components, Satterthwaite df, t interval; a component with F-test p > 0.25 pooled into the "
-                     "residual for inference); smallest detectable = (t_.975 + t_.80) x SE at that df; sensitivity: "
+                     "components; for the SE the seed mean square always kept and the query factor pooled on REML's "
+                     "boundary; Satterthwaite df at the mean squares' upper 75% bounds; t interval); smallest detectable = (t_.975 + t_.80) x SE at that df; sensitivity: "
                      "pigeonhole bootstrap (normal quantiles) and a paired t over per-seed means"}
     doc["relevance_scale"] = _scales(output, evaluated)  # Cranfield's codes, defined or raw (data/relevance.py)
     sample = _samples(output, evaluated)

@@ -3,9 +3,11 @@
 Studies of ``S`` seeds x ``Q`` queries are drawn from the crossed model of
 :mod:`maw_bench.evaluation.crossed` with given standard deviations of the seed, query
 and residual parts, under the null (``mu = 0``) or an alternative. Each method's
-rejection rate at 5% is counted. ``scripts/calibrate_stats.py`` prints and writes the
-table; ``tests/test_statistics.py`` holds the primary method to [2.5%, 7.5%] in every
-regime, and shows the bootstrap with normal quantiles outside it where seeds dominate.
+rejection rate at 5% is counted, over the named :data:`REGIMES` and over :func:`grid`
+(3 and 5 seeds; 100, 225 and 300 queries; no, small and large query parts; seed parts
+from none through small-but-real to dominant). ``scripts/calibrate_stats.py`` prints and
+writes both; ``tests/test_statistics.py`` holds the primary method to [2.5%, 7.5%] over
+both, and shows the bootstrap with normal quantiles outside it where seeds dominate.
 """
 
 from __future__ import annotations
@@ -28,7 +30,28 @@ REGIMES: dict[str, tuple[float, float, float]] = {
     "residual only": (0.0, 0.0, 0.10),
     "small seed, small residual": (0.001, 0.05, 0.03),
 }
-METHODS = ("crossed", "crossed-reml-boundary", "bootstrap-normal", "seed-t")
+METHODS = ("crossed", "crossed-plain-df", "crossed-reml-boundary", "crossed-pool-0.25", "bootstrap-normal", "seed-t")
+FAST_METHODS = ("crossed", "crossed-plain-df", "crossed-reml-boundary", "crossed-pool-0.25")
+
+GRID_SEEDS = (3, 5)
+GRID_QUERIES = (100, 225, 300)
+GRID_QUERY_SD = (0.0, 0.03, 0.10)
+GRID_SEED_RATIO = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 20.0, 50.0)
+"""``Q var_seed / var_resid``: the seed part's weight in the seed mean square against the residual's (its
+expected F is 1 + this). 1.5-2 is the small-but-real part at which an F-test pooling rule misbehaved."""
+GRID_RESID_SD = 0.08
+
+
+def grid() -> list[tuple[int, int, str, tuple[float, float, float]]]:
+    """``(seeds, queries, regime name, (sd seed, sd query, sd residual))`` over the calibration grid."""
+    rows = []
+    for s in GRID_SEEDS:
+        for q in GRID_QUERIES:
+            for sd_q in GRID_QUERY_SD:
+                for ratio in GRID_SEED_RATIO:
+                    sd_s = float(np.sqrt(ratio * GRID_RESID_SD**2 / q))
+                    rows.append((s, q, f"query sd {sd_q:g}, seed ratio {ratio:g}", (sd_s, sd_q, GRID_RESID_SD)))
+    return rows
 
 
 def simulate(n: int, seeds: int, queries: int, sd: tuple[float, float, float], mu: float,
@@ -53,8 +76,12 @@ def method_p_values(data: np.ndarray, method: str, rng: np.random.Generator, n_b
     """p-values of each simulated ``(n, S, Q)`` study under ``method``."""
     if method == "crossed":
         return crossed_p(fit_crossed(data))
-    if method == "crossed-reml-boundary":  # REML pooling only below 0: the calibration's comparison
-        return crossed_p(fit_crossed(data, pool_p=None))
+    if method == "crossed-plain-df":  # Satterthwaite's df at the plain plug-in mean squares
+        return crossed_p(fit_crossed(data, df_quantile=None))
+    if method == "crossed-reml-boundary":  # the seed factor pooled on REML's boundary too (plain df)
+        return crossed_p(fit_crossed(data, pooling="reml", df_quantile=None))
+    if method == "crossed-pool-0.25":  # the F-test pooling rule used before (plain df)
+        return crossed_p(fit_crossed(data, pooling=0.25, df_quantile=None))
     if method == "bootstrap-normal":
         return np.array([bootstrap_normal_p(d, n_boot, rng) for d in data])
     if method == "seed-t":
@@ -64,12 +91,9 @@ def method_p_values(data: np.ndarray, method: str, rng: np.random.Generator, n_b
 
 def expected_min_detectable(seeds: int, queries: int, sd: tuple[float, float, float]) -> float:
     """The crossed method's smallest detectable difference (80% power, 5%) at the true components."""
-    var_s, var_q, var_e = (x**2 for x in sd)
-    ms = [queries * var_s + var_e, seeds * var_q + var_e, var_e]
-    dfs = [seeds - 1, queries - 1, (seeds - 1) * (queries - 1)]
-    var_mu = (ms[0] + ms[1] - ms[2]) / (seeds * queries)
-    denom = sum(m**2 / f for m, f in zip(ms, dfs))
-    df = (var_mu * seeds * queries) ** 2 / denom if denom > 0 else np.inf
+    from maw_bench.evaluation.crossed import design_df
+
+    var_mu, df = design_df(seeds, queries, *(x**2 for x in sd))
     return float((stats.t.ppf(0.975, df) + stats.t.ppf(0.80, df)) * np.sqrt(var_mu))
 
 
