@@ -284,3 +284,28 @@ def test_the_readme_calibration_range_and_split_arm_holm_ps_are_the_committed_da
     for arm, diff, holm_p in zip(("maw", "maw-uniform"), m.groups()[4:6], m.groups()[6:8]):
         assert float(diff) == pytest.approx(comp[("beir/scifact/test", arm)]["mean_diff"], abs=5e-4)
         assert holm_p == f"{comp[('beir/scifact/test', arm)]['p_holm']:.2g}"
+
+
+def test_the_cross_collection_sentence_is_the_committed_summary():
+    doc = json.loads((ROOT / "results" / "study-scifact-cranfield" / "summary.json").read_text())
+    arms = {r["arm"]: r for r in doc["across"]["arms"]}
+    text = " ".join(README.split())
+    num = r"([-+][\d.]+)"
+    m = re.search(rf"`maw` loses {num} \[{num}, {num}\] and `maw-uniform` {num} \[{num}, {num}\] nDCG@10, but the "
+                  r"collections disagree for both \(Cochran's Q p ([\d.e-]+) and ([\d.e-]+), I² (\d+)% and (\d+)%\); "
+                  rf"`maw-nested`, `gated` and `diff` average {num}, {num} and {num}\.", text)
+    assert m, "README's cross-collection sentence"
+    g = m.groups()
+    for i, arm in enumerate(("maw", "maw-uniform")):
+        r = arms[arm]
+        assert [float(x) for x in g[3 * i:3 * i + 3]] == pytest.approx([r["mean_diff"], r["ci95_low"], r["ci95_high"]],
+                                                                       abs=5e-5)
+        assert g[6 + i] == f"{r['q_p']:.2g}" and int(g[8 + i]) == round(100 * r["i2"])
+    assert [float(x) for x in g[10:]] == pytest.approx([arms[a]["mean_diff"] for a in ("maw-nested", "gated", "diff")],
+                                                       abs=5e-5)
+    assert all(isinstance(r["random_effects"], str) for r in arms.values())
+    assert "not estimable from fewer than 5" in text
+    from maw_bench.evaluation.across import MIN_COLLECTIONS_RANDOM_EFFECTS
+
+    assert MIN_COLLECTIONS_RANDOM_EFFECTS == 5 and "below 5 collections (`MIN_COLLECTIONS_RANDOM_EFFECTS`" in " ".join(
+        (ROOT / "docs" / "statistics.md").read_text().split())

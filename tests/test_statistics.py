@@ -143,3 +143,44 @@ def test_the_seeds_planned_for_equivalence_show_it_with_the_power_asked():
     assert at >= 0.75 and fewer < at, (need, at, fewer)
     assert seeds_for_equivalence(sd[0] ** 2, sd[1] ** 2, sd[2] ** 2, q, margin, true_diff=0.01) is None
     assert seeds_for_equivalence(0.0, 0.2 ** 2, 0.0, 100, margin) is None  # the query variance alone is too large
+
+
+def test_the_cross_collection_average_of_one_collection_is_its_own_test():
+    from maw_bench.evaluation.across import average_difference
+
+    for sd in [(0.02, 0.1, 0.08), (0.02, 0.0, 0.08), (0.0, 0.1, 0.08)]:
+        d = _design(9, 5, 120, sd)
+        a, c = average_difference([d]), crossed_estimate(d)
+        assert [a["mean_diff"], a["se"], a["df"], a["p_value"]] == pytest.approx([c.mean_diff, c.se, c.df, c.p_value],
+                                                                                 rel=1e-9)
+
+
+@pytest.mark.parametrize("seeds, sd_seed, rho", [(3, 0.02, 0.9), (5, 0.02, 0.9), (5, 0.01, 0.0), (5, 0.0, 0.0)])
+def test_the_cross_collection_average_allows_for_the_seeds_the_collections_share(seeds, sd_seed, rho):
+    """Two collections (300 and 225 queries) scored by the same seeds, seed effects correlated rho between them:
+    800 null studies a regime. The average's test stays within [2.5%, 7.5%]; combining the collections' SEs as if
+    independent (normal quantiles) rejects far more where the shared seed part is large."""
+    from maw_bench.evaluation.calibration import across_rates
+
+    rates = across_rates(seeds, (300, 225), sd_seed, rho, 0.1, 0.08, 800, seed=41)
+    assert 0.025 <= rates["average"] <= 0.075, rates
+    if rho > 0.5:
+        assert rates["independent-normal"] > 0.10, rates
+
+
+def test_heterogeneity_is_cochrans_q_and_random_effects_need_enough_collections():
+    from maw_bench.evaluation.across import MIN_COLLECTIONS_RANDOM_EFFECTS, heterogeneity
+
+    effects, ses = [-0.011, -0.032], [0.0069, 0.0058]
+    h = heterogeneity(effects, ses)
+    w = 1 / np.square(ses)
+    fixed = float((w * effects).sum() / w.sum())
+    q = float((w * (np.array(effects) - fixed) ** 2).sum())
+    assert h["cochran_q"] == pytest.approx(q, rel=1e-9) and h["q_p"] == pytest.approx(stats.chi2.sf(q, 1), rel=1e-9)
+    assert h["i2"] == pytest.approx(max(0.0, (q - 1) / q), rel=1e-9)
+    assert isinstance(h["random_effects"], str) and "not estimable from 2 collections" in h["random_effects"]
+    many = heterogeneity([0.01, -0.02, 0.0, 0.015, -0.005][:MIN_COLLECTIONS_RANDOM_EFFECTS], [0.005] * 5)
+    re = many["random_effects"]
+    assert isinstance(re, dict) and re["ci95_low"] < re["mean_diff"] < re["ci95_high"]
+    # Hartung-Knapp: t at K - 1 df
+    assert (re["ci95_high"] - re["mean_diff"]) == pytest.approx(stats.t.ppf(0.975, 4) * re["se"], rel=1e-9)

@@ -394,3 +394,45 @@ def test_plan_says_when_the_current_seeds_already_detect_the_difference(tmp_path
     assert res.exit_code == 0 and "equivalence ±0.01: 2 seeds" in " ".join(res.output.split()), res.output
     res = CliRunner().invoke(app, ["plan", str(tmp_path), "--equivalence-margin", "-1"])
     assert res.exit_code == 2 and "must be positive" in " ".join(res.output.split()), res.output
+
+
+def test_a_study_over_several_collections_reports_their_average_and_agreement():
+    """The average over collections is the mean of the collections' Δ, with an interval from the shared seeds;
+    an arm not scored at the same seeds everywhere says so instead of a number; one collection gives none."""
+    from maw_bench.outputs.study_summary import across_collections
+
+    rng = np.random.default_rng(3)
+
+    def scores(shift: float, seeds: list[int], n: int) -> dict:
+        return {s: {f"q{i}": 0.5 + shift + 0.01 * s + 0.05 * rng.standard_normal() for i in range(n)} for s in seeds}
+
+    table = {"a": {"standard": {"m": scores(0.0, [1, 2, 3], 40)}, "x": {"m": scores(0.02, [1, 2, 3], 40)}},
+             "b": {"standard": {"m": scores(0.0, [1, 2, 3], 30)}, "x": {"m": scores(-0.02, [1, 2, 3], 30)}}}
+    comps = []
+    for ds in ("a", "b"):
+        d = np.array([[table[ds]["x"]["m"][s][q] - table[ds]["standard"]["m"][s][q]
+                       for q in sorted(table[ds]["standard"]["m"][1])] for s in (1, 2, 3)])
+        comps.append({"dataset": ds, "arm": "x", "metric": "m", "mean_diff": float(d.mean()), "se": 0.01})
+    out = across_collections(table, ["standard", "x"], "standard", "m", comps, 0.01)
+    (x,) = out["arms"]
+    assert x["mean_diff"] == pytest.approx(np.mean([c["mean_diff"] for c in comps]), abs=1e-12)
+    assert x["ci95_low"] < x["mean_diff"] < x["ci95_high"] and x["collections"] == ["a", "b"]
+    assert x["q_p"] < 0.05 and x["i2"] > 0.5  # +0.02 on one, -0.02 on the other: they disagree
+    assert "not estimable from 2 collections" in x["random_effects"]
+    table["b"]["x"]["m"].pop(3)
+    table["b"]["standard"]["m"].pop(3)
+    out = across_collections(table, ["standard", "x"], "standard", "m", comps, 0.01)
+    assert "not scored at the same" in out["arms"][0]["not_computed"]
+    assert across_collections({"a": table["a"]}, ["standard", "x"], "standard", "m", comps, 0.01) is None
+
+
+def test_the_committed_study_has_its_cross_collection_average_and_forest_plot():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "results" / "study-scifact-cranfield"
+    doc = json.loads((folder / "summary.json").read_text())
+    comp = {(c["dataset"], c["arm"]): c for c in doc["comparisons"] if c["metric"] == "ndcg@10"}
+    assert doc["across"]["collections"] == ["beir/scifact/test", "cranfield"]
+    for r in doc["across"]["arms"]:
+        assert r["mean_diff"] == pytest.approx(np.mean([comp[(ds, r["arm"])]["mean_diff"] for ds in r["collections"]]))
+    assert (folder / "across_collections__ndcg@10.png").stat().st_size > 10_000

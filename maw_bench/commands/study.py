@@ -174,7 +174,7 @@ def summarise_study(output: Path, equivalence_margin: float | None = None) -> di
     only its root), ``per_query.csv.gz`` is. Either way the same bytes come out.
     """
     from maw_bench.outputs import study_summary as ss
-    from maw_bench.outputs.plots import arm_differences
+    from maw_bench.outputs.plots import across_forest, arm_differences
     from maw_bench.outputs.tables import study_markdown, study_rich_table
 
     spec = _read(output / STUDY_FILE)
@@ -204,6 +204,9 @@ def summarise_study(output: Path, equivalence_margin: float | None = None) -> di
                      "components; for the SE the seed mean square always kept and the query factor pooled on REML's "
                      "boundary; Satterthwaite df at the mean squares' upper 75% bounds; t interval); smallest detectable = (t_.975 + t_.80) x SE at that df; sensitivity: "
                      "pigeonhole bootstrap (normal quantiles) and a paired t over per-seed means"}
+    across = ss.across_collections(table, spec["arms"], REFERENCE, metrics[0], comparisons, margin)
+    if across:  # two or more collections: their average and whether they agree (evaluation/across.py)
+        doc["across"] = across
     doc["relevance_scale"] = _scales(output, evaluated)  # Cranfield's codes, defined or raw (data/relevance.py)
     sample = _samples(output, evaluated)
     if sample:  # a study on data.max_docs / max_queries caps says so, as each of its evaluations does
@@ -213,6 +216,8 @@ def summarise_study(output: Path, equivalence_margin: float | None = None) -> di
     for dataset in {r["dataset"] for r in rows}:
         arm_differences([c for c in comparisons if c["dataset"] == dataset and c["metric"] == metrics[0]],
                         metrics[0], output / f"differences__{dataset.replace('/', '_')}.png", margin)
+    if across:
+        across_forest(across, comparisons, output / f"across_collections__{metrics[0]}.png", margin)
     console.print(study_rich_table(doc))
     console.print(f"summary in {output / 'summary.md'}")
     return doc

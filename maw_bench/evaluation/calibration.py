@@ -116,3 +116,27 @@ def rejection_rates(seeds: int, queries: int, sd: tuple[float, float, float], n_
     rng = np.random.default_rng(seed)
     data = simulate(n_sims, seeds, queries, sd, mu, rng)
     return {m: float(np.mean(method_p_values(data, m, rng, n_boot) < 0.05)) for m in methods}
+
+
+def across_rates(seeds: int, queries: tuple[int, ...], sd_seed: float, rho: float, sd_query: float, sd_resid: float,
+                 n_sims: int, seed: int = 0) -> dict[str, float]:
+    """Null studies over ``len(queries)`` collections that share ``seeds`` (seed effects correlated ``rho`` between
+    collections): the share the cross-collection average rejects at 5%, and the share a naive average would (the
+    collections' SEs combined as if independent, normal quantiles)."""
+    from maw_bench.evaluation.across import average_difference
+    from maw_bench.evaluation.crossed import crossed_estimate
+
+    rng = np.random.default_rng(seed)
+    k = len(queries)
+    cov = sd_seed**2 * (np.full((k, k), rho) + (1 - rho) * np.eye(k))
+    chol = np.linalg.cholesky(cov + 1e-18 * np.eye(k))
+    ours = naive = 0
+    for _ in range(n_sims):
+        a = chol @ rng.standard_normal((k, seeds))
+        tables = [a[i][:, None] + sd_query * rng.standard_normal((1, q)) + sd_resid * rng.standard_normal((seeds, q))
+                  for i, q in enumerate(queries)]
+        ours += average_difference(tables)["p_value"] < 0.05
+        est = [crossed_estimate(t) for t in tables]
+        se = float(np.sqrt(sum(e.se**2 for e in est))) / k
+        naive += 2 * stats.norm.sf(abs(np.mean([e.mean_diff for e in est])) / se) < 0.05
+    return {"average": ours / n_sims, "independent-normal": naive / n_sims}

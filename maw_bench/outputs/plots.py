@@ -142,6 +142,32 @@ def arm_differences(comparisons: list[dict], metric: str, path: Path, margin: fl
     return _save(fig, path)
 
 
+def across_forest(across: dict, comparisons: list[dict], path: Path, margin: float | None = None) -> Path | None:
+    """Per arm, one row per collection (its Δ and 95% interval) and one for the equal-weight average (a diamond),
+    with the equivalence margin shaded: the forest plot of a study over several collections."""
+    arms = [r for r in across["arms"] if "mean_diff" in r]
+    if not arms:
+        return None
+    comp = {(c["dataset"], c["arm"]): c for c in comparisons if c["metric"] == across["metric"]}
+    rows = []
+    for r in arms:
+        rows += [(f"{r['arm']} · {ds}", comp[(ds, r["arm"])], "o", "tab:purple") for ds in r["collections"]]
+        rows.append((f"{r['arm']} · average", r, "D", "black"))
+    fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.32 * len(rows)))
+    for i, (_, c, marker, color) in enumerate(rows):
+        y = len(rows) - 1 - i
+        ax.errorbar([c["mean_diff"]], [y], xerr=[[c["mean_diff"] - c["ci95_low"]], [c["ci95_high"] - c["mean_diff"]]],
+                    fmt=marker, color=color, capsize=3, markersize=5)
+    ax.axvline(0.0, color="grey", linewidth=0.8)
+    if margin:
+        ax.axvspan(-margin, margin, color="tab:green", alpha=0.12, label=f"equivalence margin ±{margin:g}")
+        ax.legend(fontsize=7, loc="best")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([label for label, *_ in reversed(rows)], fontsize=7)
+    ax.set_xlabel(f"{across['metric']}: arm - reference, 95% CI (diamond: equal-weight average over the collections)")
+    return _save(fig, path)
+
+
 def eval_plots(doc: dict, per_query: dict, output: Path) -> list[Path]:
     """An evaluation's figures: per-query deltas against the reference (first metric) and routing counts."""
     from maw_bench.outputs.folders import safe_name

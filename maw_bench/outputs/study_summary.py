@@ -166,6 +166,37 @@ def add_holm(comparisons: list[dict], metric: str) -> str:
             f"({metric})")
 
 
+def across_collections(table: dict, arms: list[str], reference: str, metric: str, comparisons: list[dict],
+                       margin: float) -> dict | None:
+    """Per arm, its equal-weight average over the study's collections with Cochran's Q and I²
+    (:mod:`maw_bench.evaluation.across`), Holm over the arms; None with fewer than 2 collections."""
+    from maw_bench.evaluation.across import across_collections as combine
+    from maw_bench.evaluation.crossed import holm
+
+    datasets = sorted(ds for ds in table if reference in table[ds])
+    if len(datasets) < 2:
+        return None
+    out = []
+    for arm in (a for a in arms if a != reference):
+        if not all(arm in table[ds] for ds in datasets):
+            out.append({"arm": arm, "not_computed": "not scored on every collection"})
+            continue
+        tables = {ds: difference_table(table[ds][arm][metric], table[ds][reference][metric], arm, reference,
+                                       f"{ds} {metric}") for ds in datasets}
+        seed_lists = {tuple(seeds) for seeds, _ in tables.values()}
+        if len(seed_lists) > 1 or len(next(iter(seed_lists))) < 2:
+            out.append({"arm": arm, "not_computed": "the collections were not scored at the same 2 or more seeds"})
+            continue
+        per = {c["dataset"]: c for c in comparisons if c["arm"] == arm and c["metric"] == metric}
+        out.append({"arm": arm, "seeds": len(next(iter(seed_lists))),
+                    **combine({ds: d for ds, (_, d) in tables.items()}, per, margin)})
+    done = [r for r in out if "mean_diff" in r]
+    for r, p, p_eq in zip(done, holm([r["p_value"] for r in done]), holm([r["tost_p"] for r in done])):
+        r["p_holm"], r["tost_p_holm"] = p, p_eq
+    return {"metric": metric, "collections": datasets, "weights": "equal", "family": f"Holm over the {len(done)} arms",
+            "arms": out}
+
+
 def routing_facts(output: Path, spec: dict, arms: list[str]) -> list[dict]:
     """Per MAW arm and seed: the final inference depth and its share, when the router settled, its final entropy."""
     facts = []

@@ -128,6 +128,34 @@ def _two_questions(doc: dict, comps: list[dict], main: str) -> list[str]:
     return lines
 
 
+def _across_lines(doc: dict) -> list[str]:
+    """The equal-weight average over the study's collections, with Cochran's Q and I² (docs/statistics.md)."""
+    across = doc.get("across")
+    if not across:
+        return []
+    margin = doc.get("equivalence_margin")
+    k = len(across["collections"])
+    lines = ["", f"{across['metric']} across the {k} collections ({', '.join(across['collections'])}): each arm's "
+             "equal-weight average of the collections' Δ, its SE from the seeds' own averages over the collections "
+             "(they share the seeds) and each collection's query part; p and TOST on new queries of *these* "
+             f"collections, {across['family']}. Cochran's Q and I²: do the collections agree (Q treats their "
+             "estimates as independent).", "",
+             f"| arm | Δ average [95% CI] | p | Holm | TOST p (±{margin:g}) | equivalent within | Cochran's Q (p) | I² | "
+             "collections in general |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in across["arms"]:
+        if "mean_diff" not in r:
+            lines.append(f"| {r['arm']} | not computed: {r['not_computed']} | | | | | | | |")
+            continue
+        re_ = r["random_effects"]
+        general = re_ if isinstance(re_, str) else (f"{re_['mean_diff']:+.4f} [{re_['ci95_low']:+.4f}, "
+                                                    f"{re_['ci95_high']:+.4f}] (HKSJ, p {re_['p_value']:.2g})")
+        lines.append(f"| {r['arm']} | {r['mean_diff']:+.4f} [{r['ci95_low']:+.4f}, {r['ci95_high']:+.4f}] | "
+                     f"{r['p_value']:.2g} | {r['p_holm']:.2g} | {r['tost_p']:.2g} (Holm {r['tost_p_holm']:.2g}) | "
+                     f"±{r['equivalent_within']:.4f} | {r['cochran_q']:.2f} ({r['q_p']:.2g}) | {r['i2']:.0%} | "
+                     f"{general} |")
+    return lines
+
+
 def study_markdown(doc: dict) -> str:
     """Per arm: mean ± std over seeds; Δ to the reference with its 95% interval, p and Holm p over seeds and queries."""
     metrics = doc["metrics"]
@@ -144,7 +172,7 @@ def study_markdown(doc: dict) -> str:
     main = metrics[0] if metrics else None
     comps = [c for c in doc["comparisons"] if c["metric"] == main]
     if comps:
-        lines += _equivalence_lines(doc, comps, main) + _two_questions(doc, comps, main)
+        lines += _equivalence_lines(doc, comps, main) + _two_questions(doc, comps, main) + _across_lines(doc)
         lines += ["", f"{main}: smallest difference the design detects (80% power, 5% level, t at the fitted df) and "
                   "the variance components (sd) of the per-query differences:", "",
                   "| dataset | arm | test | seeds x queries | df | smallest detectable Δ | sd seed | sd query | "
