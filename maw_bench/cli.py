@@ -420,10 +420,19 @@ def report(
     folders: list[Path] = typer.Argument(..., help="Eval, train-run, sweep or study folders."),
     equivalence_margin: float = typer.Option(None, "--equivalence-margin", help="A study's equivalence margin "
                                              "(kept in its study.json for later rebuilds)."),
+    rescore: bool = typer.Option(False, "--rescore", help="A study: re-score every seed's evaluation from its kept "
+                                 "rankings (runs/*.trec.gz) with the study's config and --set overrides, e.g. "
+                                 "--set eval.relevance_scale=defined; no encoding, no training."),
+    set_: list[str] = SET_OPT,
 ) -> None:
-    """Rebuild tables and plots from existing folders without recomputing anything."""
-    from maw_bench.commands.report import rebuild
+    """Rebuild tables and plots from existing folders without recomputing anything (or, --rescore, the scores)."""
+    from maw_bench.commands.report import rebuild, rescore_study
 
+    if set_ and not rescore:
+        raise UserError("--set changes how a study is re-scored; add --rescore (report alone recomputes nothing).")
+    if rescore:
+        for folder in folders:
+            rescore_study(folder, list(set_ or []))
     rebuild(folders, equivalence_margin)
 
 

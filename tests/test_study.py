@@ -436,3 +436,45 @@ def test_the_committed_study_has_its_cross_collection_average_and_forest_plot():
     for r in doc["across"]["arms"]:
         assert r["mean_diff"] == pytest.approx(np.mean([comp[(ds, r["arm"])]["mean_diff"] for ds in r["collections"]]))
     assert (folder / "across_collections__ndcg@10.png").stat().st_size > 10_000
+
+
+def test_a_study_keeps_its_rankings_and_report_rescores_them_as_a_fresh_evaluation(tiny_model, toy_beir, tmp_path):
+    """Each seed's evaluation keeps its rankings (runs/*.trec.gz, cut at the deepest rank the metrics read). The
+    laws: re-scoring with the same config gives the same summary bytes; re-scoring with other metrics gives what a
+    study run from scratch with those metrics gives. A study without its rankings is refused in one line."""
+    import gzip
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from maw_bench.cli import app
+    from maw_bench.commands.study import run_study
+
+    def study(folder, metrics: str):
+        cfg = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=2", "maw.depth=2",
+                                                            f"eval.cache_dir={tmp_path / 'cache'}", f"eval.metrics={metrics}"))
+        run_study(cfg, ["maw"], [1, 2], [], folder)
+
+    study(tmp_path / "a", "[ndcg@10,mrr@10]")
+    runs = sorted((tmp_path / "a" / "seed-1" / "eval" / "runs").glob("*.trec.gz"))
+    assert [p.name.split("__")[0] for p in runs] == ["maw", "standard"]
+    with gzip.open(runs[0], "rt") as f:
+        ranks = [int(line.split()[3]) for line in f]
+    assert max(ranks) == 10  # the deepest cut-off of ndcg@10 and mrr@10, not eval.top_k
+    before = {n: (tmp_path / "a" / n).read_bytes() for n in ("summary.json", "summary.md", "per_query.csv.gz")}
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "a"), "--rescore"])
+    assert res.exit_code == 0, res.output
+    assert {n: (tmp_path / "a" / n).read_bytes() for n in before} == before
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "a"), "--rescore", "--set", "eval.metrics=[recall@5,ndcg@10]"])
+    assert res.exit_code == 0, res.output
+    study(tmp_path / "b", "[recall@5,ndcg@10]")
+    assert (tmp_path / "a" / "per_query.csv.gz").read_bytes() == (tmp_path / "b" / "per_query.csv.gz").read_bytes()
+    a, b = (json.loads((tmp_path / x / "summary.json").read_text()) for x in ("a", "b"))
+    assert {k: v for k, v in a.items() if k != "wall_s"} == {k: v for k, v in b.items() if k != "wall_s"}  # timing aside
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "a"), "--rescore", "--set", "eval.metrics=[recall@100]"])
+    assert res.exit_code == 2 and "kept to depth 10" in " ".join(res.output.split()), res.output
+    shutil.rmtree(tmp_path / "b" / "seed-2" / "eval" / "runs")
+    seed1 = (tmp_path / "b" / "seed-1" / "eval" / "metrics.json").read_bytes()
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "b"), "--rescore", "--set", "eval.metrics=[ndcg@5]"])
+    assert res.exit_code == 2 and "no kept ranking for" in " ".join(res.output.split()), res.output
+    assert (tmp_path / "b" / "seed-1" / "eval" / "metrics.json").read_bytes() == seed1  # refused before any rewrite

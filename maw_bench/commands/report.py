@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from maw_bench.errors import UserError
@@ -10,7 +11,7 @@ from maw_bench.outputs.layout import METRICS_FILE, RUN_FILE, STUDY_FILE, SWEEP_F
 from maw_bench.outputs.plots import depth_histograms, eval_plots, loss_curves
 from maw_bench.outputs.records import read_log, read_per_query
 from maw_bench.outputs.tables import latex_table, rich_table
-from maw_bench.runtime.atomic import read_json_file, write_text
+from maw_bench.runtime.atomic import read_json_file, write_json, write_text
 from maw_bench.runtime.console import console
 
 
@@ -39,6 +40,30 @@ def rebuild_eval(folder: Path) -> None:
     if (folder / "per_query.csv").is_file():
         eval_plots(doc, read_per_query(folder), folder)
     console.print(rich_table(results, metrics, comps, title=f"{folder} (reference: {ref})"))
+
+
+def rescore_study(folder: Path, overrides: list[str]) -> None:
+    """Re-score each seed's evaluation of a study from its kept rankings (``evaluation/rescore.py``), with the
+    study's config and ``overrides``; the study's config in study.json records the settings it was re-scored with."""
+    from maw_bench.commands.study import KEPT_RUN_SUFFIX
+    from maw_bench.config import BenchmarkConfig
+    from maw_bench.config.parsing import parse_override, set_dotted
+    from maw_bench.evaluation.rescore import kept_runs, rescore_evaluation
+
+    spec = read_json_file(folder / STUDY_FILE, "--rescore re-scores a study folder (study.json)")
+    raw = json.loads(json.dumps(spec["config"]))  # a deep copy to override
+    for item in overrides:
+        set_dotted(raw, *parse_override(item))
+    cfg = BenchmarkConfig.from_dict(raw)
+    evals = [folder / f"seed-{s}" / "eval" for s in spec["seeds"] if (folder / f"seed-{s}" / "eval" / METRICS_FILE).is_file()]
+    if not evals:
+        raise UserError(f"{folder}: no evaluated seed to re-score.")
+    for ev in evals:  # every seed's rankings are there before any is rewritten
+        kept_runs(ev, read_json_file(ev / METRICS_FILE, "rerun the study"), KEPT_RUN_SUFFIX)
+    for ev in evals:
+        rescore_evaluation(ev, cfg, list(spec["datasets"]), KEPT_RUN_SUFFIX)
+        console.print(f"re-scored {ev}")
+    write_json(folder / STUDY_FILE, {**spec, "config": cfg.to_dict()})
 
 
 def rebuild(folders: list[Path], equivalence_margin: float | None = None) -> None:

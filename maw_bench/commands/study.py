@@ -116,8 +116,22 @@ def run_pass(scfg: BenchmarkConfig, output: Path, seed: int, arms: list[str], da
         if missing:
             groups.setdefault(tuple(missing), []).append(ds)
     for missing, group in groups.items():
-        run_evaluation(scfg, [str(run / a) for a in missing], group, ev, print_table=False, keep=kept)
+        run_evaluation(scfg, [str(run / a) for a in missing], group, ev, print_table=False, keep=kept,
+                       runs=(KEPT_RUN_SUFFIX, kept_run_depth(scfg)))
         kept = _kept(output, seed)
+
+
+KEPT_RUN_SUFFIX = ".trec.gz"
+
+
+def kept_run_depth(cfg: BenchmarkConfig) -> int:
+    """How deep a study keeps each evaluation's ranking: the deepest cut-off its metrics read (``recall@100``:
+    100), or every hit (``eval.top_k``) when a metric reads the whole ranking (``map``, ``rbp``); a metric added later
+    is re-scored from these only up to that depth."""
+    from maw_bench.metric_names import max_cutoff, parse_metric
+
+    whole = any(parse_metric(str(m))[0] == "rbp" or "@" not in str(m) for m in cfg.eval.metrics)
+    return cfg.eval.top_k if whole else min(cfg.eval.top_k, max_cutoff(list(cfg.eval.metrics)))
 
 
 def _kept(output: Path, seed: int):

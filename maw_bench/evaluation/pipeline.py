@@ -76,6 +76,13 @@ class EvalOutput:
     self_hits: dict = field(default_factory=dict)  # dataset -> "drop" | "keep"
     relevance_level: dict = field(default_factory=dict)  # dataset -> lowest grade binary metrics count
     relevance_scale: dict = field(default_factory=dict)  # dataset -> how grades became gains (data/relevance.py)
+    run_suffix: str = ".trec"  # ".trec.gz": a study's kept rankings (evaluation/runfiles.py)
+    run_depth: int | None = None  # hits kept per query in the run file (None: every hit, eval.top_k)
+
+
+def run_file(output: Path, label: str, dataset_id: str, suffix: str = ".trec") -> Path:
+    """Where an evaluation writes the run of ``label`` on ``dataset_id``."""
+    return output / "runs" / f"{safe_name(label)}__{safe_name(dataset_id)}{suffix}"
 
 
 def load_eval_bundles(cfg: BenchmarkConfig, specs: list[str]) -> list[DatasetBundle]:
@@ -233,8 +240,10 @@ def run_evaluation(
     print_table: bool = True,
     arms: list[str] | None = None,
     keep: KeptEvaluation | None = None,
+    runs: tuple[str, int | None] = (".trec", None),
 ) -> EvalOutput:
-    """Score every model on every dataset into ``output``; ``keep``: an evaluation there joins (``merge``)."""
+    """Score every model on every dataset into ``output``; ``keep``: an evaluation there joins (``merge``);
+    ``runs``: the run files' suffix and depth (a study keeps ``.trec.gz`` at the depth its metrics read)."""
     metrics = list(cfg.eval.metrics)  # names checked when the config was built
     ctx = dist_setup(device)
     cfg, precision = resolve_config_dtypes(cfg, ctx.device, ctx.world_size)
@@ -246,7 +255,7 @@ def run_evaluation(
                        conventions(bundles, cfg), {b.id: b.sample for b in bundles})
     entries = sum(len(b.judged_queries()) for b in bundles) * cfg.eval.top_k * (len(refs) + bm25)
     use_ranx_engine(cfg.eval.ranx_engine, entries)
-    out = EvalOutput()
+    out = EvalOutput(run_suffix=runs[0], run_depth=runs[1])
     (output / "runs").mkdir(parents=True, exist_ok=True)
     labels = [r.label for r in refs] + (["bm25"] if bm25 else [])
     check_file_names(labels)
@@ -289,7 +298,7 @@ def _record(out: EvalOutput, bundle: DatasetBundle, label: str, hits: Hits, cfg:
             getattr(out, key).update(values)
         warn_self_hits(bundle, hits, cfg.eval.self_hits, label)
     metrics = list(cfg.eval.metrics)
-    write_trec(output / "runs" / f"{safe_name(label)}__{safe_name(bundle.id)}.trec", hits, label)
+    write_trec(run_file(output, label, bundle.id, out.run_suffix), hits, label, out.run_depth)
     qrels = as_gains(bundle.scored_qrels(), bundle.id, cfg.eval.relevance_scale)  # Cranfield's codes run downwards
     means, per_query = score_run(qrels, hits, metrics, name=label,
                                  relevance_level=out.relevance_level[bundle.id])
@@ -335,17 +344,22 @@ def write_outputs(out: EvalOutput, metrics: list[str], output: Path, refs: list[
     if keep is not None:
         doc = join_records(doc, keep)
     write_json(output / METRICS_FILE, doc)
+    write_scores(doc, out.per_query, output)
+    for ds, sample in doc["sample"].items():
+        log.warning("%s", sample_note(ds, sample))
+
+
+def write_scores(doc: dict, per_query: dict, output: Path) -> None:
+    """per_query.csv, report.md/tex and the plots of an evaluation whose metrics.json is ``doc``."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["dataset", "model", "query_id", "metric", "value"])
-    for dataset, models in out.per_query.items():
+    for dataset, models in per_query.items():
         for model, per_metric in models.items():
             for metric, scores in per_metric.items():
                 for qid in sorted(scores):
                     w.writerow([dataset, model, qid, metric, f"{scores[qid]:.6f}"])
     write_text(output / "per_query.csv", buf.getvalue())
     write_text(output / "report.md", report_markdown(doc))
-    write_text(output / "report.tex", latex_table(out.results, metrics, out.comparisons, out.reference))
-    for ds, sample in doc["sample"].items():
-        log.warning("%s", sample_note(ds, sample))
-    eval_plots(doc, out.per_query, output)
+    write_text(output / "report.tex", latex_table(doc["results"], doc["metrics"], doc["comparisons"], doc["reference"]))
+    eval_plots(doc, per_query, output)
