@@ -193,7 +193,7 @@ def train(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow model code from the hub to run."),
 ) -> None:
     """Fine-tune the standard and/or MAW arm contrastively (InfoNCE + hard negatives; GRPO router)."""
-    from maw_bench.outputs.folders import ensure_writable, new_output_dir
+    from maw_bench.outputs.folders import ensure_writable, new_output_dir, removed_if_refused
     from maw_bench.runtime.console import console
     from maw_bench.runtime.locks import folder_lock
     from maw_bench.training.run import train_arms
@@ -209,9 +209,12 @@ def train(
     if output is None:
         if resume or resume_auto or distributed:
             raise UserError("--resume and torchrun need --output naming the run folder (every rank must agree on it).")
+        existed = False
         output = new_output_dir("train", [cfg.data.train])
+    else:
+        existed = output.exists()
     ensure_writable(output, "train")
-    with folder_lock(output, enabled=not distributed or launch_rank() == 0):
+    with removed_if_refused(output, existed), folder_lock(output, enabled=not distributed or launch_rank() == 0):
         results = train_arms(cfg, arm_list, output, resume=resume or resume_auto, overwrite=overwrite,
                              require_checkpoint=resume and not resume_auto)
     for arm, res in results.items():
@@ -245,7 +248,7 @@ def evaluate(
 ) -> None:
     """Encode, retrieve and score models with ranx; significance against the reference arm."""
     from maw_bench.evaluation.pipeline import run_evaluation
-    from maw_bench.outputs.folders import ensure_writable, new_output_dir
+    from maw_bench.outputs.folders import ensure_writable, new_output_dir, removed_if_refused
     from maw_bench.runtime.locks import folder_lock
 
     extra = [f"data.eval_split={split}"] + (["model.trust_remote_code=true"] if trust_remote_code else [])
@@ -262,8 +265,9 @@ def evaluate(
     specs = _eval_specs(dataset, beir, msmarco, split) or list(cfg.data.eval)
     if output is None and launched_distributed():
         raise UserError("torchrun needs --output naming the evaluation folder (every rank must agree on it).")
+    existed = output is not None and output.exists()
     output = ensure_writable(output, "eval") if output else new_output_dir("eval", specs)
-    with folder_lock(output, enabled=not launched_distributed() or launch_rank() == 0):
+    with removed_if_refused(output, existed), folder_lock(output, enabled=not launched_distributed() or launch_rank() == 0):
         arm_list = [a.strip() for a in (arms or "").split(",") if a.strip()]
         run_evaluation(cfg, list(model or []), specs, output, bm25=bm25 or cfg.eval.bm25, arms=arm_list)
 
@@ -325,7 +329,7 @@ def study(
 ) -> None:
     """Arms x seeds (plus controls) with the same data and budget; mean +- std and differences over seeds and queries."""
     from maw_bench.commands.study import run_study
-    from maw_bench.outputs.folders import ensure_writable, new_output_dir
+    from maw_bench.outputs.folders import ensure_writable, new_output_dir, removed_if_refused
     from maw_bench.runtime.locks import folder_lock
 
     cfg = load_config(config, sets)
@@ -341,8 +345,9 @@ def study(
             raise UserError(f"{what} names {', '.join(repeated)} more than once; each seed or arm is one run: "
                             "remove the repeat.")
     warn_ignored(cfg, arm_list)
+    existed = output is not None and output.exists()
     output = ensure_writable(output, "study") if output else new_output_dir("study", list(dataset or cfg.data.eval))
-    with folder_lock(output):
+    with removed_if_refused(output, existed), folder_lock(output):
         run_study(cfg, arm_list, seed_list, control_list, output, list(dataset or []) or None, equivalence_margin)
 
 

@@ -136,3 +136,20 @@ def test_a_store_holding_documents_twice_is_rebuilt_with_a_warning(tmp_path, cap
     assert "holds 240 entries for 120 documents" in caplog.text
     assert len(again.irds.docs_store().lookup) == 120
     assert sum(1 for _ in again.docs_iter()) == 120
+
+
+def test_a_refused_eval_leaves_no_output_folder_behind(tmp_path):
+    """An evaluation refused before any result (a malformed collection) removes the folder it created for itself,
+    and leaves a folder that existed before, and anything a user put there, alone."""
+    folder = write_toy_beir(tmp_path / "toy")
+    _edit(folder, "float score")
+    proc = subprocess.run([sys.executable, "-m", "maw_bench", "eval", "--dataset", str(folder)], capture_output=True,
+                          text=True, cwd=tmp_path, env={**os.environ, "MAW_BENCH_OFFLINE": "1"}, timeout=240)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for out in (mine, tmp_path / "new"):
+        proc = _cli(["eval", "--dataset", str(folder), "--output", str(out)])
+        assert proc.returncode == 2, proc.stderr[-2000:]
+    assert mine.is_dir() and not (tmp_path / "new").exists()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from maw_bench.errors import UserError
@@ -94,3 +97,24 @@ def inside_run_folder(path: Path) -> Path | None:
 def safe_name(text: str) -> str:
     """A file-name-safe version of a label or dataset id."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("._") or "x"
+
+
+def _only_bookkeeping(folder: Path) -> bool:
+    """Nothing in ``folder`` but maw-bench's marker, lock files and empty subfolders."""
+    for _root, _, files in os.walk(folder):
+        if any(name != OWNER_FILE and not name.startswith(_IGNORED) for name in files):
+            return False
+    return True
+
+
+@contextmanager
+def removed_if_refused(folder: Path, existed_before: bool) -> Iterator[None]:
+    """A command that fails before writing a result leaves no folder behind: if ``folder`` is new (it did not
+    exist before the command) and still holds only maw-bench's own marker, lock and empty subfolders when the
+    command stops with an error, it is removed. Anything else in it, or a folder that existed, is left alone."""
+    try:
+        yield
+    except BaseException:
+        if not existed_before and folder.is_dir() and _only_bookkeeping(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
