@@ -89,6 +89,37 @@ def _make_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
     return folder
 
 
+# tiny random configs of other families, dropout on where the family has it (names differ per family)
+FAMILY_CONFIGS: dict[str, dict] = {
+    "roberta": {"pad_token_id": 0, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1},
+    "distilbert": {"dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64, "dropout": 0.1, "attention_dropout": 0.1,
+                   "pad_token_id": 0},
+    "modernbert": {"pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3, "cls_token_id": 2, "sep_token_id": 3,
+                   "global_attn_every_n_layers": 1, "local_attention": 16, "attention_dropout": 0.1,
+                   "mlp_dropout": 0.1, "embedding_dropout": 0.1},
+    "qwen3": {"num_key_value_heads": 2, "head_dim": 8, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3,
+              "attention_dropout": 0.1},
+    "mpnet": {"pad_token_id": 0}, "deberta-v2": {"pad_token_id": 0}, "albert": {"embedding_size": 16, "pad_token_id": 0},
+    "mobilebert": {"true_hidden_size": 16, "embedding_size": 16, "intra_bottleneck_size": 16, "pad_token_id": 0},
+}
+
+
+def make_tiny_family(folder: Path, family: str) -> Path:
+    """A random 2-layer model of ``family`` (hidden 32, 4 heads) with the tiny BERT's tokenizer, saved as a folder."""
+    import torch
+    from transformers import AutoConfig, AutoModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS)) + [f"w{i}" for i in range(60)]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True).save_pretrained(folder)
+    base = {"vocab_size": len(vocab), "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "intermediate_size": 64, "max_position_embeddings": 128}
+    torch.manual_seed(0)
+    AutoModel.from_config(AutoConfig.for_model(family, **{**base, **FAMILY_CONFIGS[family]})).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """A random 2-layer BERT (hidden 32, 4 heads, dropout 0.1 like real encoders) saved as a model folder."""

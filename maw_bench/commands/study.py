@@ -52,6 +52,9 @@ def run_study(
     if not seeds or len(set(seeds)) != len(seeds):
         raise UserError(f"--seeds {seeds}: give distinct seeds, e.g. --seeds 13,14,15.")
     main, extra = study_arms(cfg, arms, controls)
+    from maw_bench.training.run import check_arms
+
+    check_arms(cfg, [*main, *extra])  # every arm fits the model (its attention layout too) before any seed trains
     cfg = resolve_config_recipe(cfg)  # what the study records and compares is how it encodes
     datasets = list(datasets or cfg.data.eval)
     output.mkdir(parents=True, exist_ok=True)

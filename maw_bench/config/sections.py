@@ -39,6 +39,11 @@ class ModelConfig:
                               "model's sentence-transformers config declares ('query'; 'document', 'passage' or "
                               "'corpus'), as MTEB and encode_query / encode_document use them; none: only the prefixes.")
     trust_remote_code: bool = _f(False, "Allow model code from the hub to run. Off unless you trust it.")
+    revision: str = _f("", "The hub revision (branch, tag or commit) of model.name and its tokenizer ('' = the "
+                           "default branch), as from_pretrained's revision; recorded in run.json.")
+    attn_implementation: str = _f("", "transformers' attention kernel for the backbone: '' (its default) | eager | "
+                                      "sdpa | flash_attention_2 | flex_attention ...; the same for every arm, "
+                                      "recorded in run.json.")
 
 
 @dataclass

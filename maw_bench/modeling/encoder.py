@@ -104,7 +104,9 @@ class Encoder(nn.Module):
         elif maw_cfg.enabled:
             self.maw_layers = replace_attention(backbone, maw_cfg)
         elif self.attention_cfg.mechanism != "standard":
-            layers = encoder_layers(backbone)
+            from maw_bench.modeling.sites import replace_layers
+
+            layers = replace_layers(backbone)
             self.mechanism_layers = resolve_layers(maw_cfg.layers, len(layers))
             replace_with_mechanism(layers, self.mechanism_layers, self.attention_cfg)
         # the mechanism under test besides MAW (gated, diff), in place or in the appended blocks; None without one
@@ -380,8 +382,9 @@ def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None
     """
     source = resolve_model(cfg.model.name)
     model_cfg = concrete_model_cfg(cfg.model, source, warn=True)
-    backbone = load_backbone(source, cfg.model.trust_remote_code, from_config=False)
-    tokenizer = load_tokenizer(source, cfg.model.trust_remote_code)
+    backbone = load_backbone(source, cfg.model.trust_remote_code, from_config=False, revision=cfg.model.revision,
+                             attn_implementation=cfg.model.attn_implementation)
+    tokenizer = load_tokenizer(source, cfg.model.trust_remote_code, cfg.model.revision)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         enc = Encoder(backbone, tokenizer, model_cfg, cfg.maw, cfg.attention)
@@ -398,12 +401,16 @@ def check_model_fits(cfg: BenchmarkConfig) -> None:
 
     source = resolve_model(cfg.model.name)
     try:
-        mcfg = AutoConfig.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
+        mcfg = AutoConfig.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code,
+                                          **({"revision": cfg.model.revision} if cfg.model.revision else {}))
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read the config of model {cfg.model.name}: {str(exc).splitlines()[0]}") from exc
     check_lengths(cfg, mcfg)
     m = cfg.maw
-    if cfg.attention.mechanism != "standard":
+    if m.placement != "append" and (m.enabled or cfg.attention.mechanism != "standard"):
+        from maw_bench.modeling.sites import check_replace_layout
+
+        check_replace_layout(mcfg, cfg.model.trust_remote_code)  # MPNet, DeBERTa, ModernBERT ...: one line, now
         resolve_layers(m.layers, mcfg.num_hidden_layers)
     if not m.enabled:
         return

@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 from maw_bench.errors import UserError
 from maw_bench.maw import selection as builtin_selection
 from maw_bench.modeling.encoder import Encoder
-from maw_bench.modeling.layers import maw_options
+from maw_bench.modeling.layers import attention_dropout, maw_options, norm_eps
 from maw_bench.modeling.st_recipe import as_saved
 
 MODULES = [
@@ -219,13 +219,12 @@ def _write_remote_model(encoder: Encoder, folder: Path) -> None:
         opts = maw_options(cfg)
         options = {**opts, "selection": cfg.selection, "params": dataclasses.asdict(opts["params"])}
     appended = None
+    live = encoder.backbone.config  # attribute names every family answers (DistilBERT's dim is hidden_size here)
     if len(encoder.blocks):
-        heads = cfg.num_heads or backbone_cfg["num_attention_heads"]
-        appended = {"num_blocks": len(encoder.blocks), "num_heads": heads, "maw": cfg.enabled,
-                    "dropout": backbone_cfg.get("attention_probs_dropout_prob", 0.0),
-                    "eps": backbone_cfg.get("layer_norm_eps", 1e-12)}
-    shape = {k: backbone_cfg[k] for k in ("hidden_size", "num_attention_heads", "num_hidden_layers",
-                                          "max_position_embeddings", "vocab_size") if k in backbone_cfg}
+        appended = {"num_blocks": len(encoder.blocks), "num_heads": cfg.num_heads or live.num_attention_heads,
+                    "maw": cfg.enabled, "dropout": attention_dropout(live), "eps": norm_eps(live)}
+    shape = {k: getattr(live, k) for k in ("hidden_size", "num_attention_heads", "num_hidden_layers",
+                                           "max_position_embeddings", "vocab_size") if hasattr(live, k)}
     config = {
         "model_type": "maw_encoder", "architectures": ["MAWEncoderModel"], "auto_map": AUTO_MAP,
         "backbone": backbone_cfg, "maw_options": options, "maw_layers": list(encoder.maw_layers),

@@ -32,12 +32,12 @@ def initial_last_prob(maw: MAWConfig) -> float:
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The transformer layers of a BERT/RoBERTa-family ``AutoModel``."""
+    """The encoder's layers (their attention possibly replaced already); a model without them is refused as
+    ``modeling/sites.py`` says. Before a replacement, :func:`maw_bench.modeling.sites.replace_layers` checks more."""
+    from maw_bench.modeling.sites import replace_layers
+
     layers = getattr(getattr(model, "encoder", None), "layer", None)
-    if not isinstance(layers, nn.ModuleList) or not hasattr(layers[0], "attention"):
-        kind = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
-        raise UserError(f"model type {kind!r} is not supported; use a BERT or RoBERTa-family encoder (MiniLM, BGE, E5, Contriever).")
-    return layers
+    return layers if isinstance(layers, nn.ModuleList) and len(layers) else replace_layers(model)
 
 
 def resolve_layers(spec: list[int] | str, num_layers: int) -> list[int]:
@@ -69,7 +69,9 @@ def check_depth(maw: MAWConfig, hidden_size: int, num_heads: int) -> None:
 
 def replace_attention(model: nn.Module, maw: MAWConfig) -> list[int]:
     """Swap self-attention of ``maw.layers`` for MAW in place; return the layer indices."""
-    layers = encoder_layers(model)
+    from maw_bench.modeling.sites import replace_layers
+
+    layers = replace_layers(model)
     check_depth(maw, model.config.hidden_size, model.config.num_attention_heads)
     idx = resolve_layers(maw.layers, len(layers))
     options = maw_options(maw)
@@ -87,8 +89,7 @@ def build_appended(model: nn.Module, maw: MAWConfig, use_maw: bool, attention=No
         raise UserError(f"maw.num_heads={heads} does not divide the hidden size {cfg.hidden_size}; pick a divisor.")
     if use_maw:
         check_depth(maw, cfg.hidden_size, heads)
-    eps = getattr(cfg, "layer_norm_eps", 1e-12)
-    drop = getattr(cfg, "attention_probs_dropout_prob", 0.0)
+    eps, drop = norm_eps(cfg), attention_dropout(cfg)
     options = maw_options(maw) if use_maw else None
     blocks = nn.ModuleList(AppendedBlock(cfg.hidden_size, heads, options, drop, eps) for _ in range(maw.num_blocks))
     if not use_maw and attention is not None and attention.mechanism != "standard":
@@ -96,3 +97,26 @@ def build_appended(model: nn.Module, maw: MAWConfig, use_maw: bool, attention=No
 
         mechanism_in_blocks(blocks, attention)
     return blocks
+
+
+# what each family calls its LayerNorm epsilon and its attention dropout (BERT, ModernBERT, Llama/Qwen, GPT-2/T5 ...)
+_EPS_NAMES = ("layer_norm_eps", "norm_eps", "layer_norm_epsilon", "rms_norm_eps")
+_ATTENTION_DROPOUT_NAMES = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop", "attention_probs_dropout")
+
+
+def norm_eps(config) -> float:
+    """The backbone's own LayerNorm epsilon for the appended blocks' pre-norm (BERT's 1e-12 if it names none)."""
+    for name in _EPS_NAMES:
+        value = getattr(config, name, None)
+        if isinstance(value, float | int) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return 1e-12
+
+
+def attention_dropout(config) -> float:
+    """The backbone's own attention dropout for the appended blocks (0 if it names none)."""
+    for name in _ATTENTION_DROPOUT_NAMES:
+        value = getattr(config, name, None)
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            return float(value)
+    return 0.0

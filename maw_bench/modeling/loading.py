@@ -25,22 +25,32 @@ def quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def load_backbone(source: str, trust_remote_code: bool, from_config: bool) -> nn.Module:
+def load_backbone(source: str, trust_remote_code: bool, from_config: bool, revision: str = "",
+                  attn_implementation: str = "") -> nn.Module:
+    """``AutoModel`` of ``source`` without a pooler (``from_config``: its architecture, random weights);
+    ``revision`` and ``attn_implementation`` go to transformers as given ('' = its default)."""
     with quiet_transformers():
-        return _load_backbone(source, trust_remote_code, from_config)
+        return _load_backbone(source, trust_remote_code, from_config, hub_options(revision, attn_implementation))
 
 
-def _load_backbone(source: str, trust_remote_code: bool, from_config: bool) -> nn.Module:
+def hub_options(revision: str = "", attn_implementation: str = "") -> dict:
+    """The from_pretrained keywords ``model.revision`` and ``model.attn_implementation`` stand for."""
+    return {**({"revision": revision} if revision else {}),
+            **({"attn_implementation": attn_implementation} if attn_implementation else {})}
+
+
+def _load_backbone(source: str, trust_remote_code: bool, from_config: bool, options: dict) -> nn.Module:
     from transformers import AutoConfig, AutoModel
 
-    kwargs = {"trust_remote_code": trust_remote_code}
+    kwargs = {"trust_remote_code": trust_remote_code, **options}
     try:
         if from_config:
-            config = AutoConfig.from_pretrained(source, **kwargs)
+            config = AutoConfig.from_pretrained(source, **{k: v for k, v in kwargs.items() if k != "attn_implementation"})
+            built = {k: v for k, v in kwargs.items() if k != "revision"}
             try:
-                return AutoModel.from_config(config, add_pooling_layer=False, **kwargs)
+                return AutoModel.from_config(config, add_pooling_layer=False, **built)
             except TypeError:
-                return AutoModel.from_config(config, **kwargs)
+                return AutoModel.from_config(config, **built)
         try:
             return AutoModel.from_pretrained(source, add_pooling_layer=False, **kwargs)
         except TypeError:
@@ -50,11 +60,11 @@ def _load_backbone(source: str, trust_remote_code: bool, from_config: bool) -> n
         raise UserError(f"cannot load model {source}: {first}") from exc
 
 
-def load_tokenizer(source: str, trust_remote_code: bool):
+def load_tokenizer(source: str, trust_remote_code: bool, revision: str = ""):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **hub_options(revision))
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load the tokenizer of {source}: {str(exc).splitlines()[0]}") from exc
 

@@ -59,7 +59,8 @@ def load_encoder(directory: str | Path, device: str | torch.device | None = None
         raise UserError(f"{meta_file} is not what maw-bench writes (model and maw settings); restore the folder.")
     model_cfg = as_saved(_build(ModelConfig, meta["model"], "model."))
     maw_cfg = _build(MAWConfig, meta["maw"], "maw.")
-    backbone = load_backbone(str(path), model_cfg.trust_remote_code, from_config=True)
+    backbone = load_backbone(str(path), model_cfg.trust_remote_code, from_config=True,
+                             attn_implementation=model_cfg.attn_implementation)
     tokenizer = load_tokenizer(str(path), model_cfg.trust_remote_code)
     attention_cfg = _build(AttentionConfig, meta.get("attention") or {}, "attention.")  # older folders: standard
     enc = Encoder(backbone, tokenizer, model_cfg, maw_cfg, attention_cfg)

@@ -205,7 +205,8 @@ def check_resume_matches(output: Path, cfg: BenchmarkConfig, arms: list[str]) ->
                             "(another --output, or --overwrite).")
 
 
-def run_record(output: Path, arms: list[str], resume: bool, data: dict, world_size: int, precision: dict) -> dict:
+def run_record(output: Path, arms: list[str], resume: bool, data: dict, world_size: int, precision: dict,
+               model: dict | None = None) -> dict:
     """``run.json`` after this call. A resume keeps the arms already there (then adds new ones) and the
     time the run was created, and notes when it was resumed."""
     old: dict = {}
@@ -217,10 +218,16 @@ def run_record(output: Path, arms: list[str], resume: bool, data: dict, world_si
     now = time.strftime("%Y-%m-%dT%H:%M:%S")
     previous = [str(a) for a in old.get("arms", [])]
     record = {"arms": previous + [a for a in arms if a not in previous], "created": old.get("created", now),
-              "data": data, "world_size": world_size, "precision": precision}
+              "data": data, "world_size": world_size, "precision": precision, **({"model": model} if model else {})}
     if old:
         record["resumed"] = now
     return record
+
+
+def model_record(cfg: BenchmarkConfig) -> dict:
+    """What run.json says of the backbone: its name, hub revision and attention kernel ('' = transformers' default)."""
+    return {"name": cfg.model.name, "revision": cfg.model.revision or "default branch",
+            "attn_implementation": cfg.model.attn_implementation or "transformers' default"}
 
 
 def train_arms(
@@ -257,7 +264,8 @@ def train_arms(
     finished = [a for a in arms if (output / a / "model" / META_FILE).is_file()]
     bundle, examples, info = prepare_data(cfg)
     if ctx.is_main and not (resume and len(finished) == len(arms)):  # a run that trains nothing rewrites nothing
-        write_json(output / RUN_FILE, run_record(output, arms, resume, info, ctx.world_size, precision["train"]))
+        write_json(output / RUN_FILE, run_record(output, arms, resume, info, ctx.world_size, precision["train"],
+                                                      model_record(cfg)))
     torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
     results: dict[str, TrainResult | None] = {}
     for arm in arms:

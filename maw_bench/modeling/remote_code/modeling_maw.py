@@ -76,7 +76,9 @@ class MAWEncoderModel(PreTrainedModel):
         super().__init__(config)
         self.backbone = _backbone(config.backbone_config())
         options = _options(config.maw_options)
-        layers = self.backbone.encoder.layer
+        # the backbone's layers only where an arm replaced their attention: an appended arm works on any family
+        replaced = config.maw_layers or (config.mechanism and config.mechanism.get("placement") != "append")
+        layers = self.backbone.encoder.layer if replaced else nn.ModuleList()
         for i in config.maw_layers:
             layers[i].attention.self = HFMAWSelfAttention(layers[i].attention.self, options)
         app = config.appended
