@@ -162,3 +162,46 @@ def test_attn_implementation_and_revision_pass_through_to_transformers_and_run_j
     from maw_bench.modeling import load_encoder
 
     assert load_encoder(tmp_path / "run" / "standard" / "model").backbone.config._attn_implementation == "eager"
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_decoder_embedder_pools_its_last_token_as_sentence_transformers_does(family_folder, tmp_path, side):
+    """A Qwen3-Embedding-like folder (Pooling: lasttoken, the tokenizer padding on ``side``): with model.pooling=auto
+    maw-bench's embeddings are sentence-transformers' own, and differ from mean pooling; the export keeps it."""
+    import json
+    import shutil
+
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "qwen3-st"
+    shutil.copytree(family_folder("qwen3"), folder)
+    AutoTokenizer.from_pretrained(folder, padding_side=side).save_pretrained(folder)
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
+    (folder / "1_Pooling").mkdir()
+    (folder / "2_Normalize").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 32, "pooling_mode_lasttoken": True, "pooling_mode_mean_tokens": False}))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 32, "do_lower_case": True}))
+    cfg = BenchmarkConfig.load(overrides=[f"model.name={folder}", "model.max_length=32", "model.query_max_length=16"])
+    enc = build_encoder(cfg).eval()
+    assert enc.model_cfg.pooling == "lasttoken" and enc.tokenizer.padding_side == side
+    sample = texts()
+    ours = enc.encode(sample, kind="doc", max_length=32)
+    theirs = SentenceTransformer(str(folder), device="cpu").encode(sample, convert_to_tensor=True).cpu()
+    assert float((ours - theirs).abs().max()) <= 1e-5
+    mean = build_encoder(cfg.derive({"model.pooling": "mean"})).eval().encode(sample, kind="doc", max_length=32)
+    assert float((mean - theirs).abs().max()) > 1e-3
+    from test_export import _load_without_maw_bench
+
+    from maw_bench.modeling.export import export_sentence_transformers
+
+    appended = build_encoder(cfg.derive({"maw.placement": "append", "maw.enabled": True, "maw.depth": 2})).eval()
+    with torch.no_grad():
+        for p in appended.blocks.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    exported = _load_without_maw_bench([export_sentence_transformers(appended, tmp_path / "exp")], tmp_path)
+    assert float(abs(exported["doc0"] - appended.encode(sample, max_length=32).numpy()).max()) <= 1e-5

@@ -19,7 +19,7 @@ def validate(cfg) -> None:
     """Check what can be checked without the model (depth vs head is checked at build)."""
     check_ranges(cfg)
     m = cfg.maw
-    _choice("model.pooling", cfg.model.pooling, ("auto", "mean", "cls"))
+    _choice("model.pooling", cfg.model.pooling, ("auto", "mean", "cls", "lasttoken"))
     _choice("model.similarity", cfg.model.similarity, ("auto", "cosine", "dot"))
     _choice("model.prompts", cfg.model.prompts, ("auto", "none"))
     _choice("maw.variant", m.variant, ("split", "full", "nested"))

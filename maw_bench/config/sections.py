@@ -26,8 +26,9 @@ DEFAULT_ARMS: dict[str, list[str]] = {
 @dataclass
 class ModelConfig:
     name: str = _f(DEFAULT_MODEL, "HF model id or local folder (anything AutoModel loads).")
-    pooling: str = _f("auto", "Pooling of token vectors: auto | mean | cls (auto: as the model's sentence-"
-                              "transformers Pooling config says, mean for a model without one).")
+    pooling: str = _f("auto", "Pooling of token vectors: auto | mean | cls | lasttoken (auto: as the model's "
+                              "sentence-transformers Pooling config says, mean for a model without one; lasttoken: "
+                              "the last real token, as decoder embedders such as Qwen3-Embedding pool).")
     similarity: str = _f("auto", "How a query scores a document: auto | cosine | dot (auto: dot where the model's "
                                  "sentence-transformers config says so, as TAS-B's does, else cosine). cosine "
                                  "L2-normalises the embeddings; dot keeps their norms (train with train.temperature=1).")

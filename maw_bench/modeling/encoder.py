@@ -39,11 +39,16 @@ def autocast_context(device: torch.device, dtype: str):
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
-    """Mean over real tokens (an all-padding row gives zeros, not NaN) or the first token."""
+    """Mean over real tokens (an all-padding row gives zeros, not NaN), the first token, or the last real token
+    (``lasttoken``, as sentence-transformers pools decoder embedders; right or left padding alike)."""
     if how == "cls":
         return hidden[:, 0]
+    if how == "lasttoken":
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        last = (attention_mask.bool() * (positions + 1)).argmax(1)  # the last position whose mask is 1
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     if how != "mean":  # "auto" is resolved by build_encoder, from the model's own folder
-        raise ValueError(f"pooling {how!r}: an encoder pools by mean or cls")
+        raise ValueError(f"pooling {how!r}: an encoder pools by mean, cls or lasttoken")
     m = attention_mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
 

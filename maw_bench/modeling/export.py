@@ -202,7 +202,8 @@ def _write_sentence_transformers_files(encoder: Encoder, folder: Path) -> None:
         "word_embedding_dimension": encoder.dim,
         "pooling_mode_cls_token": encoder.model_cfg.pooling == "cls",
         "pooling_mode_mean_tokens": encoder.model_cfg.pooling == "mean",
-        "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}, indent=2))
+        "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False,
+        "pooling_mode_lasttoken": encoder.model_cfg.pooling == "lasttoken"}, indent=2))
     if not dot:
         (folder / "2_Normalize").mkdir()
     prompts = {"query": encoder.model_cfg.query_prefix, "document": encoder.model_cfg.doc_prefix}
@@ -274,7 +275,7 @@ def model_card(encoder: Encoder, remote: bool) -> str:
            f"{cfg.placement} at layers {', '.join(encoder.maw_layer_names())})" if cfg.enabled
            else "standard attention" + (" with appended blocks" if len(encoder.blocks) else ""))
     flag = ", trust_remote_code=True" if remote else ""
-    pooling = {"cls": "CLS", "mean": "Mean"}[encoder.model_cfg.pooling]
+    pooling = {"cls": "CLS", "mean": "Mean", "lasttoken": "Last-token"}[encoder.model_cfg.pooling]
     scoring = ("unnormalised, dot-product similarity" if encoder.model_cfg.similarity == "dot"
                else "L2-normalised, cosine similarity")
     return f"""---

@@ -16,7 +16,7 @@ from maw_bench.errors import UserError
 
 log = logging.getLogger("maw_bench")
 
-POOLINGS = ("mean", "cls")  # what maw-bench's encoder implements
+POOLINGS = ("mean", "cls", "lasttoken")  # what maw-bench's encoder implements
 FOLLOWED_MODULES = ("Transformer", "Pooling", "Normalize")  # modules.json entries maw-bench's encoder reproduces
 # sentence-transformers' Pooling flags, by the name maw-bench gives the mode
 _POOLING_FLAGS = {

@@ -7,8 +7,9 @@ copies of maw-bench's ``maw/`` package), so that
     SentenceTransformer(path, trust_remote_code=True)
 
 rebuild the trained model without maw-bench installed. ``forward`` returns the
-token states (``last_hidden_state``); the sentence embedding is their mean over real
-tokens, L2-normalised (what the sentence-transformers modules of the folder do).
+token states (``last_hidden_state``); the sentence embedding is pooled from them as the
+folder's ``1_Pooling`` says (mean, CLS or last token) and L2-normalised where it has
+``2_Normalize`` (what the sentence-transformers modules of the folder do).
 At inference every MAW layer makes its selection's inference choice (GRPO and
 Gumbel: the router's argmax depth; fixed: its depth; soft and uniform: the mixture).
 """
