@@ -92,6 +92,9 @@ def _make_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
 # tiny random configs of other families, dropout on where the family has it (names differ per family)
 FAMILY_CONFIGS: dict[str, dict] = {
     "roberta": {"pad_token_id": 0, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1},
+    "xlm-roberta": {"pad_token_id": 0, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1},
+    "electra": {"embedding_size": 32, "pad_token_id": 0, "hidden_dropout_prob": 0.1,
+                "attention_probs_dropout_prob": 0.1},
     "distilbert": {"dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64, "dropout": 0.1, "attention_dropout": 0.1,
                    "pad_token_id": 0},
     "modernbert": {"pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3, "cls_token_id": 2, "sep_token_id": 3,

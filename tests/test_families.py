@@ -2,8 +2,8 @@
 
 ``maw.placement: append`` puts every arm on top of any ``AutoModel``; ``replace`` needs a BERT self-attention
 and is refused in one line at config check otherwise (``maw_bench/modeling/sites.py``). Families here: BERT,
-RoBERTa (replace and append), DistilBERT, ModernBERT, Qwen3 (append; replace refused), and the refusals of
-MPNet, DeBERTa-v2, ALBERT and MobileBERT.
+RoBERTa (replace and append), XLM-R and ELECTRA (replace), DistilBERT, ModernBERT, Qwen3 (append; replace
+refused), and the refusals of MPNet, DeBERTa-v2, ALBERT and MobileBERT.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ def test_replace_placement_on_a_family_without_bert_self_attention_is_one_line_a
 
 
 @pytest.mark.parametrize("family, placement", [("bert", "replace"), ("bert", "append"), ("roberta", "replace"),
-                                               ("roberta", "append"), *[(f, "append") for f in APPEND_ONLY]])
+                                               ("roberta", "append"), ("xlm-roberta", "replace"), ("electra", "replace"),
+                                               *[(f, "append") for f in APPEND_ONLY]])
 def test_at_init_every_arm_is_the_unmodified_model(family_folder, tiny_model, family, placement):
     folder = tiny_model if family == "bert" else family_folder(family)
     sample = texts()
