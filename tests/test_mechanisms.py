@@ -148,3 +148,24 @@ def test_save_load_roundtrip_is_exact(tiny_model, tmp_path, arm):
     again = load_encoder(tmp_path / "m")
     assert again.attention_cfg.mechanism == arm
     assert _max_diff(enc.encode(texts()), again.encode(texts())) == 0.0
+
+
+def test_a_runs_arms_at_init_are_built_on_the_model_the_run_fine_tuned(tiny_model, toy_beir, tmp_path):
+    """``eval --model RUN --arms standard`` scores init/standard on the run's base model (its maw_bench.json),
+    not on the config's default model: init/standard is the run's base encoder, hit for hit."""
+    from conftest import tiny_overrides
+
+    from maw_bench.evaluation.pipeline import run_evaluation
+    from maw_bench.training.run import train_arms
+
+    train = BenchmarkConfig.load(overrides=tiny_overrides(tiny_model, toy_beir, "train.max_steps=1"))
+    train_arms(train, ["standard"], tmp_path / "run")
+    cfg = BenchmarkConfig.load(overrides=[f"data.eval=[{toy_beir}]", f"eval.cache_dir={tmp_path / 'c'}",
+                                          "eval.metrics=[ndcg@10]", "model.max_length=32", "model.query_max_length=16"])
+    assert cfg.model.name != tiny_model  # the config names the default model; the run says the tiny one
+    run_evaluation(cfg, [str(tmp_path / "run")], [str(toy_beir)], tmp_path / "e", print_table=False, arms=["standard"])
+    base = train.derive({"eval.cache_dir": str(tmp_path / "c"), "eval.metrics": ["ndcg@10"]})
+    run_evaluation(base, [], [str(toy_beir)], tmp_path / "zero", print_table=False)
+    strip = lambda path: [" ".join(x.split()[:5]) for x in path.read_text().split("\n") if x]  # noqa: E731
+    (zero,) = (tmp_path / "zero" / "runs").glob("*.trec")
+    assert strip(next((tmp_path / "e" / "runs").glob("init_standard__*.trec"))) == strip(zero)

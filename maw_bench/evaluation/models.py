@@ -121,7 +121,27 @@ def arm_base(refs: list[ModelRef], cfg: BenchmarkConfig) -> str:
     if len(plain) > 1:
         raise UserError(f"--arms builds its arms on one model, and --model names {len(plain)} plain ones "
                         f"({', '.join(plain)}); give one --model with --arms, or evaluate each model on its own.")
-    return plain[0] if plain else cfg.model.name
+    if plain:
+        return plain[0]
+    bases = sorted({b for r in refs if not r.zero_shot and (b := _trained_base(r)) is not None})
+    if len(bases) > 1:
+        raise UserError(f"--arms builds its arms on one model, and the trained models named start from "
+                        f"{len(bases)} ({', '.join(bases)}); evaluate them with --arms one base at a time.")
+    return bases[0] if bases else cfg.model.name  # a run's arms at init: on the model the run fine-tuned
+
+
+def _trained_base(ref: ModelRef) -> str | None:
+    """The pretrained model a saved maw-bench encoder was fine-tuned from (its maw_bench.json), if it says."""
+    import json
+    from pathlib import Path
+
+    from maw_bench.modeling.saving import META_FILE
+
+    try:
+        name = json.loads((Path(ref.source) / META_FILE).read_text())["model"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) and name else None
 
 
 def untrained_arms(arms: list[str], base: str, cfg: BenchmarkConfig, prefix: str = "") -> list[ModelRef]:
