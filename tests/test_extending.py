@@ -66,3 +66,30 @@ def test_the_mechanism_example_registers_and_starts_at_the_pretrained_encoder(ti
         assert float((enc.encode(texts()) - build_encoder(cfg).encode(texts())).abs().max()) <= 1e-6
     finally:
         MECHANISMS.pop("scaled", None)
+
+
+def test_the_mechanism_kernel_example_takes_it_to_a_family_through_the_attention_interface(tmp_path):
+    """The second block of that section, run after the first: the same mechanism on a tiny ModernBERT (replace
+    placement, through the attention interface), starting at the unmodified model."""
+    from conftest import make_tiny_family, texts
+
+    from maw_bench import build_encoder
+    from maw_bench.mechanisms import MECHANISMS
+
+    text = README.read_text()
+    section = text[text.index("## Adding an attention mechanism"):]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    kernel_block = next(b for b in blocks if "SiteKernel" in b)
+    folder = make_tiny_family(tmp_path / "modernbert", "modernbert")
+    MECHANISMS.pop("scaled", None)
+    try:
+        namespace: dict = {}
+        exec(compile(blocks[0], str(README), "exec"), namespace)
+        exec(compile(kernel_block, str(README), "exec"), namespace)
+        cfg = BenchmarkConfig.load(overrides=[f"model.name={folder}", "arms={scaled: [attention.mechanism=scaled]}",
+                                              "model.max_length=32", "model.pooling=mean", "model.prompts=none"])
+        enc = build_encoder(cfg.arm("scaled"))
+        assert enc.via_interface and enc.params_added == 4 and enc.mechanism_layers == [1]
+        assert float((enc.encode(texts()) - build_encoder(cfg).encode(texts())).abs().max()) <= 1e-6
+    finally:
+        MECHANISMS.pop("scaled", None)

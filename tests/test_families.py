@@ -1,12 +1,14 @@
 """Every arm on families beyond BERT (issue 32): the laws per family, on tiny random configs with dropout.
 
-``maw.placement: append`` puts every arm on top of any ``AutoModel``; ``replace`` needs a BERT self-attention
-and is refused in one line at config check otherwise (``maw_bench/modeling/sites.py``). Families here: BERT,
-RoBERTa (replace and append), XLM-R and ELECTRA (replace), DistilBERT, ModernBERT, Qwen3 (append; replace
-refused), and the refusals of MPNet, DeBERTa-v2, ALBERT and MobileBERT.
+``maw.placement: append`` puts every arm on top of any ``AutoModel``; ``replace`` swaps a BERT self-attention
+(BERT, RoBERTa, XLM-R, ELECTRA) or runs the mechanism where the family calls transformers' attention interface
+(DistilBERT, MobileBERT, ModernBERT, Qwen3: ``maw_bench/modeling/interface.py``), and refuses anything else in
+one line at config check (MPNet, DeBERTa-v2, ALBERT: ``maw_bench/modeling/sites.py``).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,8 +20,9 @@ from maw_bench.modeling import load_encoder
 from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.training.run import train_arms
 
-APPEND_ONLY = ("distilbert", "modernbert", "qwen3")
-REFUSED = ("mpnet", "deberta-v2", "albert", "mobilebert", *APPEND_ONLY)
+APPEND_ONLY = ("distilbert", "modernbert", "qwen3")  # tested with append here; replace through the interface too
+INTERFACE = ("distilbert", "mobilebert", "modernbert", "qwen3")
+REFUSED = ("mpnet", "deberta-v2", "albert")
 ARMS = {"standard": [], "maw-nested": ["maw.enabled=true", "maw.variant=nested", "maw.depth=2", "maw.selection=grpo"],
         "gated": ["attention.mechanism=gated"], "diff": ["attention.mechanism=diff"]}
 
@@ -59,15 +62,16 @@ def _plain_embeddings(folder: str, sample: list[str]) -> torch.Tensor:
 def test_replace_placement_on_a_family_without_bert_self_attention_is_one_line_at_config_check(family_folder, family):
     """Found from the model's modules on the meta device, before any data or weights; append is offered."""
     for arm in ("maw-nested", "gated", "diff"):
-        with pytest.raises(UserError, match=rf"model type '{family}': maw.placement=replace needs a BERT "
-                                            r"self-attention.*use maw.placement=append"):
+        with pytest.raises(UserError, match=rf"model type '{family}': maw.placement=replace needs attention that "
+                                            r"calls transformers' attention interface.*use maw.placement=append"):
             check_model_fits(_cfg(family_folder(family), *ARMS[arm]))
     check_model_fits(_cfg(family_folder(family), *ARMS["maw-nested"], "maw.placement=append"))
 
 
 @pytest.mark.parametrize("family, placement", [("bert", "replace"), ("bert", "append"), ("roberta", "replace"),
                                                ("roberta", "append"), ("xlm-roberta", "replace"), ("electra", "replace"),
-                                               *[(f, "append") for f in APPEND_ONLY]])
+                                               *[(f, "append") for f in APPEND_ONLY],
+                                               *[(f, "replace") for f in INTERFACE]])
 def test_at_init_every_arm_is_the_unmodified_model(family_folder, tiny_model, family, placement):
     folder = tiny_model if family == "bert" else family_folder(family)
     sample = texts()
@@ -77,13 +81,16 @@ def test_at_init_every_arm_is_the_unmodified_model(family_folder, tiny_model, fa
         assert float((enc.encode(sample) - plain).abs().max()) <= 1e-5, (family, placement, arm)
 
 
-@pytest.mark.parametrize("family", ["roberta", *APPEND_ONLY])
+@pytest.mark.parametrize("family, placement", [("roberta", "append"), *[(f, "append") for f in APPEND_ONLY],
+                                               ("modernbert", "replace"), ("qwen3", "replace")])
 def test_one_training_step_of_every_arm_runs_and_depth_one_is_the_standard_arm(family_folder, toy_beir, tmp_path,
-                                                                               family):
-    """Every arm trains a step on the family (append placement); with maw.depth=1 the MAW arm trained beside the
-    standard arm gives the same embeddings (dropout on): the depth-1 law holds on the family too."""
+                                                                               family, placement):
+    """Every arm trains a step on the family; with maw.depth=1 the MAW arm trained beside the standard arm gives
+    the same embeddings (dropout on): the depth-1 law holds on the family too, in both placements."""
     folder = family_folder(family)
-    base = tiny_overrides(folder, toy_beir, "maw.placement=append", "train.batch_size=6", "model.pooling=mean",
+    base = tiny_overrides(folder, toy_beir, f"maw.placement={placement}", "maw.layers=all", "maw.depth=2",
+                          "train.batch_size=6",
+                          "model.pooling=mean",
                           "model.similarity=cosine", "model.prompts=none")
     cfg = BenchmarkConfig.load(overrides=[*base, "train.max_steps=1"])
     results = train_arms(cfg, ["standard", "maw", "maw-nested", "gated", "diff"], tmp_path / "all")
@@ -96,27 +103,31 @@ def test_one_training_step_of_every_arm_runs_and_depth_one_is_the_standard_arm(f
     assert float((std.encode(sample) - build_encoder(twins).encode(sample)).abs().max()) > 1e-4  # and they trained
 
 
-@pytest.mark.parametrize("family", ["roberta", *APPEND_ONLY])
-def test_appended_arms_of_a_family_export_and_load_without_maw_bench(family_folder, tmp_path, family):
-    """The export round trip per family: every appended arm loads with AutoModel/SentenceTransformer
-    (trust_remote_code) in a process where maw-bench cannot be imported, with maw-bench's embeddings to 1e-5."""
+@pytest.mark.parametrize("family, placement", [("roberta", "append"), *[(f, "append") for f in APPEND_ONLY],
+                                               *[(f, "replace") for f in INTERFACE]])
+def test_every_arm_of_a_family_exports_and_loads_without_maw_bench(family_folder, tmp_path, family, placement):
+    """The export round trip per family and placement: every arm loads with AutoModel/SentenceTransformer
+    (trust_remote_code) in a process where maw-bench cannot be imported, with maw-bench's embeddings to 1e-5 (the
+    shipped plug function builds the arm from the spec the Encoder built it from; interface sites included)."""
     import numpy as np
     from test_export import _load_without_maw_bench
 
     from maw_bench.modeling.export import export_sentence_transformers
 
     folders, ours = [], []
-    for i, (arm, sets) in enumerate(ARMS.items()):
-        enc = build_encoder(_cfg(family_folder(family), *sets, "maw.placement=append"))
+    arms = {**ARMS, "maw": ARMS_ALL["maw"]} if placement == "replace" else ARMS
+    for i, (arm, sets) in enumerate(arms.items()):
+        enc = build_encoder(_cfg(family_folder(family), *sets, f"maw.placement={placement}", "maw.layers=all",
+                                 "attention.diff.lambda_init=0.2"))
         torch.manual_seed(i)
-        with torch.no_grad():  # blocks that act (at init they are the identity)
-            for p in enc.blocks.parameters():
+        with torch.no_grad():  # blocks, routers, gates and second maps that act (at init they change nothing)
+            for p in [*enc.blocks.parameters(), *enc.added_parameters()]:
                 p.add_(0.05 * torch.randn_like(p))
         enc.eval()
         ours.append(enc.encode(texts(), max_length=enc.published_max_length).numpy())
         folders.append(export_sentence_transformers(enc, tmp_path / arm))
     theirs = _load_without_maw_bench(folders, tmp_path)
-    for i, arm in enumerate(ARMS):
+    for i, arm in enumerate(arms):
         assert np.abs(theirs[f"doc{i}"] - ours[i]).max() <= 1e-5, (family, arm)
 
 
@@ -124,9 +135,9 @@ def test_a_study_whose_maw_arm_cannot_fit_the_family_stops_before_the_standard_a
                                                                                           tmp_path):
     from maw_bench.commands.study import run_study
 
-    cfg = BenchmarkConfig.load(overrides=tiny_overrides(family_folder("modernbert"), toy_beir, "model.pooling=mean",
+    cfg = BenchmarkConfig.load(overrides=tiny_overrides(family_folder("mpnet"), toy_beir, "model.pooling=mean",
                                                         "model.similarity=cosine", "model.prompts=none"))
-    with pytest.raises(UserError, match="model type 'modernbert'"):
+    with pytest.raises(UserError, match="model type 'mpnet'"):
         run_study(cfg, ["standard", "maw"], [1], [], tmp_path / "study")
     assert not (tmp_path / "study" / "seed-1").exists()
 
@@ -206,3 +217,175 @@ def test_a_decoder_embedder_pools_its_last_token_as_sentence_transformers_does(f
             p.add_(0.05 * torch.randn_like(p))
     exported = _load_without_maw_bench([export_sentence_transformers(appended, tmp_path / "exp")], tmp_path)
     assert float(abs(exported["doc0"] - appended.encode(sample, max_length=32).numpy()).max()) <= 1e-5
+
+
+# ------------------------------------------------------------------ the attention interface (replace, any family)
+def test_rotary_chunks_keep_pairs_so_a_chunk_scores_by_relative_position_only():
+    """With rotary embeddings (transformers' rotate_half: column i turns with i + d/2), a depth chunk of paired
+    columns scores (q at m, k at n) as (q at m + s, k at n + s); contiguous chunks, as BERT's, do not."""
+    from transformers.models.qwen3.modeling_qwen3 import apply_rotary_pos_emb
+
+    from maw_bench.maw.scores import nested_index, split_index
+
+    d, length = 16, 40
+    inv = 1.0 / (10000 ** (torch.arange(0, d, 2).float() / d))
+    angles = torch.cat([torch.outer(torch.arange(length).float(), inv)] * 2, dim=-1)
+    cos, sin = angles.cos()[None], angles.sin()[None]
+    torch.manual_seed(0)
+    q = torch.randn(1, 1, 1, d).expand(1, 1, length, d)
+    k = torch.randn(1, 1, 1, d).expand(1, 1, length, d)
+    qr, kr = apply_rotary_pos_emb(q, k, cos, sin)
+
+    def chunk_score(cols, m, n):
+        return float((qr[0, 0, m, cols] * kr[0, 0, n, cols]).sum())
+
+    for index, _ in (split_index(d, 4, paired=True), nested_index(d, 3, paired=True)):
+        for row in index:
+            cols = row[row < d]
+            for m, n, shift in ((3, 7, 11), (20, 2, 9), (5, 5, 30)):
+                assert chunk_score(cols, m, n) == pytest.approx(chunk_score(cols, m + shift, n + shift), abs=1e-4)
+    contiguous = split_index(d, 4)[0][0]
+    assert abs(chunk_score(contiguous, 3, 7) - chunk_score(contiguous, 14, 18)) > 1e-3
+
+
+def _arm_encoder(folder: str, arm: str, *extra: str):
+    return build_encoder(_cfg(folder, *ARMS_ALL[arm], "maw.layers=all", *extra))
+
+
+ARMS_ALL = {**ARMS, "maw": ["maw.enabled=true", "maw.depth=2"],
+            "maw-uniform": ["maw.enabled=true", "maw.depth=2", "maw.selection=uniform"]}
+
+
+def test_a_mechanism_holds_its_layer_input_only_while_the_layer_runs(family_folder):
+    """The router's, gate's and second map's input is held for the module's forward only: nothing is left after a
+    forward, nor after one that raised; the same module called inside its own forward (re-entrant) gets its own."""
+    from maw_bench.mechanisms.kernels import SiteKernel
+
+    for arm in ("maw-nested", "gated", "diff"):
+        enc = _arm_encoder(family_folder("modernbert"), arm).train()
+        kernels = [m for m in enc.modules() if isinstance(m, SiteKernel)]
+        assert len(kernels) == 2 and enc.via_interface
+        enc(**enc.tokenize(texts()[:3]), samples=2).embeddings.sum().backward()
+        assert all(k.inputs.held == 0 for k in kernels)
+        with pytest.raises(RuntimeError):
+            enc(**{**enc.tokenize(texts()[:3]), "input_ids": torch.full((3, 200), 5)})  # past the positions
+        assert all(k.inputs.held == 0 for k in kernels), arm
+    site = kernels[0]
+    with pytest.raises(RuntimeError, match="outside its module's forward"):
+        site.layer_input()
+
+
+def test_every_mechanism_keeps_a_decoders_causal_mask(family_folder):
+    """On Qwen3 (causal, sdpa skips the mask when nothing is padded) a token's hidden state does not move when a
+    later token changes, for every arm whose choice does not read the whole sequence."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(family_folder("qwen3"))
+    a = tok(["the cat sat on the mat w1 w2"], return_tensors="pt")
+    b = {k: v.clone() for k, v in a.items()}
+    b["input_ids"][0, -1] = 7
+    for arm in ("standard", "gated", "diff", "maw-nested", "maw"):
+        enc = _arm_encoder(family_folder("qwen3"), arm, "maw.selection=fixed:0", "attention.diff.lambda_init=0.5").eval()
+        with torch.no_grad():
+            for p in enc.added_parameters():
+                p.add_(0.3 * torch.randn_like(p))
+            ha, hb = (enc.backbone(**x).last_hidden_state for x in (a, b))
+        assert float((ha[0, :-1] - hb[0, :-1]).abs().max()) <= 1e-5, arm
+        assert float((ha[0, -1] - hb[0, -1]).abs().max()) > 1e-4, arm
+
+
+@pytest.mark.parametrize("lora", [False, True])
+@pytest.mark.parametrize("family", ["modernbert", "qwen3"])
+def test_interface_mechanisms_learn_at_router_lr_by_object(family_folder, toy_beir, tmp_path, family, lora):
+    """The kernels' weights (routers, gates, second maps) are found by object: router_lr, a gradient, trainable
+    under LoRA; the family's own weights keep train.lr or stay frozen under LoRA."""
+    from test_training import _steering_weights
+
+    from maw_bench.training.run import prepare_data
+    from maw_bench.training.trainer import Trainer, apply_lora
+
+    targets = {"modernbert": "[Wqkv,Wo]", "qwen3": "[q_proj,v_proj]"}[family]
+    for arm in ("maw-nested", "gated", "diff"):
+        cfg = BenchmarkConfig.load(overrides=tiny_overrides(
+            family_folder(family), toy_beir, *ARMS_ALL[arm], "train.lr=1e-4", "train.router_lr=7e-3",
+            "model.pooling=mean", "model.similarity=cosine", "model.prompts=none",
+            f"train.lora.enabled={str(lora).lower()}", f"train.lora.target_modules={targets}"))
+        enc = build_encoder(cfg)
+        added = _steering_weights(enc)
+        assert added and {id(p) for p in added} == {id(p) for p in enc.added_parameters()}, arm
+        if lora:
+            apply_lora(enc, cfg.train.lora)
+        bundle, examples, _ = prepare_data(cfg)
+        trainer = Trainer(enc, bundle, examples, cfg, tmp_path / family / arm, torch.device("cpu"))
+        lr_of = {id(p): g["lr"] for g in trainer.optimizer.param_groups for p in g["params"]}
+        assert all(p.requires_grad and lr_of[id(p)] == 7e-3 for p in added), arm
+        added_ids = {id(p) for p in added}
+        others = [p for p in enc.parameters() if id(p) not in added_ids]
+        assert all((not p.requires_grad) if lora and "lora_" not in n else lr_of[id(p)] == 1e-4
+                   for (n, p) in ((n, p) for n, p in enc.named_parameters() if id(p) not in added_ids)), arm
+        assert others
+        trainer.model.train()
+        trainer._accumulate(0)
+        assert all(p.grad is not None for p in added), arm
+
+
+def test_interface_refusals_are_one_line_at_config_check(family_folder):
+    """What the interface cannot do is said before any work: the full variant (the family owns the projections),
+    a split depth past the rotary pairs."""
+    with pytest.raises(UserError, match="maw.variant=full gives each depth its own query/key maps"):
+        check_model_fits(_cfg(family_folder("modernbert"), "maw.enabled=true", "maw.variant=full", "maw.depth=2"))
+    with pytest.raises(UserError, match=r"maw.depth=5 does not fit a head of width 8 in rotary pairs.*<= 4"):
+        check_model_fits(_cfg(family_folder("qwen3"), "maw.enabled=true", "maw.variant=split", "maw.depth=5"))
+    check_model_fits(_cfg(family_folder("distilbert"), "maw.enabled=true", "maw.variant=split", "maw.depth=5"))
+    with pytest.raises(UserError, match="model.attn_implementation=eager would give the arms different kernels"):
+        check_model_fits(_cfg(family_folder("modernbert"), *ARMS["gated"], "model.attn_implementation=eager"))
+    check_model_fits(_cfg(family_folder("modernbert"), *ARMS["gated"], "model.attn_implementation=sdpa"))
+
+
+def test_eval_arms_on_a_modernbert_folder_start_at_the_model(family_folder, toy_beir, tmp_path):
+    """``eval --model <ModernBERT> --arms standard,maw,maw-nested,gated,diff`` runs (replace placement, through
+    the interface) and the untrained nested, gated and diff arms score as the model itself."""
+    from maw_bench.evaluation.pipeline import run_evaluation
+
+    folder = family_folder("modernbert")
+    cfg = BenchmarkConfig.load(overrides=[f"data.eval=[{toy_beir}]", f"eval.cache_dir={tmp_path / 'c'}",
+                                          "eval.metrics=[ndcg@10]", "maw.depth=2", "model.max_length=64",
+                                          "model.query_max_length=16", "model.pooling=mean", "model.prompts=none"])
+    out = run_evaluation(cfg, [folder], [str(toy_beir)], tmp_path / "e", print_table=False,
+                         arms=["standard", "maw", "maw-nested", "gated", "diff"])
+    scores = next(iter(out.results.values()))
+    assert len(scores) == 6
+    base = scores["zero-shot"] if "zero-shot" in scores else scores["init/standard"]
+    for arm in ("standard", "maw-nested", "gated", "diff"):
+        assert scores[f"init/{arm}"] == pytest.approx(base, abs=1e-6), arm
+
+
+def test_weights_dtype_passes_through_and_every_arms_added_weights_follow_it(family_folder, tmp_path, toy_beir):
+    """A bf16 checkpoint (as Qwen3-Embedding ships) loads in float32 by default (transformers 5 alone would keep
+    bf16 and the added fp32 weights would not fit it); model.weights_dtype=auto keeps the checkpoint's bf16 for the
+    backbone and every added weight; a trained bf16 arm saves and loads in bf16; run.json records the choice."""
+    import json
+
+    from transformers import AutoModel
+
+    folder = tmp_path / "qwen3-bf16"
+    AutoModel.from_pretrained(family_folder("qwen3")).to(torch.bfloat16).save_pretrained(folder)
+    from shutil import copy
+
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (Path(family_folder("qwen3")) / name).exists():
+            copy(Path(family_folder("qwen3")) / name, folder / name)
+    for arm in ("standard", "maw-nested", "gated", "diff"):
+        enc = build_encoder(_cfg(str(folder), *ARMS[arm]))
+        assert {p.dtype for p in enc.parameters()} == {torch.float32}, arm
+        auto = build_encoder(_cfg(str(folder), *ARMS[arm], "model.weights_dtype=auto"))
+        assert {p.dtype for p in auto.parameters()} == {torch.bfloat16}, arm
+        assert torch.isfinite(auto.encode(texts()[:4])).all(), arm
+    with pytest.raises(UserError, match="model.weights_dtype"):
+        BenchmarkConfig.load(overrides=["model.weights_dtype=fp8"])
+    cfg = BenchmarkConfig.load(overrides=tiny_overrides(str(folder), toy_beir, "train.max_steps=1", "model.pooling=mean",
+                                                        "model.prompts=none", "model.weights_dtype=auto"))
+    train_arms(cfg, ["gated"], tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["model"]["weights_dtype"] == "auto"
+    again = load_encoder(tmp_path / "run" / "gated" / "model")
+    assert {p.dtype for p in again.parameters()} == {torch.bfloat16}

@@ -223,14 +223,15 @@ def _steering_weights(enc) -> list[torch.nn.Parameter]:
     from maw_bench.maw.attention import MAWAttention
     from maw_bench.mechanisms.diff import DiffSelfAttention
     from maw_bench.mechanisms.gated import GatedSelfAttention
+    from maw_bench.mechanisms.kernels import DiffKernel, GatedKernel
 
     out: list[torch.nn.Parameter] = []
     for m in enc.modules():
         if isinstance(m, MAWAttention) and m.router is not None:
             out += list(m.router.parameters())
-        elif isinstance(m, GatedSelfAttention):
+        elif isinstance(m, (GatedSelfAttention, GatedKernel)):
             out += list(m.gate.parameters())
-        elif isinstance(m, DiffSelfAttention):
+        elif isinstance(m, (DiffSelfAttention, DiffKernel)):
             out += [*m.query2.parameters(), *m.key2.parameters(), m.lam]
     return out
 

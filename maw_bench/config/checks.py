@@ -14,6 +14,8 @@ from maw_bench.errors import UserError
 from maw_bench.metric_names import ENGINES as RANX_ENGINES
 from maw_bench.metric_names import check_metrics, max_cutoff
 
+WEIGHTS_DTYPES = ("float32", "bfloat16", "float16", "auto")
+
 
 def validate(cfg) -> None:
     """Check what can be checked without the model (depth vs head is checked at build)."""
@@ -22,6 +24,7 @@ def validate(cfg) -> None:
     _choice("model.pooling", cfg.model.pooling, ("auto", "mean", "cls", "lasttoken"))
     _choice("model.similarity", cfg.model.similarity, ("auto", "cosine", "dot"))
     _choice("model.prompts", cfg.model.prompts, ("auto", "none"))
+    _choice("model.weights_dtype", cfg.model.weights_dtype, WEIGHTS_DTYPES)
     _choice("maw.variant", m.variant, ("split", "full", "nested"))
     _choice("maw.placement", m.placement, ("replace", "append"))
     _choice("maw.router.granularity", m.router.granularity, ("sequence", "head"))

@@ -45,6 +45,10 @@ class ModelConfig:
     attn_implementation: str = _f("", "transformers' attention kernel for the backbone: '' (its default) | eager | "
                                       "sdpa | flash_attention_2 | flex_attention ...; the same for every arm, "
                                       "recorded in run.json.")
+    weights_dtype: str = _f("float32", "The dtype the backbone's weights load in (from_pretrained's dtype): float32 "
+                                       "(full-precision master weights; compute precision is train.dtype / --dtype) | "
+                                       "bfloat16 | float16 | auto (the checkpoint's own, e.g. bf16 for Qwen3-Embedding); "
+                                       "every arm's added weights follow it; recorded in run.json.")
 
 
 @dataclass

@@ -139,6 +139,11 @@ class MAWAttention(nn.Module):
         query, key, value: existing projections to adopt (pretrained weights); new
             ones are built in the order query, key, value (as ``StandardAttention``
             does, so both arms of ``append`` start from the same weights).
+        projections: False for a layer whose model computes the heads itself and hands them
+            to :meth:`attend` (transformers' attention interface: ``modeling/interface.py``);
+            it then owns no query/key/value and ``hidden_size`` is only the router's input width.
+        head_dim: the head width when it is not ``hidden_size / num_heads`` (Qwen3).
+        paired: the heads carry rotary embeddings; depth chunks keep rotated pairs together.
     """
 
     def __init__(
@@ -157,31 +162,32 @@ class MAWAttention(nn.Module):
         init_noise: float = 0.05,
         detach_router_input: bool = True,
         router_init_last_prob: float = 0.0,
+        projections: bool = True,
+        head_dim: int | None = None,
+        paired: bool = False,
     ) -> None:
         super().__init__()
-        if hidden_size % num_heads:
+        if projections and hidden_size % num_heads:
             raise ValueError(f"hidden size {hidden_size} is not a multiple of {num_heads} heads")
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+        if variant not in VARIANTS or (variant == "full" and not projections):
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS[:3 if projections else 2])}, got {variant!r}")
         self.hidden_size = hidden_size
         self.num_heads = num_heads
-        self.head_dim = hidden_size // num_heads
-        if variant == "split" and not 1 <= depth <= self.head_dim:
-            raise ValueError(f"split depth {depth} must be between 1 and the head width {self.head_dim}")
+        self.head_dim = head_dim or hidden_size // num_heads
+        self.paired = paired
+        if variant == "split" and not 1 <= depth <= self.head_dim // (2 if paired else 1):
+            raise ValueError(f"split depth {depth} must be between 1 and the head width {self.head_dim}"
+                             + (" / 2 (rotary pairs)" if paired else ""))
         self.depth = depth
         self.variant = variant
         # one strategy object per encoder (modeling passes it in); a name is parsed here for standalone use
         self.strategy: SelectionStrategy = (selection if isinstance(selection, SelectionStrategy)
                                             else parse_selection(selection, depth, params))
         self.dropout = nn.Dropout(dropout)
-        query = query if query is not None else nn.Linear(hidden_size, hidden_size)
-        key = key if key is not None else nn.Linear(hidden_size, hidden_size)
-        self.value = value if value is not None else nn.Linear(hidden_size, hidden_size)
-        if variant == "full":
-            self.query_depth = self._depth_projection(query, depth, init_noise)
-            self.key_depth = self._depth_projection(key, depth, init_noise)
+        if not projections:  # the model hands the heads in; only the router and the tables live here
+            self.value = None
         else:
-            self.query, self.key = query, key
+            self._adopt(query, key, value, init_noise)
         for name, table in self._depth_tables().items():
             self.register_buffer(name, table, persistent=False)
         self.router = (
@@ -192,13 +198,27 @@ class MAWAttention(nn.Module):
         self.force_full = False  # compute the 5D tensor even for hard choices (tests, ablations)
         self.recorder: RouteRecorder | None = None  # attached by the encoder for one call
 
+    def _adopt(self, query: nn.Linear | None, key: nn.Linear | None, value: nn.Linear | None, init_noise: float) -> None:
+        """The layer's own projections: the pretrained ones adopted, or new ones (query, key, value in that order)."""
+        hidden_size = self.hidden_size
+        depth = self.depth
+        variant = self.variant
+        query = query if query is not None else nn.Linear(hidden_size, hidden_size)
+        key = key if key is not None else nn.Linear(hidden_size, hidden_size)
+        self.value = value if value is not None else nn.Linear(hidden_size, hidden_size)
+        if variant == "full":
+            self.query_depth = self._depth_projection(query, depth, init_noise)
+            self.key_depth = self._depth_projection(key, depth, init_noise)
+        else:
+            self.query, self.key = query, key
+
     def _depth_tables(self) -> dict[str, torch.Tensor]:
         """The fixed tables of the depths' head columns (derived from the shapes, so not saved)."""
         if self.variant == "full":
             return {"chunk_index": torch.zeros(self.depth, 1, dtype=torch.long),
                     "chunk_widths": torch.full((self.depth,), float(self.head_dim))}
         make = S.split_index if self.variant == "split" else S.nested_index
-        index, widths = make(self.head_dim, self.depth)
+        index, widths = make(self.head_dim, self.depth, paired=self.paired)
         return {"chunk_index": index, "chunk_widths": widths,
                 "chunk_scale": S.chunk_scale_table(index, widths, self.head_dim)}
 
@@ -287,6 +307,17 @@ class MAWAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x (B, L, d)``, ``mask`` bool ``(B, 1, Lq|1, Lk)`` (True = may attend) -> ``(B, L, d)``."""
         b, l, _ = x.shape
+        rec = self.recorder
+        # a group's samples replay this layer on one input: its projections are computed once per call
+        q, k, v = rec.shared(self.layer_index, x, self._projections) if rec is not None else self._projections(x)
+        out = self.attend(x, q, k, v, mask, self.dropout.p if self.training else 0.0)
+        return out.transpose(1, 2).reshape(b, l, self.hidden_size)
+
+    def attend(self, x: torch.Tensor, q: torch.Tensor | None, k: torch.Tensor | None, v: torch.Tensor,
+               mask: torch.Tensor | None, dropout: float) -> torch.Tensor:
+        """The routed attention on given heads ``(B, H, L, d_h)`` (``q``, ``k`` unscaled; None for ``full``):
+        ``x`` is the layer's input (the router's), ``dropout`` the probability this call applies. -> ``(B, H, L, d_h)``."""
+        b = x.shape[0]
         token_mask = None if mask is None else mask[:, 0].any(1)  # (B, L) real tokens
         rec = self.recorder
         logits = state = None
@@ -300,15 +331,12 @@ class MAWAttention(nn.Module):
             logits, b, self.training, x.device, uniforms, generator)
         choice, weights = pick.choice, pick.weights
 
-        # a group's samples replay this layer on one input: its projections are computed once per call
-        q, k, v = rec.shared(self.layer_index, x, self._projections) if rec is not None else self._projections(x)
         need_focus = rec is not None and rec.focus and self.training
         if choice is not None and not self.force_full and not need_focus:
             # the common path: one slice, fused attention, never the 5D tensor
             q_scaled, k_used = self._chosen_qk(x, choice, q, k)
             self._record(logits, state, choice, weights, None)
-            out = S.hard_attention_fused(q_scaled, k_used, v, mask, self.dropout.p if self.training else 0.0)
-            return out.transpose(1, 2).reshape(b, l, self.hidden_size)
+            return S.hard_attention_fused(q_scaled, k_used, v, mask, dropout)
         if choice is not None and not self.force_full:
             q_scaled, k_used = self._chosen_qk(x, choice, q, k)
             probs = S.hard_attention_probs(q_scaled, k_used, mask)
@@ -323,9 +351,8 @@ class MAWAttention(nn.Module):
 
         focus = -S.map_entropy(probs.detach().float(), mask, token_mask) if need_focus else None
         self._record(logits, state, choice, weights, focus)
-        probs = self.dropout(probs)
-        out = torch.matmul(probs.to(v.dtype), v)
-        return out.transpose(1, 2).reshape(b, l, self.hidden_size)
+        probs = F.dropout(probs, dropout, training=dropout > 0)
+        return torch.matmul(probs.to(v.dtype), v)
 
     def routed(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, recorder: RouteRecorder | None = None

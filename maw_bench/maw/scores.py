@@ -18,14 +18,20 @@ import torch
 import torch.nn.functional as F
 
 
-def split_index(head_dim: int, depth: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def split_index(head_dim: int, depth: int, device: torch.device | None = None,
+                paired: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Column indices of each depth chunk, padded with ``head_dim`` (a zero column).
 
-    Returns ``index (D, r_max)`` and ``widths (D,)`` (float, the true chunk widths).
+    Returns ``index (D, r_max)`` and ``widths (D,)`` (float, the true chunk widths). ``paired``: the head carries
+    rotary position embeddings that rotate columns ``i`` and ``i + d_h/2`` together (transformers' ``rotate_half``),
+    so a chunk takes contiguous columns of the first half *and their partners*: its score then still depends on the
+    positions only through their difference (:func:`pair_columns`).
     """
-    if not 1 <= depth <= head_dim:
-        raise ValueError(f"depth {depth} must be between 1 and the head width {head_dim}")
-    chunks = torch.arange(head_dim).tensor_split(depth)
+    limit = head_dim // 2 if paired else head_dim
+    if not 1 <= depth <= limit:
+        raise ValueError(f"depth {depth} must be between 1 and {limit} for a head of width {head_dim}"
+                         + (" with rotary pairs" if paired else ""))
+    chunks = [pair_columns(c, head_dim) if paired else c for c in torch.arange(limit).tensor_split(depth)]
     r_max = max(len(c) for c in chunks)
     index = torch.full((depth, r_max), head_dim, dtype=torch.long)
     for t, c in enumerate(chunks):
@@ -34,25 +40,36 @@ def split_index(head_dim: int, depth: int, device: torch.device | None = None) -
     return index.to(device), widths.to(device)
 
 
-def nested_index(head_dim: int, depth: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_columns(first_half: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """Columns of the first half with their rotary partners ``i + d_h/2`` (both rotate by the same angle)."""
+    return torch.cat([first_half, first_half + head_dim // 2])
+
+
+def nested_index(head_dim: int, depth: int, device: torch.device | None = None,
+                 paired: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``nested`` variant: depth ``t`` takes the first ``r_t = d_h / 2^(D-1-t)`` columns.
 
     ``r_1 < ... < r_D = d_h`` (for ``d_h=32, D=4``: 4, 8, 16, 32), so the last depth is
-    the whole head, i.e. the pretrained attention. Same return as :func:`split_index`.
+    the whole head, i.e. the pretrained attention. Same return as :func:`split_index`; ``paired`` (rotary heads)
+    takes the first ``r_t / 2`` columns of each half, so rotated pairs stay together.
     """
-    if not 1 <= depth or head_dim >> (depth - 1) < 1:
-        raise ValueError(f"nested depth {depth} needs 2^(depth-1) <= the head width {head_dim}")
-    widths_int = [head_dim >> (depth - 1 - t) for t in range(depth)]
+    half = head_dim // 2 if paired else head_dim
+    if not 1 <= depth or half >> (depth - 1) < 1:
+        raise ValueError(f"nested depth {depth} needs 2^(depth-1) <= {half} for a head of width {head_dim}"
+                         + (" with rotary pairs" if paired else ""))
+    columns = [torch.arange(half >> (depth - 1 - t)) for t in range(depth)]
+    columns = [pair_columns(c, head_dim) if paired else c for c in columns]
     index = torch.full((depth, head_dim), head_dim, dtype=torch.long)
-    for t, r in enumerate(widths_int):
-        index[t, :r] = torch.arange(r)
-    widths = torch.tensor([float(r) for r in widths_int])
+    for t, c in enumerate(columns):
+        index[t, :len(c)] = c
+    widths = torch.tensor([float(len(c)) for c in columns])
     return index.to(device), widths.to(device)
 
 
-def max_nested_depth(head_dim: int) -> int:
-    """The largest ``D`` the nested variant allows for a head of this width (``floor(log2 d_h) + 1``)."""
-    return head_dim.bit_length()
+def max_nested_depth(head_dim: int, paired: bool = False) -> int:
+    """The largest ``D`` the nested variant allows for a head of this width (``floor(log2 d_h) + 1``; with rotary
+    pairs, that of half the width)."""
+    return (head_dim // 2 if paired else head_dim).bit_length()
 
 
 def split_depths(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

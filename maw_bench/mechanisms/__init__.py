@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from maw_bench.mechanisms.block import BlockMechanism
 from maw_bench.mechanisms.diff import DiffSelfAttention
 from maw_bench.mechanisms.gated import GatedSelfAttention
 
@@ -30,6 +29,8 @@ class Mechanism:
     name: str
     build: Callable[[nn.Module, object], nn.Module]  # (pretrained self-attention, AttentionConfig) -> drop-in
     help: str
+    # (interface Site, AttentionConfig) -> a kernel for families without a BERT self-attention (mechanisms/kernels.py)
+    kernel: Callable[[object, object], nn.Module] | None = None
 
 
 MECHANISMS: dict[str, Mechanism] = {}
@@ -40,10 +41,23 @@ def register(mechanism: Mechanism) -> Mechanism:
     return mechanism
 
 
+def _gated_kernel(site, cfg) -> nn.Module:
+    from maw_bench.mechanisms.kernels import GatedKernel
+
+    return GatedKernel(site, cfg.gated.granularity)
+
+
+def _diff_kernel(site, cfg) -> nn.Module:
+    from maw_bench.mechanisms.kernels import DiffKernel
+
+    return DiffKernel(site, cfg.diff.lambda_init)
+
+
 register(Mechanism("gated", lambda original, cfg: GatedSelfAttention(original, cfg.gated.granularity),
-                   "a per-head sigmoid gate on the attention output, 1 at init (Qiu et al. 2025)"))
+                   "a per-head sigmoid gate on the attention output, 1 at init (Qiu et al. 2025)", _gated_kernel))
 register(Mechanism("diff", lambda original, cfg: DiffSelfAttention(original, cfg.diff.lambda_init),
-                   "the pretrained map minus lambda x a second map, lambda 0 at init (Ye et al. 2025; DEX)"))
+                   "the pretrained map minus lambda x a second map, lambda 0 at init (Ye et al. 2025; DEX)",
+                   _diff_kernel))
 
 
 def mechanism_names() -> list[str]:
@@ -55,24 +69,6 @@ def added_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if hasattr(m, "added_parameters")]
 
 
-def replace_with_mechanism(layers: nn.ModuleList, layer_ids: list[int], attention_cfg) -> None:
-    """Wrap the self-attention of each layer in ``layer_ids`` with the configured mechanism, in place."""
-    mech = MECHANISMS[attention_cfg.mechanism]
-    for i in layer_ids:
-        layers[i].attention.self = mech.build(layers[i].attention.self, attention_cfg)
-    _freeze_if_asked(layers, attention_cfg)
-
-
-def mechanism_in_blocks(blocks: nn.ModuleList, attention_cfg) -> None:
-    """Give each appended block's attention the configured mechanism (``placement: append``), in place."""
-    mech = MECHANISMS[attention_cfg.mechanism]
-    for block in blocks:
-        block.attn = BlockMechanism(block.attn, lambda original: mech.build(original, attention_cfg))
-    _freeze_if_asked(blocks, attention_cfg)
-
-
-def _freeze_if_asked(root: nn.Module, attention_cfg) -> None:
-    if attention_cfg.freeze_added:
-        for module in added_modules(root):
-            for p in module.added_parameters():
-                p.requires_grad_(False)
+def mechanism_table() -> dict:
+    """name -> (builder, kernel) of every registered mechanism, as ``modeling/plug.py`` takes them."""
+    return {m.name: (m.build, m.kernel) for m in MECHANISMS.values()}

@@ -15,6 +15,16 @@ import torch
 import torch.nn as nn
 
 
+def zero_linear(width_in: int, width_out: int) -> nn.Linear:
+    """A linear map that starts at exactly zero, made without drawing from the random stream (zeros anyway: the
+    stream stays the blocks' after it, so every arm draws the same weights and dropout masks)."""
+    with torch.random.fork_rng(devices=[]):
+        lin = nn.Linear(width_in, width_out)
+    nn.init.zeros_(lin.weight)
+    nn.init.zeros_(lin.bias)
+    return lin
+
+
 class GatedSelfAttention(nn.Module):
     """``BertSelfAttention`` (same call, same return) whose output is gated per head or per channel."""
 
@@ -24,11 +34,7 @@ class GatedSelfAttention(nn.Module):
         self.inner = original
         self.num_heads = cfg.num_attention_heads
         self.granularity = granularity
-        width = self.num_heads if granularity == "head" else cfg.hidden_size
-        with torch.random.fork_rng(devices=[]):  # zeros anyway: leave the random stream to the blocks after it
-            self.gate = nn.Linear(cfg.hidden_size, width)
-        nn.init.zeros_(self.gate.weight)
-        nn.init.zeros_(self.gate.bias)
+        self.gate = zero_linear(cfg.hidden_size, self.num_heads if granularity == "head" else cfg.hidden_size)
 
     def added_parameters(self) -> list[nn.Parameter]:
         return list(self.gate.parameters())

@@ -19,11 +19,12 @@ import torch.nn.functional as F
 from maw_bench.config import AttentionConfig, BenchmarkConfig, MAWConfig, ModelConfig
 from maw_bench.errors import UserError
 from maw_bench.maw import MAWAttention, RouteRecord, RouteRecorder, SelectionStrategy
-from maw_bench.mechanisms import replace_with_mechanism
+from maw_bench.mechanisms import mechanism_table
 from maw_bench.modeling.dropout_tape import DropoutTape
 from maw_bench.modeling.group_forward import FirstSample, shared_samples, take_rows
-from maw_bench.modeling.layers import build_appended, encoder_layers, replace_attention, resolve_layers
+from maw_bench.modeling.layers import arm_spec, encoder_layers
 from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
+from maw_bench.modeling.plug import plug
 from maw_bench.modeling.resolve import resolve_model
 from maw_bench.modeling.st_recipe import concrete_model_cfg
 from maw_bench.runtime import rng
@@ -103,17 +104,15 @@ class Encoder(nn.Module):
         self.mechanism_layers: list[int] = []  # layers whose attention another mechanism replaced (gated, diff)
         # the length the base model was published with: evaluation encodes with it (training uses model.*)
         self.published_max_length: int = 512
-        self.blocks = nn.ModuleList()
-        if maw_cfg.placement == "append":
-            self.blocks = build_appended(backbone, maw_cfg, maw_cfg.enabled, self.attention_cfg)
-        elif maw_cfg.enabled:
-            self.maw_layers = replace_attention(backbone, maw_cfg)
-        elif self.attention_cfg.mechanism != "standard":
-            from maw_bench.modeling.sites import replace_layers
-
-            layers = replace_layers(backbone)
-            self.mechanism_layers = resolve_layers(maw_cfg.layers, len(layers))
-            replace_with_mechanism(layers, self.mechanism_layers, self.attention_cfg)
+        # the arm as data (modeling/plug.py), built by the same function the export's modelling code calls
+        self.spec = arm_spec(backbone, maw_cfg, self.attention_cfg)
+        self.blocks = plug(backbone, self.spec, mechanism_table())
+        # the mechanism runs inside the family's attention module, called through transformers' attention interface
+        # (modeling/interface.py), not in a replaced BERT self-attention
+        self.via_interface = self.spec["sites"] is not None
+        if maw_cfg.placement != "append":
+            self.maw_layers = list(self.spec["maw_layers"])
+            self.mechanism_layers = list(self.spec["mechanism"]["layers"]) if self.spec["mechanism"] else []
         # the mechanism under test besides MAW (gated, diff), in place or in the appended blocks; None without one
         self.mechanism: str | None = (self.attention_cfg.mechanism if not maw_cfg.enabled
                                       and self.attention_cfg.mechanism != "standard" else None)
@@ -123,6 +122,11 @@ class Encoder(nn.Module):
         self.params_added = sum(p.numel() for p in self.parameters()) - base_params
 
     # ---------------------------------------------------------------- structure
+    def in_backbone_dtype(self) -> Encoder:
+        """The added weights (routers, gates, blocks) in the dtype the backbone loaded in (``model.weights_dtype``)."""
+        dtype = next(self.backbone.parameters()).dtype
+        return self if all(p.dtype == dtype for p in self.parameters()) else self.to(dtype)
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -238,7 +242,8 @@ class Encoder(nn.Module):
         see docs/benchmarks.md).
         """
         modules = self.maw_modules()
-        share = (self.maw_cfg.grpo.share_choices and len(modules) == 1 and modules[0].strategy.choices_from_uniforms)
+        share = (self.maw_cfg.grpo.share_choices and len(modules) == 1 and modules[0].strategy.choices_from_uniforms
+                 and not self.via_interface)
         tape = DropoutTape(feats["attention_mask"].shape[0]) if share else None
         first = self._first_sample(feats, tape)
         if tape is not None and tape.faithful:
@@ -255,6 +260,11 @@ class Encoder(nn.Module):
         mask = feats["attention_mask"]
         device, batch = mask.device, mask.shape[0]
         scope = tape if tape is not None else contextlib.nullcontext()
+        if self.via_interface:  # the family's own layers and norms: each sample re-runs the whole forward
+            start = rng.snapshot(device)
+            with scope:
+                emb = self._embed(feats)[0]
+            return FirstSample(emb, lambda rows: self._embed(feats)[0], start)
         if self.maw_cfg.placement == "append" or not self.maw_layers:
             kwargs = {k: v for k, v in feats.items() if k != "input_ids"}
             hidden = self.backbone(input_ids=feats["input_ids"], **kwargs).last_hidden_state
@@ -388,11 +398,11 @@ def build_encoder(cfg: BenchmarkConfig, device: str | torch.device | None = None
     source = resolve_model(cfg.model.name)
     model_cfg = concrete_model_cfg(cfg.model, source, warn=True)
     backbone = load_backbone(source, cfg.model.trust_remote_code, from_config=False, revision=cfg.model.revision,
-                             attn_implementation=cfg.model.attn_implementation)
+                             attn_implementation=cfg.model.attn_implementation, weights_dtype=cfg.model.weights_dtype)
     tokenizer = load_tokenizer(source, cfg.model.trust_remote_code, cfg.model.revision)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        enc = Encoder(backbone, tokenizer, model_cfg, cfg.maw, cfg.attention)
+        enc = Encoder(backbone, tokenizer, model_cfg, cfg.maw, cfg.attention).in_backbone_dtype()
     enc.published_max_length = published_max_length(
         source, tokenizer, getattr(backbone.config, "max_position_embeddings", None))
     return enc.to(device) if device is not None else enc
@@ -412,12 +422,17 @@ def check_model_fits(cfg: BenchmarkConfig) -> None:
         raise UserError(f"cannot read the config of model {cfg.model.name}: {str(exc).splitlines()[0]}") from exc
     check_lengths(cfg, mcfg)
     m = cfg.maw
+    sites = None
     if m.placement != "append" and (m.enabled or cfg.attention.mechanism != "standard"):
+        from maw_bench.modeling.layers import check_kernel, check_sites
         from maw_bench.modeling.sites import check_replace_layout
 
-        check_replace_layout(mcfg, cfg.model.trust_remote_code)  # MPNet, DeBERTa, ModernBERT ...: one line, now
-        resolve_layers(m.layers, mcfg.num_hidden_layers)
-    if not m.enabled:
+        sites = check_replace_layout(mcfg, cfg.model.trust_remote_code)  # MPNet, DeBERTa, ALBERT ...: one line, now
+        if sites is not None:
+            check_sites(m, sites)
+            check_kernel(cfg.model.attn_implementation, mcfg.model_type)
+        resolve_layers(m.layers, len(sites) if sites is not None else mcfg.num_hidden_layers)
+    if not m.enabled or sites is not None:
         return
     if m.placement == "append":
         heads = m.num_heads or mcfg.num_attention_heads
@@ -426,9 +441,6 @@ def check_model_fits(cfg: BenchmarkConfig) -> None:
         check_depth(m, mcfg.hidden_size, heads)
     else:
         check_depth(m, mcfg.hidden_size, mcfg.num_attention_heads)
-        resolve_layers(m.layers, mcfg.num_hidden_layers)
-
-
 
 
 # models whose position ids start after the padding index, so two positions are never used for tokens

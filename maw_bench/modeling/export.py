@@ -32,7 +32,6 @@ from safetensors.torch import save_file
 from maw_bench.errors import UserError
 from maw_bench.maw import selection as builtin_selection
 from maw_bench.modeling.encoder import Encoder
-from maw_bench.modeling.layers import attention_dropout, maw_options, norm_eps
 from maw_bench.modeling.st_recipe import as_saved
 
 MODULES = [
@@ -41,9 +40,12 @@ MODULES = [
     {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
 ]
 REMOTE_TEMPLATES = Path(__file__).parent / "remote_code"
-# maw/ modules the remote code needs, in the flat names they get in the exported folder
-SHIPPED = ("scores", "grpo", "router", "selection", "attention", "hf_layers")
-# attention mechanisms (maw_bench/mechanisms) the export ships, as mech_<name>.py, with their builder call
+# maw-bench modules the remote code needs, per package, and the prefix of their flat names in the exported folder
+SHIPPED = {"maw": ("scores", "grpo", "router", "selection", "attention", "hf_layers"),
+           "mechanisms": ("gated", "diff", "block", "kernels"),
+           "modeling": ("interface", "plug")}
+PREFIX = {"maw": "maw_", "mechanisms": "mech_", "modeling": "model_"}
+# attention mechanisms the shipped modelling code builds (modeling/plug.py builtin_mechanisms)
 SHIPPED_MECHANISMS = ("gated", "diff")
 AUTO_MAP = {"AutoConfig": "configuration_maw.MAWEncoderConfig", "AutoModel": "modeling_maw.MAWEncoderModel"}
 
@@ -212,45 +214,34 @@ def _write_sentence_transformers_files(encoder: Encoder, folder: Path) -> None:
 
 
 def _write_remote_model(encoder: Encoder, folder: Path) -> None:
-    """config.json with ``auto_map``, the modelling code, and the encoder's state dict as safetensors."""
-    backbone_cfg = encoder.backbone.config.to_dict()
-    cfg = encoder.maw_cfg
-    options = None
-    if cfg.enabled:
-        opts = maw_options(cfg)
-        options = {**opts, "selection": cfg.selection, "params": dataclasses.asdict(opts["params"])}
-    appended = None
+    """config.json with ``auto_map`` and the arm's spec, the modelling code, and the encoder's state dict as
+    safetensors: the shipped ``model_plug.py`` builds the arm from the spec exactly as the Encoder did."""
     live = encoder.backbone.config  # attribute names every family answers (DistilBERT's dim is hidden_size here)
-    if len(encoder.blocks):
-        appended = {"num_blocks": len(encoder.blocks), "num_heads": cfg.num_heads or live.num_attention_heads,
-                    "maw": cfg.enabled, "dropout": attention_dropout(live), "eps": norm_eps(live)}
     shape = {k: getattr(live, k) for k in ("hidden_size", "num_attention_heads", "num_hidden_layers",
                                            "max_position_embeddings", "vocab_size") if hasattr(live, k)}
-    config = {
-        "model_type": "maw_encoder", "architectures": ["MAWEncoderModel"], "auto_map": AUTO_MAP,
-        "backbone": backbone_cfg, "maw_options": options, "maw_layers": list(encoder.maw_layers),
-        "appended": appended, **shape, "torch_dtype": "float32",
-        "mechanism": ({"name": encoder.mechanism, "layers": list(encoder.mechanism_layers),
-                       "placement": cfg.placement, "settings": dataclasses.asdict(encoder.attention_cfg)}
-                      if encoder.mechanism else None),
-    }
+    config = {"model_type": "maw_encoder", "architectures": ["MAWEncoderModel"], "auto_map": AUTO_MAP,
+              "backbone": live.to_dict(), "arm": encoder.spec, **shape, "torch_dtype": "float32"}
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     for name in ("configuration_maw.py", "modeling_maw.py"):
         shutil.copyfile(REMOTE_TEMPLATES / name, folder / name)
-    for module in SHIPPED:
-        (folder / f"maw_{module}.py").write_text(shipped_source(module))
-    for name in (*SHIPPED_MECHANISMS, "block"):  # every one: modeling_maw.py names them all (transformers copies
-        (folder / f"mech_{name}.py").write_text(shipped_source(name, package="mechanisms"))  # what a file imports)
+    for package, modules in SHIPPED.items():
+        for module in modules:
+            (folder / shipped_name(package, module)).write_text(shipped_source(module, package))
     state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
-def shipped_source(module: str, package: str = "maw") -> str:
-    """maw-bench's ``maw/<module>.py`` with its package imports made relative to the exported folder.
+def shipped_name(package: str, module: str) -> str:
+    """The flat file name of maw-bench's ``<package>/<module>.py`` in an exported folder."""
+    return f"{PREFIX[package]}{module}.py"
 
-    ``from maw_bench.maw.x import a`` becomes ``from .maw_x import a``; ``from
-    maw_bench.maw import x as y`` becomes ``from . import maw_x as y`` plus a ``from
-    .maw_x import`` line, the form transformers follows to copy the file along.
+
+def shipped_source(module: str, package: str = "maw") -> str:
+    """maw-bench's ``<package>/<module>.py`` with its maw-bench imports made relative to the exported folder.
+
+    ``from maw_bench.<package>.x import a`` becomes ``from .<prefix>x import a`` (``maw_``, ``mech_``,
+    ``model_``); ``from maw_bench.maw import x as y`` becomes ``from . import maw_x as y`` plus a ``from .maw_x
+    import`` line, the form transformers follows to copy the file along.
     """
     text = (Path(builtin_selection.__file__).parent.parent / package / f"{module}.py").read_text()
 
@@ -259,12 +250,20 @@ def shipped_source(module: str, package: str = "maw") -> str:
         return (f"from .maw_{name} import __name__ as _maw_{name}_module  # noqa: F401  (transformers copies this file)\n"
                 f"from . import maw_{name} as {alias}")
 
+    def relative(m: re.Match) -> str:
+        return f"{m.group(1)}from .{shipped_name(m.group(2), m.group(3))[:-3]} import"
+
     text = re.sub(r"^from maw_bench\.maw import (\w+) as (\w+)$", module_alias, text, flags=re.MULTILINE)
-    text = re.sub(r"^(\s*)from maw_bench\.maw\.(\w+) import", r"\1from .maw_\2 import", text, flags=re.MULTILINE)
+    text = re.sub(r"^(\s*)from maw_bench\.(maw|mechanisms|modeling)\.(\w+) import", relative, text,
+                  flags=re.MULTILINE)
     left = re.findall(r"^\s*(?:from|import)\s+maw_bench\b.*$", text, flags=re.MULTILINE)
     if left:
-        raise RuntimeError(f"maw/{module}.py imports {left[0]!r}, which the exported code cannot ship; "
-                           "maw/ must import only maw/ (docs/design.md section 4)")
+        raise RuntimeError(f"{package}/{module}.py imports {left[0]!r}, which the exported code cannot ship; "
+                           "shipped modules import only shipped modules (docs/design.md section 4)")
+    unshipped = [f"{p}.{m}" for p, m in re.findall(r"from \.(maw|mech|model)_(\w+) import", text)
+                 if m not in SHIPPED[{"maw": "maw", "mech": "mechanisms", "model": "modeling"}[p]]]
+    if unshipped:
+        raise RuntimeError(f"{package}/{module}.py imports {unshipped[0]}, which is not in SHIPPED")
     return text
 
 

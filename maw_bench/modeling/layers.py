@@ -1,13 +1,14 @@
-"""Plug MAW into a HuggingFace encoder: in place (``replace``) or on top (``append``)."""
+"""What an arm is, checked against the model: the spec ``modeling/plug.py`` builds it from (``arm_spec``)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch.nn as nn
 
 from maw_bench.config import MAWConfig
 from maw_bench.errors import UserError
 from maw_bench.maw import SelectionParams, parse_selection
-from maw_bench.maw.hf_layers import AppendedBlock, HFMAWSelfAttention
 from maw_bench.maw.scores import max_nested_depth
 
 
@@ -54,49 +55,98 @@ def resolve_layers(spec: list[int] | str, num_layers: int) -> list[int]:
 
 
 def check_depth(maw: MAWConfig, hidden_size: int, num_heads: int) -> None:
-    head_dim = hidden_size // num_heads
-    if maw.variant == "split" and maw.depth > head_dim:
+    check_head_depth(maw, hidden_size // num_heads)
+
+
+def check_head_depth(maw: MAWConfig, head_dim: int, rotary: bool = False) -> None:
+    """``maw.depth`` against a head of ``head_dim`` columns (with rotary embeddings, chunks are column pairs)."""
+    pairs = " in rotary pairs" if rotary else ""
+    limit = head_dim // 2 if rotary else head_dim
+    if maw.variant == "split" and maw.depth > limit:
         raise UserError(
-            f"maw.depth={maw.depth} does not fit a head of width {head_dim} with variant=split; "
-            f"use maw.depth <= {head_dim} or maw.variant=full."
+            f"maw.depth={maw.depth} does not fit a head of width {head_dim}{pairs} with variant=split; "
+            f"use maw.depth <= {limit}" + (" (variant=full needs a BERT self-attention)." if rotary else
+                                            " or maw.variant=full.")
         )
-    if maw.variant == "nested" and maw.depth > max_nested_depth(head_dim):
+    if maw.variant == "nested" and maw.depth > max_nested_depth(head_dim, rotary):
         raise UserError(
-            f"maw.depth={maw.depth} is too deep for variant=nested on a head of width {head_dim} (widths halve per depth); "
-            f"use maw.depth <= {max_nested_depth(head_dim)}."
+            f"maw.depth={maw.depth} is too deep for variant=nested on a head of width {head_dim}{pairs} (widths halve "
+            f"per depth); use maw.depth <= {max_nested_depth(head_dim, rotary)}."
         )
 
 
-def replace_attention(model: nn.Module, maw: MAWConfig) -> list[int]:
-    """Swap self-attention of ``maw.layers`` for MAW in place; return the layer indices."""
-    from maw_bench.modeling.sites import replace_layers
+def check_sites(maw: MAWConfig, sites: list) -> None:
+    """``maw`` against interface sites (``modeling/interface.py``): no ``full`` variant (the family owns the
+    projections), and the depth fits every site's heads."""
+    if maw.enabled and maw.variant == "full":
+        raise UserError("maw.variant=full gives each depth its own query/key maps, which only a BERT self-attention "
+                        "exposes; use maw.variant=nested or split on this model, or maw.placement=append.")
+    idx = resolve_layers(maw.layers, len(sites))
+    if maw.enabled:
+        for i in idx:
+            check_head_depth(maw, sites[i].head_dim, sites[i].rotary)
 
-    layers = replace_layers(model)
-    check_depth(maw, model.config.hidden_size, model.config.num_attention_heads)
-    idx = resolve_layers(maw.layers, len(layers))
+
+def maw_spec(maw: MAWConfig) -> dict:
+    """``maw_options`` as JSON (the selection by name, its knobs as a dict): what ``modeling/plug.py`` reads."""
     options = maw_options(maw)
-    for i in idx:
-        layers[i].attention.self = HFMAWSelfAttention(layers[i].attention.self, options)
-    return idx
+    return {**options, "selection": maw.selection, "params": dataclasses.asdict(options["params"])}
 
 
-def build_appended(model: nn.Module, maw: MAWConfig, use_maw: bool, attention=None) -> nn.ModuleList:
-    """``maw.num_blocks`` blocks for the top of the encoder; MAW ones only for the MAW arm, and the standard
-    blocks with ``attention.mechanism`` (gated, diff) when one is set."""
+def check_kernel(attn_implementation: str, model_type: str) -> None:
+    """Interface arms run transformers' sdpa beside their mechanism; another kernel for the standard arm would make
+    the arms differ in more than attention."""
+    if attn_implementation not in ("", "sdpa", "maw_bench"):
+        raise UserError(f"maw.placement=replace on model type {model_type!r} runs attention through maw-bench's attention "
+                        f"function on transformers' sdpa, so model.attn_implementation={attn_implementation} would give "
+                        "the arms different kernels; leave it empty or use sdpa (or maw.placement=append).")
+
+
+def arm_spec(model: nn.Module, maw: MAWConfig, attention) -> dict:
+    """The spec :func:`maw_bench.modeling.plug.plug` builds the arm from, made from maw-bench's config: every
+    setting checked against the model, layers resolved, interface sites probed (one-line refusals here)."""
+    mechanism = attention.mechanism if not maw.enabled and attention.mechanism != "standard" else None
+    spec: dict = {"maw": maw_spec(maw) if maw.enabled else None, "maw_layers": [], "mechanism": None,
+                  "appended": None, "sites": None}
+    layers: list[int] = []
+    if maw.placement == "append":
+        spec["appended"] = appended_spec(model, maw)
+    elif maw.enabled or mechanism:
+        from maw_bench.modeling.sites import bert_layers, interface_sites
+
+        found = bert_layers(model)
+        if found is not None:
+            if maw.enabled:
+                check_depth(maw, model.config.hidden_size, model.config.num_attention_heads)
+            layers = resolve_layers(maw.layers, len(found))
+        else:
+            sites = interface_sites(model)
+            check_sites(maw, sites)
+            check_kernel(getattr(model.config, "_attn_implementation", "sdpa") or "sdpa", model.config.model_type)
+            spec["sites"] = [dataclasses.asdict(site) for site in sites]
+            layers = resolve_layers(maw.layers, len(sites))
+        spec["maw_layers"] = layers if maw.enabled else []
+    if mechanism:
+        from maw_bench.mechanisms import MECHANISMS
+
+        if spec["sites"] is not None and MECHANISMS[mechanism].kernel is None:
+            raise UserError(f"attention.mechanism={mechanism} has no kernel for the attention interface this model "
+                            "uses (docs/extending.md); use maw.placement=append.")
+        spec["mechanism"] = {"name": mechanism, "layers": layers, "placement": maw.placement,
+                             "settings": dataclasses.asdict(attention)}
+    return spec
+
+
+def appended_spec(model: nn.Module, maw: MAWConfig) -> dict:
+    """``maw.num_blocks`` blocks for the top of the encoder, with the backbone's own eps and attention dropout."""
     cfg = model.config
     heads = maw.num_heads or cfg.num_attention_heads
     if cfg.hidden_size % heads:
         raise UserError(f"maw.num_heads={heads} does not divide the hidden size {cfg.hidden_size}; pick a divisor.")
-    if use_maw:
+    if maw.enabled:
         check_depth(maw, cfg.hidden_size, heads)
-    eps, drop = norm_eps(cfg), attention_dropout(cfg)
-    options = maw_options(maw) if use_maw else None
-    blocks = nn.ModuleList(AppendedBlock(cfg.hidden_size, heads, options, drop, eps) for _ in range(maw.num_blocks))
-    if not use_maw and attention is not None and attention.mechanism != "standard":
-        from maw_bench.mechanisms import mechanism_in_blocks
-
-        mechanism_in_blocks(blocks, attention)
-    return blocks
+    return {"num_blocks": maw.num_blocks, "num_heads": heads, "maw": maw.enabled, "dropout": attention_dropout(cfg),
+            "eps": norm_eps(cfg)}
 
 
 # what each family calls its LayerNorm epsilon and its attention dropout (BERT, ModernBERT, Llama/Qwen, GPT-2/T5 ...)

@@ -26,11 +26,22 @@ def quiet_transformers():
 
 
 def load_backbone(source: str, trust_remote_code: bool, from_config: bool, revision: str = "",
-                  attn_implementation: str = "") -> nn.Module:
+                  attn_implementation: str = "", weights_dtype: str = "float32") -> nn.Module:
     """``AutoModel`` of ``source`` without a pooler (``from_config``: its architecture, random weights);
-    ``revision`` and ``attn_implementation`` go to transformers as given ('' = its default)."""
+    ``revision`` and ``attn_implementation`` go to transformers as given ('' = its default), and the weights load
+    in ``weights_dtype`` (``auto``: the checkpoint's own; transformers 5 loads a bf16 checkpoint as bf16)."""
     with quiet_transformers():
-        return _load_backbone(source, trust_remote_code, from_config, hub_options(revision, attn_implementation))
+        model = _load_backbone(source, trust_remote_code, from_config,
+                               {**hub_options(revision, attn_implementation),
+                                **({} if from_config else {"dtype": torch_dtype(weights_dtype)})})
+    return model if weights_dtype == "auto" else model.to(torch_dtype(weights_dtype))
+
+
+def torch_dtype(name: str):
+    """``model.weights_dtype`` as from_pretrained takes it ('auto', or a torch dtype)."""
+    import torch
+
+    return "auto" if name == "auto" else getattr(torch, name)
 
 
 def hub_options(revision: str = "", attn_implementation: str = "") -> dict:

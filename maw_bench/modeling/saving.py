@@ -72,6 +72,9 @@ def load_encoder(directory: str | Path, device: str | torch.device | None = None
         raise UserError(f"{path / WEIGHTS_FILE} does not load as safetensors ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
                         "the weights are damaged: retrain that arm (--overwrite) or restore the folder.") from None
     state = {k: v for k, v in weights.items() if not any(r in f".{k}" for r in _RETIRED)}
+    dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
+    if len(dtypes) == 1:  # the weights in the dtype they were trained in (model.weights_dtype; auto: the checkpoint's)
+        enc = enc.to(dtypes.pop())
     try:
         enc.load_state_dict(state, strict=True)
     except RuntimeError as exc:

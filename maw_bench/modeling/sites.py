@@ -1,16 +1,22 @@
 """Where an attention mechanism can sit in a backbone, decided from the model's own modules before any work.
 
-``maw.placement: replace`` swaps a layer's self-attention for MAW, gated or diff attention. Those modules take a
-BERT-style self-attention: ``layer.attention.self`` with ``query``/``key``/``value`` linear maps of the hidden width,
-called with the hidden states, returning the context before the output projection. BERT, RoBERTa, XLM-R,
-ELECTRA and CamemBERT have it. Other families put attention elsewhere or compute scores that are not
-``softmax(QK^T / sqrt(d))``, so they are refused in one line at config check, naming the model type and why,
-before any data or training work. ``maw.placement: append`` adds blocks on top of the backbone's output and
-works with any ``AutoModel`` (every arm, any family).
+``maw.placement: replace`` changes the attention of ``maw.layers``. Two ways in:
+
+- a BERT self-attention (``layer.attention.self`` with ``query``/``key``/``value`` maps of the hidden width,
+  called with the hidden states): BERT, RoBERTa, XLM-R, ELECTRA, CamemBERT. The module is replaced by MAW, gated
+  or diff attention (``maw/hf_layers.py``, ``mechanisms/``), as since the first study, whose numbers this keeps;
+- any other family whose attention calls transformers' attention interface (DistilBERT, MobileBERT, ModernBERT,
+  Qwen3, Llama ...): the module stays, and its call of the interface runs the mechanism
+  (``modeling/interface.py``, ``mechanisms/kernels.py``).
+
+Anything else is refused in one line at config check, naming the model type and why, before any data or
+training work: attention that does not call the interface (MPNet's position bias, DeBERTa's disentangled
+scores) or one attention module shared by several layers (ALBERT). ``maw.placement: append`` adds blocks on top
+of the backbone's output and works with any ``AutoModel``.
 
 The decision is made on the model built from its config on the ``meta`` device (no weights, no memory), by
-what its modules are, not by a module path or a list of names; the reasons below only say *why* for families
-whose attention is known to differ.
+what its modules are and what its forward calls, not by a module path or a list of names; the reasons below
+only say *why* for families whose attention is known to differ.
 """
 
 from __future__ import annotations
@@ -22,18 +28,15 @@ import torch.nn as nn
 
 from maw_bench.errors import UserError
 
-# model_type -> why its attention cannot take a replaced BERT self-attention (the message; detection is structural)
+# model_type -> why its attention cannot take a mechanism (the message; detection is by the modules and the probe)
 WHY_NOT: dict[str, str] = {
-    "mpnet": "its attention adds a learned relative position bias inside the scores",
-    "deberta": "its attention is disentangled (content-to-position and position-to-content scores)",
-    "deberta-v2": "its attention is disentangled (content-to-position and position-to-content scores)",
-    "albert": "one attention module is shared by every layer, so a replaced layer would change them all",
-    "mobilebert": "its attention takes separate query, key and value inputs of bottleneck width",
-    "distilbert": "its attention module has no BERT self-attention (q_lin/k_lin/v_lin and out_lin in one module)",
-    "modernbert": "its attention fuses query, key and value in one map and applies rotary position embeddings",
-    "nomic_bert": "its attention fuses query, key and value in one map and applies rotary position embeddings",
+    "mpnet": "its attention adds a learned relative position bias inside the scores, outside the attention interface",
+    "deberta": "its attention is disentangled (content-to-position and position-to-content scores), outside the "
+               "attention interface",
+    "deberta-v2": "its attention is disentangled (content-to-position and position-to-content scores), outside the "
+                  "attention interface",
+    "albert": "one attention module is shared by every layer, so a changed layer would change them all",
 }
-SUPPORTED_REPLACE = "BERT, RoBERTa, XLM-R, ELECTRA, CamemBERT"
 
 
 def bert_self_attention_problem(layer: nn.Module, hidden: int) -> str | None:
@@ -52,28 +55,53 @@ def bert_self_attention_problem(layer: nn.Module, hidden: int) -> str | None:
     return None
 
 
-def replace_layers(model: nn.Module) -> nn.ModuleList:
-    """The backbone's layers whose self-attention ``placement: replace`` swaps; a one-line refusal otherwise."""
-    config = getattr(model, "config", None)
-    kind = getattr(config, "model_type", type(model).__name__)
+def bert_layers(model: nn.Module) -> nn.ModuleList | None:
+    """The layers of a BERT self-attention layout whose attention modules are distinct, else None."""
     layers = getattr(getattr(model, "encoder", None), "layer", None)
-    problem = None
     if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
-        problem = f"no encoder.layer list in {type(model).__name__}"
-    else:
-        shared = len({id(getattr(getattr(x, "attention", None), "self", x)) for x in layers}) < len(layers)
-        problem = "layers share one attention module" if shared else \
-            bert_self_attention_problem(layers[0], getattr(config, "hidden_size", -1))
-    if problem:
-        why = WHY_NOT.get(kind, problem)
-        raise UserError(f"model type {kind!r}: maw.placement=replace needs a BERT self-attention to replace, and "
-                        f"{why}; use maw.placement=append (every arm, on top of any encoder) or a {SUPPORTED_REPLACE} "
-                        "model.")
+        return None
+    if len({id(getattr(getattr(x, "attention", None), "self", x)) for x in layers}) < len(layers):
+        return None
+    return layers if bert_self_attention_problem(layers[0], getattr(model.config, "hidden_size", -1)) is None else None
+
+
+def replace_layers(model: nn.Module) -> nn.ModuleList:
+    """The BERT-layout layers whose self-attention a mechanism replaces; a one-line refusal otherwise."""
+    layers = bert_layers(model)
+    if layers is None:
+        refuse(model, "it has no BERT self-attention to replace")
     return layers
 
 
-def check_replace_layout(model_config, trust_remote_code: bool) -> None:
-    """Build the model from ``model_config`` on the meta device and check it can take a replaced attention."""
+def interface_sites(model: nn.Module, on_meta: bool = False) -> list:
+    """The attention-interface sites of ``model`` in layer order (``modeling/interface.py``); a one-line refusal
+    when there are none or one module serves several layers. ``on_meta``: ``model`` is already a meta twin."""
+    from maw_bench.modeling.interface import probe_model, probe_sites
+
+    try:
+        sites = probe_model(model) if on_meta else probe_sites(model)
+    except Exception as exc:  # noqa: BLE001 - the probe's own failure, named
+        refuse(model, f"its forward could not be followed on the meta device ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0] if str(exc) else ''})")
+    if not sites:
+        refuse(model, "its attention does not call transformers' attention interface")
+    if len({s.name for s in sites}) < len(sites):
+        refuse(model, "one attention module is shared by several layers, so a changed layer would change them all")
+    return sites
+
+
+def refuse(model: nn.Module, problem: str):
+    config = getattr(model, "config", None)
+    kind = getattr(config, "model_type", type(model).__name__)
+    why = WHY_NOT.get(kind, problem)
+    raise UserError(f"model type {kind!r}: maw.placement=replace needs attention that calls transformers' attention "
+                    f"interface (or a BERT self-attention), and {why}; use maw.placement=append (every arm, on top of "
+                    "any encoder).")
+
+
+def check_replace_layout(model_config, trust_remote_code: bool) -> list | None:
+    """Build the model from ``model_config`` on the meta device and check a mechanism can sit in its attention:
+    None for a BERT self-attention layout, else its interface sites (refused in one line if it has none)."""
     from transformers import AutoModel
 
     from maw_bench.modeling.loading import quiet_transformers
@@ -85,4 +113,7 @@ def check_replace_layout(model_config, trust_remote_code: bool) -> None:
         kind = getattr(model_config, "model_type", "?")
         raise UserError(f"cannot build model type {kind!r} from its config to find its attention: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-    replace_layers(model)
+    if bert_layers(model) is not None:
+        return None
+    with quiet_transformers():
+        return interface_sites(model, on_meta=True)

@@ -227,7 +227,8 @@ def run_record(output: Path, arms: list[str], resume: bool, data: dict, world_si
 def model_record(cfg: BenchmarkConfig) -> dict:
     """What run.json says of the backbone: its name, hub revision and attention kernel ('' = transformers' default)."""
     return {"name": cfg.model.name, "revision": cfg.model.revision or "default branch",
-            "attn_implementation": cfg.model.attn_implementation or "transformers' default"}
+            "attn_implementation": cfg.model.attn_implementation or "transformers' default",
+            "weights_dtype": cfg.model.weights_dtype}
 
 
 def train_arms(

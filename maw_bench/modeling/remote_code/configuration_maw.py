@@ -1,9 +1,7 @@
 """Configuration of a MAW encoder exported by maw-bench (loaded with ``trust_remote_code=True``).
 
 Shipped verbatim next to the weights; needs only ``transformers``. It holds the
-backbone's own config (``backbone``) and how MAW sits in it: the ``MAWAttention``
-options, the encoder layers whose self-attention MAW replaces, and any blocks
-appended on top.
+backbone's own config (``backbone``) and the arm's spec (``arm``): what ``model_plug.py`` builds on it.
 """
 
 from __future__ import annotations
@@ -17,22 +15,11 @@ _SHAPE = ("hidden_size", "num_attention_heads", "num_hidden_layers", "max_positi
 class MAWEncoderConfig(PretrainedConfig):
     model_type = "maw_encoder"
 
-    def __init__(
-        self,
-        backbone: dict | None = None,
-        maw_options: dict | None = None,
-        maw_layers: list[int] | None = None,
-        appended: dict | None = None,
-        mechanism: dict | None = None,
-        **kwargs,
-    ) -> None:
+    def __init__(self, backbone: dict | None = None, arm: dict | None = None, **kwargs) -> None:
         self.backbone = dict(backbone or {})
-        self.maw_options = dict(maw_options) if maw_options else None
-        self.maw_layers = list(maw_layers or [])
-        # {"num_blocks", "num_heads", "dropout", "eps", "maw": bool} or None
-        self.appended = dict(appended) if appended else None
-        # {"name": gated | diff, "layers": [...], "settings": maw-bench's attention section} or None
-        self.mechanism = dict(mechanism) if mechanism else None
+        # how the arm sits in the backbone, as maw-bench's modeling/plug.py reads it (MAW options and layers,
+        # mechanism, appended blocks, attention-interface sites)
+        self.arm = dict(arm or {})
         for key in _SHAPE:
             if key in self.backbone:
                 kwargs.setdefault(key, self.backbone[key])

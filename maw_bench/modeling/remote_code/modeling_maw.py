@@ -1,7 +1,7 @@
 """A MAW encoder exported by maw-bench: the HuggingFace backbone with MAW attention plugged in.
 
-Shipped verbatim next to the weights with the MAW modules it imports (``maw_*.py``,
-copies of maw-bench's ``maw/`` package), so that
+Shipped verbatim next to the weights with the modules it imports (``maw_*.py``, ``mech_*.py``, ``model_*.py``:
+copies of maw-bench's ``maw/``, ``mechanisms/`` and its ``plug`` and attention-interface modules), so that
 
     AutoModel.from_pretrained(path, trust_remote_code=True)
     SentenceTransformer(path, trust_remote_code=True)
@@ -23,14 +23,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_maw import MAWEncoderConfig
 from .maw_attention import MAWAttention
-from .maw_hf_layers import AppendedBlock, HFMAWSelfAttention
-from .maw_selection import SelectionParams
-
-
-def _options(raw: dict | None) -> dict | None:
-    if raw is None:
-        return None
-    return {**raw, "params": SelectionParams(**raw["params"])}
+from .model_plug import plug
 
 
 def _backbone(config) -> nn.Module:
@@ -38,34 +31,6 @@ def _backbone(config) -> nn.Module:
         return AutoModel.from_config(config, add_pooling_layer=False)
     except TypeError:  # model classes without a pooler
         return AutoModel.from_config(config)
-
-
-def _mechanism_builder(mech: dict):
-    """Gated or differential attention's builder (shipped as mech_<name>.py beside this file)."""
-    settings = mech["settings"]
-    if mech["name"] == "gated":
-        from .mech_gated import GatedSelfAttention
-
-        build = lambda original: GatedSelfAttention(original, settings["gated"]["granularity"])  # noqa: E731
-    elif mech["name"] == "diff":
-        from .mech_diff import DiffSelfAttention
-
-        build = lambda original: DiffSelfAttention(original, settings["diff"]["lambda_init"])  # noqa: E731
-    else:
-        raise ValueError(f"unknown attention mechanism {mech['name']!r} in this export")
-    return build
-
-
-def _plug_mechanism(layers: nn.ModuleList, blocks: nn.ModuleList, mech: dict) -> None:
-    """The mechanism at the exported layers, or in the appended blocks (``placement: append``)."""
-    build = _mechanism_builder(mech)
-    if mech.get("placement") == "append":
-        from .mech_block import BlockMechanism
-
-        for block in blocks:
-            block.attn = BlockMechanism(block.attn, build)
-    for i in mech["layers"]:
-        layers[i].attention.self = build(layers[i].attention.self)
 
 
 class MAWEncoderModel(PreTrainedModel):
@@ -76,19 +41,8 @@ class MAWEncoderModel(PreTrainedModel):
     def __init__(self, config: MAWEncoderConfig) -> None:
         super().__init__(config)
         self.backbone = _backbone(config.backbone_config())
-        options = _options(config.maw_options)
-        # the backbone's layers only where an arm replaced their attention: an appended arm works on any family
-        replaced = config.maw_layers or (config.mechanism and config.mechanism.get("placement") != "append")
-        layers = self.backbone.encoder.layer if replaced else nn.ModuleList()
-        for i in config.maw_layers:
-            layers[i].attention.self = HFMAWSelfAttention(layers[i].attention.self, options)
-        app = config.appended
-        self.blocks = nn.ModuleList(
-            AppendedBlock(config.hidden_size, app["num_heads"], options if app["maw"] else None, app["dropout"], app["eps"])
-            for _ in range(app["num_blocks"])
-        ) if app else nn.ModuleList()
-        if config.mechanism:
-            _plug_mechanism(layers, self.blocks, config.mechanism)
+        # the arm, built by maw-bench's own plug function (shipped as model_plug.py) from the spec it exported
+        self.blocks = plug(self.backbone, config.arm)
         self.post_init()
 
     def initialize_weights(self) -> None:
