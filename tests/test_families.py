@@ -389,3 +389,26 @@ def test_weights_dtype_passes_through_and_every_arms_added_weights_follow_it(fam
     assert json.loads((tmp_path / "run" / "run.json").read_text())["model"]["weights_dtype"] == "auto"
     again = load_encoder(tmp_path / "run" / "gated" / "model")
     assert {p.dtype for p in again.parameters()} == {torch.bfloat16}
+
+
+def test_an_exported_interface_arm_keeps_its_mechanism_when_a_loader_picks_another_kernel(family_folder, tmp_path):
+    """A loader that sets attn_implementation=sdpa on the exported model's backbone would bypass the mechanisms
+    silently; the exported model puts its own implementation back before attending."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from maw_bench.modeling.export import export_sentence_transformers
+
+    enc = _arm_encoder(family_folder("modernbert"), "gated")
+    with torch.no_grad():
+        for p in enc.added_parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    folder = export_sentence_transformers(enc.eval(), tmp_path / "gated")
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    feats = AutoTokenizer.from_pretrained(folder)(texts()[:3], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        before = model(**feats).last_hidden_state
+        model.backbone.set_attn_implementation("sdpa")
+        after = model(**feats).last_hidden_state
+        plain = AutoModel.from_pretrained(family_folder("modernbert")).eval()(**feats).last_hidden_state
+    assert float((before - after).abs().max()) <= 1e-6
+    assert float((before - plain).abs().max()) > 1e-3  # the gate acts

@@ -23,6 +23,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from .configuration_maw import MAWEncoderConfig
 from .maw_attention import MAWAttention
+from .model_interface import IMPLEMENTATION, use_interface
 from .model_plug import plug
 
 
@@ -69,6 +70,8 @@ class MAWEncoderModel(PreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        if self.config.arm.get("sites") and self.backbone.config._attn_implementation != IMPLEMENTATION:
+            use_interface(self.backbone)  # a loader that chose another kernel would skip the mechanisms
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         if len(self.blocks):
             mask = attention_mask.bool()[:, None, None, :]
