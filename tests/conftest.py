@@ -104,6 +104,21 @@ FAMILY_CONFIGS: dict[str, dict] = {
               "attention_dropout": 0.1},
     "mpnet": {"pad_token_id": 0}, "deberta-v2": {"pad_token_id": 0}, "albert": {"embedding_size": 16, "pad_token_id": 0},
     "mobilebert": {"true_hidden_size": 16, "embedding_size": 16, "intra_bottleneck_size": 16, "pad_token_id": 0},
+    # families no test was written for at first (issue 32: "the same laws will be run on families this issue does not
+    # name"): Llama and Gemma 3 (grouped heads, Gemma's sliding layers), StableLM (rotary on a quarter of the head),
+    # Cohere (rotary on neighbouring columns), and BERT look-alikes that run their own attention code
+    "llama": {"num_key_value_heads": 2, "head_dim": 8, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3,
+              "attention_dropout": 0.1},
+    "gemma3_text": {"num_key_value_heads": 2, "head_dim": 8, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3,
+                    "sliding_window": 4, "attention_dropout": 0.1},
+    "stablelm": {"num_key_value_heads": 2, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3,
+                 "attention_dropout": 0.1},
+    "cohere": {"num_key_value_heads": 2, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3},
+    "camembert": {"pad_token_id": 0, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1},
+    "esm": {"pad_token_id": 0, "mask_token_id": 4, "position_embedding_type": "rotary"},
+    "megatron-bert": {"pad_token_id": 0}, "roformer": {"pad_token_id": 0, "embedding_size": 32},
+    "longformer": {"pad_token_id": 0, "attention_window": 8},
+    "t5": {"d_model": 32, "num_layers": 2, "num_heads": 4, "d_kv": 8, "d_ff": 64, "pad_token_id": 0},
 }
 
 

@@ -22,7 +22,7 @@ from maw_bench.training.run import train_arms
 
 APPEND_ONLY = ("distilbert", "modernbert", "qwen3")  # tested with append here; replace through the interface too
 INTERFACE = ("distilbert", "mobilebert", "modernbert", "qwen3")
-REFUSED = ("mpnet", "deberta-v2", "albert")
+REFUSED = ("mpnet", "deberta-v2", "albert", "megatron-bert", "roformer", "longformer")
 ARMS = {"standard": [], "maw-nested": ["maw.enabled=true", "maw.variant=nested", "maw.depth=2", "maw.selection=grpo"],
         "gated": ["attention.mechanism=gated"], "diff": ["attention.mechanism=diff"]}
 
@@ -58,6 +58,40 @@ def _plain_embeddings(folder: str, sample: list[str]) -> torch.Tensor:
     return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1), dim=-1)
 
 
+@pytest.mark.parametrize("family, bert_path", [("bert", True), ("roberta", True), ("xlm-roberta", True),
+                                               ("electra", True), ("camembert", True), ("esm", False),
+                                               ("megatron-bert", False), ("roformer", False), ("longformer", False)])
+def test_only_bert_s_own_self_attention_code_is_swapped_for_the_replacing_modules(family_folder, tiny_model, family,
+                                                                                   bert_path):
+    """The module-replacing path reimplements BERT's self-attention, so it takes a module whose code is BERT's
+    (transformers' copies); a look-alike with rotary (ESM, RoFormer), local (Longformer) or its own arithmetic
+    (MegatronBERT) goes through the attention interface if it calls it, else is refused: it is never replaced by
+    attention it did not compute."""
+    from transformers import AutoConfig, AutoModel
+
+    from maw_bench.modeling.sites import bert_layers
+
+    folder = tiny_model if family == "bert" else family_folder(family)
+    with torch.device("meta"):
+        model = AutoModel.from_config(AutoConfig.from_pretrained(folder))
+    assert (bert_layers(model) is not None) == bert_path
+
+
+def test_an_encoder_decoder_is_one_line_before_any_work_whatever_the_arm(family_folder, toy_beir, tmp_path):
+    """T5's AutoModel needs decoder inputs: before, the standard arm failed at its first batch with transformers'
+    "You must specify exactly one of input_ids or inputs_embeds"; now every arm, and a zero-shot eval, stop in one
+    line naming the model type."""
+    from maw_bench.modeling.loading import load_backbone
+
+    folder = family_folder("t5")
+    for arm in ("standard", "gated"):
+        for placement in ("replace", "append"):
+            with pytest.raises(UserError, match=r"type 't5'\) is an encoder-decoder"):
+                check_model_fits(_cfg(folder, *ARMS[arm], f"maw.placement={placement}"))
+    with pytest.raises(UserError, match=r"type 't5'\) is an encoder-decoder"):
+        load_backbone(folder, trust_remote_code=False, from_config=False)
+
+
 @pytest.mark.parametrize("family", REFUSED)
 def test_replace_placement_on_a_family_without_bert_self_attention_is_one_line_at_config_check(family_folder, family):
     """Found from the model's modules on the meta device, before any data or weights; append is offered."""
@@ -70,6 +104,8 @@ def test_replace_placement_on_a_family_without_bert_self_attention_is_one_line_a
 
 @pytest.mark.parametrize("family, placement", [("bert", "replace"), ("bert", "append"), ("roberta", "replace"),
                                                ("roberta", "append"), ("xlm-roberta", "replace"), ("electra", "replace"),
+                                               ("camembert", "replace"), ("esm", "replace"), ("llama", "replace"),
+                                               ("gemma3_text", "replace"), ("stablelm", "replace"), ("llama", "append"),
                                                *[(f, "append") for f in APPEND_ONLY],
                                                *[(f, "replace") for f in INTERFACE]])
 def test_at_init_every_arm_is_the_unmodified_model(family_folder, tiny_model, family, placement):
@@ -82,7 +118,7 @@ def test_at_init_every_arm_is_the_unmodified_model(family_folder, tiny_model, fa
 
 
 @pytest.mark.parametrize("family, placement", [("roberta", "append"), *[(f, "append") for f in APPEND_ONLY],
-                                               ("modernbert", "replace"), ("qwen3", "replace")])
+                                               ("modernbert", "replace"), ("qwen3", "replace"), ("stablelm", "replace")])
 def test_one_training_step_of_every_arm_runs_and_depth_one_is_the_standard_arm(family_folder, toy_beir, tmp_path,
                                                                                family, placement):
     """Every arm trains a step on the family; with maw.depth=1 the MAW arm trained beside the standard arm gives
@@ -104,7 +140,7 @@ def test_one_training_step_of_every_arm_runs_and_depth_one_is_the_standard_arm(f
 
 
 @pytest.mark.parametrize("family, placement", [("roberta", "append"), *[(f, "append") for f in APPEND_ONLY],
-                                               *[(f, "replace") for f in INTERFACE]])
+                                               *[(f, "replace") for f in INTERFACE], ("stablelm", "replace")])
 def test_every_arm_of_a_family_exports_and_loads_without_maw_bench(family_folder, tmp_path, family, placement):
     """The export round trip per family and placement: every arm loads with AutoModel/SentenceTransformer
     (trust_remote_code) in a process where maw-bench cannot be imported, with maw-bench's embeddings to 1e-5 (the
@@ -220,32 +256,54 @@ def test_a_decoder_embedder_pools_its_last_token_as_sentence_transformers_does(f
 
 
 # ------------------------------------------------------------------ the attention interface (replace, any family)
-def test_rotary_chunks_keep_pairs_so_a_chunk_scores_by_relative_position_only():
-    """With rotary embeddings (transformers' rotate_half: column i turns with i + d/2), a depth chunk of paired
-    columns scores (q at m, k at n) as (q at m + s, k at n + s); contiguous chunks, as BERT's, do not."""
+@pytest.mark.parametrize("rotary_dim", [16, 8, 4])
+def test_rotary_chunks_keep_pairs_so_a_chunk_scores_by_relative_position_only(rotary_dim):
+    """With rotary embeddings (transformers' rotate_half: column i turns with i + r/2 on the first r columns; the
+    rest pass unrotated where the rotary is partial, as StableLM, Phi and GPT-NeoX do), a depth chunk of whole
+    pairs scores (q at m, k at n) as (q at m + s, k at n + s); contiguous chunks, as BERT's, do not. diff's second
+    map rotates its correction the same way (``interface.rotate``)."""
     from transformers.models.qwen3.modeling_qwen3 import apply_rotary_pos_emb
 
     from maw_bench.maw.scores import nested_index, split_index
+    from maw_bench.modeling.interface import rotate
 
-    d, length = 16, 40
-    inv = 1.0 / (10000 ** (torch.arange(0, d, 2).float() / d))
+    d, r, length = 16, rotary_dim, 40
+    inv = 1.0 / (10000 ** (torch.arange(0, r, 2).float() / r))
     angles = torch.cat([torch.outer(torch.arange(length).float(), inv)] * 2, dim=-1)
     cos, sin = angles.cos()[None], angles.sin()[None]
     torch.manual_seed(0)
     q = torch.randn(1, 1, 1, d).expand(1, 1, length, d)
     k = torch.randn(1, 1, 1, d).expand(1, 1, length, d)
-    qr, kr = apply_rotary_pos_emb(q, k, cos, sin)
+    qr, kr = apply_rotary_pos_emb(q[..., :r], k[..., :r], cos, sin)  # the family's own rotation, partial as theirs
+    qr, kr = torch.cat((qr, q[..., r:]), dim=-1), torch.cat((kr, k[..., r:]), dim=-1)
+    assert torch.allclose(rotate(q, (cos, sin)), qr, atol=1e-6)
 
     def chunk_score(cols, m, n):
         return float((qr[0, 0, m, cols] * kr[0, 0, n, cols]).sum())
 
-    for index, _ in (split_index(d, 4, paired=True), nested_index(d, 3, paired=True)):
+    split, nested = split_index(d, 4, rotary_dim=r)[0], nested_index(d, 3, rotary_dim=r)[0]
+    assert sorted(nested[-1].tolist()) == list(range(d))  # the last nested depth is the whole head
+    assert sorted(split[split < d].tolist()) == list(range(d))  # split depths take each column once
+    for index in (split, nested):
         for row in index:
             cols = row[row < d]
             for m, n, shift in ((3, 7, 11), (20, 2, 9), (5, 5, 30)):
                 assert chunk_score(cols, m, n) == pytest.approx(chunk_score(cols, m + shift, n + shift), abs=1e-4)
-    contiguous = split_index(d, 4)[0][0]
+    contiguous = split_index(d, 8)[0][0]  # columns 0 and 1: each cut from its partner
     assert abs(chunk_score(contiguous, 3, 7) - chunk_score(contiguous, 14, 18)) > 1e-3
+
+
+def test_rotary_the_mechanisms_cannot_follow_is_refused_for_maw_and_diff_and_gated_still_runs(family_folder):
+    """A family that turns neighbouring columns (Cohere's rotate_half, found by calling it) gets one line at config
+    check for MAW and diff, which read or extend query/key; gated, which leaves them alone, runs and starts at the
+    unmodified model."""
+    folder = family_folder("cohere")
+    for arm in ("maw", "maw-nested", "diff"):
+        with pytest.raises(UserError, match="rotary position embedding pairs its columns in a way maw-bench cannot"):
+            check_model_fits(_cfg(folder, *ARMS_ALL[arm]))
+    check_model_fits(_cfg(folder, *ARMS["gated"]))
+    enc = build_encoder(_cfg(folder, *ARMS["gated"])).eval()
+    assert float((enc.encode(texts()) - _plain_embeddings(folder, texts())).abs().max()) <= 1e-5
 
 
 def _arm_encoder(folder: str, arm: str, *extra: str):
@@ -412,3 +470,31 @@ def test_an_exported_interface_arm_keeps_its_mechanism_when_a_loader_picks_anoth
         plain = AutoModel.from_pretrained(family_folder("modernbert")).eval()(**feats).last_hidden_state
     assert float((before - after).abs().max()) <= 1e-6
     assert float((before - plain).abs().max()) > 1e-3  # the gate acts
+
+
+def test_the_families_table_in_the_docs_is_what_the_sweep_finds(tmp_path):
+    """docs/families.md is the output of scripts/family_sweep.py, not typed: its rows for a sample of families
+    (one per path: the interface, a rotary refused for MAW, a BERT look-alike refused, an encoder-decoder) are
+    what the sweep finds now, and every row holds the init law (no Δ, no error)."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("family_sweep", root / "scripts" / "family_sweep.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    doc = (root / "docs" / "families.md").read_text()
+    rows, reasons = mod.sweep(["llama", "cohere", "megatron-bert", "t5"], tmp_path)
+    for row in rows:
+        assert "| " + " | ".join(row) + " |" in doc, row
+    for family, reason in reasons.items():
+        assert f"- `{family}`: {reason}" in doc, family
+    table = doc[doc.index(mod.BEGIN):doc.index(mod.END)]
+    assert "Δ" not in table and "error" not in table
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == len(mod.FAMILIES) + 1
+    readme = (root / "README.md").read_text()
+    rows_doc = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| family")]
+    every = [r for r in rows_doc if "refused" not in r]
+    gated_only = [r.split(" | ")[0].strip("| ") for r in rows_doc if "| = | refused | refused | = | refused |" in r]
+    assert f"[{len(rows_doc)} families, arm by arm](docs/families.md): {len(every)} take every arm" in readme
+    assert f"every arm on {len(rows_doc)} transformers families" in readme
+    assert gated_only == ["cohere", "glm"] and "Cohere and GLM all but MAW and diff" in readme

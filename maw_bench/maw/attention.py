@@ -143,7 +143,8 @@ class MAWAttention(nn.Module):
             to :meth:`attend` (transformers' attention interface: ``modeling/interface.py``);
             it then owns no query/key/value and ``hidden_size`` is only the router's input width.
         head_dim: the head width when it is not ``hidden_size / num_heads`` (Qwen3).
-        paired: the heads carry rotary embeddings; depth chunks keep rotated pairs together.
+        rotary_dim: how many of a head's first columns carry rotary embeddings (0: none); depth chunks keep
+            the rotated pairs together (``maw/scores.py`` ``column_units``).
     """
 
     def __init__(
@@ -164,7 +165,7 @@ class MAWAttention(nn.Module):
         router_init_last_prob: float = 0.0,
         projections: bool = True,
         head_dim: int | None = None,
-        paired: bool = False,
+        rotary_dim: int = 0,
     ) -> None:
         super().__init__()
         if projections and hidden_size % num_heads:
@@ -174,10 +175,11 @@ class MAWAttention(nn.Module):
         self.hidden_size = hidden_size
         self.num_heads = num_heads
         self.head_dim = head_dim or hidden_size // num_heads
-        self.paired = paired
-        if variant == "split" and not 1 <= depth <= self.head_dim // (2 if paired else 1):
-            raise ValueError(f"split depth {depth} must be between 1 and the head width {self.head_dim}"
-                             + (" / 2 (rotary pairs)" if paired else ""))
+        self.rotary_dim = rotary_dim
+        units = S.depth_units(self.head_dim, rotary_dim)
+        if variant == "split" and not 1 <= depth <= units:
+            raise ValueError(f"split depth {depth} must be between 1 and the head's {units} columns"
+                             + (" (rotary pairs count once)" if rotary_dim else ""))
         self.depth = depth
         self.variant = variant
         # one strategy object per encoder (modeling passes it in); a name is parsed here for standalone use
@@ -218,7 +220,7 @@ class MAWAttention(nn.Module):
             return {"chunk_index": torch.zeros(self.depth, 1, dtype=torch.long),
                     "chunk_widths": torch.full((self.depth,), float(self.head_dim))}
         make = S.split_index if self.variant == "split" else S.nested_index
-        index, widths = make(self.head_dim, self.depth, paired=self.paired)
+        index, widths = make(self.head_dim, self.depth, rotary_dim=self.rotary_dim)
         return {"chunk_index": index, "chunk_widths": widths,
                 "chunk_scale": S.chunk_scale_table(index, widths, self.head_dim)}
 

@@ -19,57 +19,73 @@ import torch.nn.functional as F
 
 
 def split_index(head_dim: int, depth: int, device: torch.device | None = None,
-                paired: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                rotary_dim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Column indices of each depth chunk, padded with ``head_dim`` (a zero column).
 
-    Returns ``index (D, r_max)`` and ``widths (D,)`` (float, the true chunk widths). ``paired``: the head carries
-    rotary position embeddings that rotate columns ``i`` and ``i + d_h/2`` together (transformers' ``rotate_half``),
-    so a chunk takes contiguous columns of the first half *and their partners*: its score then still depends on the
-    positions only through their difference (:func:`pair_columns`).
+    Returns ``index (D, r_max)`` and ``widths (D,)`` (float, the true chunk widths). ``rotary_dim``: the head's
+    first ``rotary_dim`` columns carry rotary position embeddings that turn column ``i`` with ``i + rotary_dim/2``
+    (transformers' ``rotate_half``; partial rotary leaves the rest unrotated), so a chunk takes whole pairs
+    (:func:`column_units`): its score then still depends on the positions only through their difference.
     """
-    limit = head_dim // 2 if paired else head_dim
-    if not 1 <= depth <= limit:
-        raise ValueError(f"depth {depth} must be between 1 and {limit} for a head of width {head_dim}"
-                         + (" with rotary pairs" if paired else ""))
-    chunks = [pair_columns(c, head_dim) if paired else c for c in torch.arange(limit).tensor_split(depth)]
+    units = column_units(head_dim, rotary_dim)
+    if not 1 <= depth <= len(units):
+        raise ValueError(f"depth {depth} must be between 1 and {len(units)} for a head of width {head_dim}"
+                         + (" with rotary pairs" if rotary_dim else ""))
+    sizes = [len(units) // depth + (t < len(units) % depth) for t in range(depth)]  # as torch.tensor_split cuts
+    starts = [sum(sizes[:t]) for t in range(depth)]
+    chunks = [join_units(units[a:a + n]) for a, n in zip(starts, sizes, strict=True)]
     r_max = max(len(c) for c in chunks)
     index = torch.full((depth, r_max), head_dim, dtype=torch.long)
     for t, c in enumerate(chunks):
-        index[t, : len(c)] = c
+        index[t, : len(c)] = torch.tensor(c, dtype=torch.long)
     widths = torch.tensor([float(len(c)) for c in chunks])
     return index.to(device), widths.to(device)
 
 
-def pair_columns(first_half: torch.Tensor, head_dim: int) -> torch.Tensor:
-    """Columns of the first half with their rotary partners ``i + d_h/2`` (both rotate by the same angle)."""
-    return torch.cat([first_half, first_half + head_dim // 2])
+def column_units(head_dim: int, rotary_dim: int = 0) -> list[tuple[int, ...]]:
+    """The head's columns in the units a chunk may not cut: a rotary pair ``(i, i + rotary_dim/2)`` for each
+    ``i < rotary_dim/2``, then each unrotated column alone (all of them without rotary). Plain ints: the tables
+    are also built on the meta device (an export loading), where a tensor index has no value."""
+    half = rotary_dim // 2
+    return [(i, i + half) for i in range(half)] + [(j,) for j in range(2 * half, head_dim)]
+
+
+def join_units(units: list[tuple[int, ...]]) -> list[int]:
+    """A chunk's columns: the pairs' first columns, their partners, then the single columns."""
+    pairs = [u for u in units if len(u) == 2]
+    return [u[0] for u in pairs] + [u[1] for u in pairs] + [u[0] for u in units if len(u) == 1]
 
 
 def nested_index(head_dim: int, depth: int, device: torch.device | None = None,
-                 paired: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                 rotary_dim: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``nested`` variant: depth ``t`` takes the first ``r_t = d_h / 2^(D-1-t)`` columns.
 
     ``r_1 < ... < r_D = d_h`` (for ``d_h=32, D=4``: 4, 8, 16, 32), so the last depth is
-    the whole head, i.e. the pretrained attention. Same return as :func:`split_index`; ``paired`` (rotary heads)
-    takes the first ``r_t / 2`` columns of each half, so rotated pairs stay together.
+    the whole head, i.e. the pretrained attention. Same return as :func:`split_index`; with ``rotary_dim``, depth
+    ``t`` takes the first ``n / 2^(D-1-t)`` of the head's ``n`` units (:func:`column_units`), so rotated pairs
+    stay together.
     """
-    half = head_dim // 2 if paired else head_dim
-    if not 1 <= depth or half >> (depth - 1) < 1:
-        raise ValueError(f"nested depth {depth} needs 2^(depth-1) <= {half} for a head of width {head_dim}"
-                         + (" with rotary pairs" if paired else ""))
-    columns = [torch.arange(half >> (depth - 1 - t)) for t in range(depth)]
-    columns = [pair_columns(c, head_dim) if paired else c for c in columns]
+    units = column_units(head_dim, rotary_dim)
+    if not 1 <= depth or len(units) >> (depth - 1) < 1:
+        raise ValueError(f"nested depth {depth} needs 2^(depth-1) <= {len(units)} for a head of width {head_dim}"
+                         + (" with rotary pairs" if rotary_dim else ""))
+    columns = [join_units(units[:len(units) >> (depth - 1 - t)]) for t in range(depth)]
     index = torch.full((depth, head_dim), head_dim, dtype=torch.long)
     for t, c in enumerate(columns):
-        index[t, :len(c)] = c
+        index[t, :len(c)] = torch.tensor(c, dtype=torch.long)
     widths = torch.tensor([float(len(c)) for c in columns])
     return index.to(device), widths.to(device)
 
 
-def max_nested_depth(head_dim: int, paired: bool = False) -> int:
-    """The largest ``D`` the nested variant allows for a head of this width (``floor(log2 d_h) + 1``; with rotary
-    pairs, that of half the width)."""
-    return (head_dim // 2 if paired else head_dim).bit_length()
+def depth_units(head_dim: int, rotary_dim: int = 0) -> int:
+    """How many units (:func:`column_units`) a head has: the most depths ``split`` can cut it into."""
+    return len(column_units(head_dim, rotary_dim))
+
+
+def max_nested_depth(head_dim: int, rotary_dim: int = 0) -> int:
+    """The largest ``D`` the nested variant allows for a head of this width (``floor(log2 n) + 1`` for its ``n``
+    units: ``d_h`` columns, or fewer when rotary columns go in pairs)."""
+    return depth_units(head_dim, rotary_dim).bit_length()
 
 
 def split_depths(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,7 @@ class MAWKernel(SiteKernel):
     def __init__(self, site: Site, options: dict) -> None:
         super().__init__(site)
         self.maw = MAWAttention(site.input_width, site.num_heads, projections=False, head_dim=site.head_dim,
-                                paired=site.rotary, **options)
+                                rotary_dim=site.rotary_dim, **options)
 
     def attend(self, module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
                **_kwargs):

@@ -23,7 +23,7 @@ from maw_bench.mechanisms import mechanism_table
 from maw_bench.modeling.dropout_tape import DropoutTape
 from maw_bench.modeling.group_forward import FirstSample, shared_samples, take_rows
 from maw_bench.modeling.layers import arm_spec, encoder_layers
-from maw_bench.modeling.loading import load_backbone, load_tokenizer, published_max_length
+from maw_bench.modeling.loading import check_encodes_alone, load_backbone, load_tokenizer, published_max_length
 from maw_bench.modeling.plug import plug
 from maw_bench.modeling.resolve import resolve_model
 from maw_bench.modeling.st_recipe import concrete_model_cfg
@@ -421,6 +421,7 @@ def check_model_fits(cfg: BenchmarkConfig) -> None:
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read the config of model {cfg.model.name}: {str(exc).splitlines()[0]}") from exc
     check_lengths(cfg, mcfg)
+    check_encodes_alone(mcfg, cfg.model.name)
     m = cfg.maw
     sites = None
     if m.placement != "append" and (m.enabled or cfg.attention.mechanism != "standard"):
@@ -429,7 +430,7 @@ def check_model_fits(cfg: BenchmarkConfig) -> None:
 
         sites = check_replace_layout(mcfg, cfg.model.trust_remote_code)  # MPNet, DeBERTa, ALBERT ...: one line, now
         if sites is not None:
-            check_sites(m, sites)
+            check_sites(m, sites, cfg.attention.mechanism)
             check_kernel(cfg.model.attn_implementation, mcfg.model_type)
         resolve_layers(m.layers, len(sites) if sites is not None else mcfg.num_hidden_layers)
     if not m.enabled or sites is not None:

@@ -12,7 +12,7 @@ a skipped mask (None) back into the causal or full mask the module implies.
 
 The sites are found by what the model does: :func:`probe_sites` runs the model's own forward, built from its
 config on the ``meta`` device (no weights, no arithmetic), and records every module that calls the interface,
-in call order, with its head shapes, scaling, input width and whether it received rotary embeddings.
+in call order, with its head shapes, scaling, input width and how many head columns its rotary embedding turns.
 
 The layer input a mechanism needs besides the heads (the router's state, the gate's input, the second map's)
 is held by :class:`LayerInput`: a forward pre-hook pushes it for the duration of the module's forward and a
@@ -82,12 +82,44 @@ def repeat_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
 
 
 def rotate(t: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-    """transformers' rotary embedding (``rotate_half`` convention) of heads ``(B, H, L, d)``; identity without."""
+    """transformers' rotary embedding (``rotate_half`` convention) of heads ``(B, H, L, d)``: the first
+    ``cos.shape[-1]`` columns turn (partial rotary: StableLM, Phi, GPT-NeoX), the rest pass; identity without."""
     if rope is None:
         return t
     cos, sin = (r.unsqueeze(1).to(t.dtype) for r in rope)
-    half = t.shape[-1] // 2
-    return t * cos + torch.cat((-t[..., half:], t[..., :half]), dim=-1) * sin
+    width = cos.shape[-1]
+    turned, passed = t[..., :width], t[..., width:]
+    half = width // 2
+    out = turned * cos + torch.cat((-turned[..., half:], turned[..., :half]), dim=-1) * sin
+    return out if passed.shape[-1] == 0 else torch.cat((out, passed), dim=-1)
+
+
+def rotary_columns(module: nn.Module, rope) -> int:
+    """How many of the head's first columns ``module``'s rotary embedding turns, in ``rotate_half`` pairs
+    ``(i, i + r/2)``: 0 without rotary; -1 for rotary a mechanism cannot follow: another pairing (Cohere, GLM,
+    GPT-J turn neighbouring columns), or angles applied inside the module rather than handed to it (ESM)."""
+    if rope is None:
+        inside = any("rotary" in type(m).__name__.lower() for m in module.modules())
+        return -1 if inside else 0
+    if not (isinstance(rope, (tuple, list)) and len(rope) == 2):
+        return -1  # position input of another kind: not angles a mechanism knows how to apply
+    width = int(rope[0].shape[-1])
+    return width if rotates_half(type(module)) else -1
+
+
+def rotates_half(cls: type) -> bool:
+    """True if the family of attention class ``cls`` turns column ``i`` with ``i + r/2``: its own ``rotate_half``,
+    tried on a vector (what the family does, not what it is called)."""
+    import sys
+
+    fn = getattr(sys.modules.get(cls.__module__), "rotate_half", None)
+    if not callable(fn):
+        return False
+    x = torch.arange(1.0, 9.0, device="cpu")
+    try:
+        return bool(torch.equal(fn(x), torch.cat((-x[4:], x[:4]))))
+    except Exception:  # noqa: BLE001 - a rotate_half that does not take a vector is not the convention we know
+        return False
 
 
 class LayerInput:
@@ -130,7 +162,15 @@ class Site:
     head_dim: int
     input_width: int  # the width of the hidden states it is called with (the router's and gate's input)
     scaling: float
-    rotary: bool  # it received rotary (cos, sin): depth chunks keep rotated pairs together
+    rotary_dim: int  # head columns its rotary embedding turns in rotate_half pairs (0: none; -1: rotary we cannot follow)
+
+    @classmethod
+    def from_spec(cls, raw: dict) -> Site:
+        """A site from its JSON (an arm spec); a spec written before ``rotary_dim`` said ``rotary: bool``."""
+        raw = dict(raw)
+        if "rotary" in raw:
+            raw["rotary_dim"] = raw["head_dim"] if raw.pop("rotary") else 0
+        return cls(**raw)
 
 
 def probe_sites(model: nn.Module) -> list[Site]:
@@ -158,7 +198,8 @@ def _run_probe(twin: nn.Module, attention_interface, mask_interface, sdpa_mask) 
         hidden, rope = inputs.get(id(module), (None, None))
         seen.append(Site(names.get(id(module), "?"), query.shape[1], key.shape[1], query.shape[-1],
                          int(hidden.shape[-1]) if hidden is not None else -1,
-                         float(scaling if scaling is not None else query.shape[-1] ** -0.5), rope is not None))
+                         float(scaling if scaling is not None else query.shape[-1] ** -0.5),
+                         rotary_columns(module, rope)))
         return sdpa_forward()(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
 
     holders = [_Recorder(m, inputs) for m in twin.modules()]  # whichever turns out to call the interface

@@ -9,7 +9,7 @@ import torch.nn as nn
 from maw_bench.config import MAWConfig
 from maw_bench.errors import UserError
 from maw_bench.maw import SelectionParams, parse_selection
-from maw_bench.maw.scores import max_nested_depth
+from maw_bench.maw.scores import depth_units, max_nested_depth
 
 
 def maw_options(maw: MAWConfig) -> dict:
@@ -58,33 +58,41 @@ def check_depth(maw: MAWConfig, hidden_size: int, num_heads: int) -> None:
     check_head_depth(maw, hidden_size // num_heads)
 
 
-def check_head_depth(maw: MAWConfig, head_dim: int, rotary: bool = False) -> None:
-    """``maw.depth`` against a head of ``head_dim`` columns (with rotary embeddings, chunks are column pairs)."""
-    pairs = " in rotary pairs" if rotary else ""
-    limit = head_dim // 2 if rotary else head_dim
+def check_head_depth(maw: MAWConfig, head_dim: int, rotary_dim: int = 0) -> None:
+    """``maw.depth`` against a head of ``head_dim`` columns (with rotary embeddings on ``rotary_dim`` of them, a
+    rotated pair is one unit a chunk may not cut: ``maw/scores.py`` ``column_units``)."""
+    pairs = " in rotary pairs" if rotary_dim else ""
+    limit = depth_units(head_dim, rotary_dim)
     if maw.variant == "split" and maw.depth > limit:
         raise UserError(
             f"maw.depth={maw.depth} does not fit a head of width {head_dim}{pairs} with variant=split; "
-            f"use maw.depth <= {limit}" + (" (variant=full needs a BERT self-attention)." if rotary else
+            f"use maw.depth <= {limit}" + (" (variant=full needs a BERT self-attention)." if rotary_dim else
                                             " or maw.variant=full.")
         )
-    if maw.variant == "nested" and maw.depth > max_nested_depth(head_dim, rotary):
+    if maw.variant == "nested" and maw.depth > max_nested_depth(head_dim, rotary_dim):
         raise UserError(
             f"maw.depth={maw.depth} is too deep for variant=nested on a head of width {head_dim}{pairs} (widths halve "
-            f"per depth); use maw.depth <= {max_nested_depth(head_dim, rotary)}."
+            f"per depth); use maw.depth <= {max_nested_depth(head_dim, rotary_dim)}."
         )
 
 
-def check_sites(maw: MAWConfig, sites: list) -> None:
-    """``maw`` against interface sites (``modeling/interface.py``): no ``full`` variant (the family owns the
-    projections), and the depth fits every site's heads."""
+def check_sites(maw: MAWConfig, sites: list, mechanism: str = "standard") -> None:
+    """``maw`` and the mechanism against interface sites (``modeling/interface.py``): no ``full`` variant (the family
+    owns the projections), the depth fits every site's heads, and MAW's chunks and diff's second map only where
+    the sites' rotary embedding is one they can follow (``rotary_dim`` -1: refused in one line)."""
     if maw.enabled and maw.variant == "full":
         raise UserError("maw.variant=full gives each depth its own query/key maps, which only a BERT self-attention "
                         "exposes; use maw.variant=nested or split on this model, or maw.placement=append.")
     idx = resolve_layers(maw.layers, len(sites))
-    if maw.enabled:
-        for i in idx:
-            check_head_depth(maw, sites[i].head_dim, sites[i].rotary)
+    uses_qk = "MAW" if maw.enabled else (f"attention.mechanism={mechanism}" if mechanism == "diff" else None)
+    for i in idx:
+        if uses_qk and sites[i].rotary_dim < 0:
+            raise UserError(f"{uses_qk} splits or extends the query/key heads of {sites[i].name}, whose rotary position "
+                            "embedding pairs its columns in a way maw-bench cannot follow (not transformers' "
+                            "rotate_half on angles handed to the module); use maw.placement=append, or the gated "
+                            "mechanism, which leaves query and key alone.")
+        if maw.enabled:
+            check_head_depth(maw, sites[i].head_dim, sites[i].rotary_dim)
 
 
 def maw_spec(maw: MAWConfig) -> dict:
@@ -121,7 +129,7 @@ def arm_spec(model: nn.Module, maw: MAWConfig, attention) -> dict:
             layers = resolve_layers(maw.layers, len(found))
         else:
             sites = interface_sites(model)
-            check_sites(maw, sites)
+            check_sites(maw, sites, attention.mechanism)
             check_kernel(getattr(model.config, "_attn_implementation", "sdpa") or "sdpa", model.config.model_type)
             spec["sites"] = [dataclasses.asdict(site) for site in sites]
             layers = resolve_layers(maw.layers, len(sites))

@@ -34,7 +34,17 @@ def load_backbone(source: str, trust_remote_code: bool, from_config: bool, revis
         model = _load_backbone(source, trust_remote_code, from_config,
                                {**hub_options(revision, attn_implementation),
                                 **({} if from_config else {"dtype": torch_dtype(weights_dtype)})})
+    check_encodes_alone(model.config, source)
     return model if weights_dtype == "auto" else model.to(torch_dtype(weights_dtype))
+
+
+def check_encodes_alone(model_config, name: str) -> None:
+    """An encoder-decoder's ``AutoModel`` (T5, BART) needs decoder inputs to run; maw-bench encodes a text with one
+    stack, so it says so before any work instead of failing at the first batch."""
+    if getattr(model_config, "is_encoder_decoder", False):
+        raise UserError(f"model {name} (type {getattr(model_config, 'model_type', '?')!r}) is an encoder-decoder, whose "
+                        "AutoModel needs decoder inputs; maw-bench encodes with an encoder-only or decoder-only model "
+                        "(BERT-like encoders, ModernBERT, decoder embedders such as Qwen3-Embedding).")
 
 
 def torch_dtype(name: str):

@@ -57,7 +57,7 @@ def plug(backbone: nn.Module, spec: dict, mechanisms: dict | None = None) -> nn.
     """Put the arm ``spec`` describes into ``backbone`` (in place) and return its appended blocks (maybe none).
     ``mechanisms``: name -> (builder, kernel); the shipped ones by default."""
     options = maw_kwargs(spec.get("maw"))
-    sites = [Site(**s) for s in spec["sites"]] if spec.get("sites") is not None else None
+    sites = [Site.from_spec(s) for s in spec["sites"]] if spec.get("sites") is not None else None
     if sites is not None:
         use_interface(backbone)
     for i in spec.get("maw_layers") or []:

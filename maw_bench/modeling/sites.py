@@ -3,7 +3,8 @@
 ``maw.placement: replace`` changes the attention of ``maw.layers``. Two ways in:
 
 - a BERT self-attention (``layer.attention.self`` with ``query``/``key``/``value`` maps of the hidden width,
-  called with the hidden states): BERT, RoBERTa, XLM-R, ELECTRA, CamemBERT. The module is replaced by MAW, gated
+  called with the hidden states, running BERT's own code: :func:`runs_bert_code`): BERT, RoBERTa, XLM-R,
+  ELECTRA, CamemBERT, Data2Vec-text, ERNIE. The module is replaced by MAW, gated
   or diff attention (``maw/hf_layers.py``, ``mechanisms/``), as since the first study, whose numbers this keeps;
 - any other family whose attention calls transformers' attention interface (DistilBERT, MobileBERT, ModernBERT,
   Qwen3, Llama ...): the module stays, and its call of the interface runs the mechanism
@@ -21,6 +22,7 @@ only say *why* for families whose attention is known to differ.
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -52,7 +54,36 @@ def bert_self_attention_problem(layer: nn.Module, hidden: int) -> str | None:
     params = [p for p in inspect.signature(self_attn.forward).parameters if p != "self"]
     if not params or params[0] != "hidden_states":
         return f"{type(self_attn).__name__} is called with {', '.join(params[:3])} rather than the hidden states"
+    if not runs_bert_code(type(self_attn)):
+        return f"{type(self_attn).__name__} does not run BERT's self-attention code"
     return None
+
+
+@functools.cache
+def runs_bert_code(cls: type) -> bool:
+    """True if ``cls``'s ``__init__`` and ``forward`` are BERT's self-attention token for token (comments and the
+    class-name prefix aside): transformers' copies for RoBERTa, XLM-R, ELECTRA, CamemBERT, Data2Vec-text, ERNIE ...
+    The replacing modules (``maw/hf_layers.py``, ``mechanisms/``) reimplement exactly that code, so a look-alike
+    with rotary embeddings (ESM, RoFormer), sparse or local attention (BigBird, Longformer), an approximation
+    (Nystromformer) or its own arithmetic (MegatronBERT, RemBERT) must not be swapped for it."""
+    from transformers.models.bert.modeling_bert import BertSelfAttention
+
+    prefix = cls.__name__.removesuffix("SelfAttention")
+    try:
+        return all(_code_tokens(cls, name, prefix) == _code_tokens(BertSelfAttention, name, "Bert")
+                   for name in ("__init__", "forward"))
+    except (OSError, TypeError):  # no source to read (a class built at run time): not known to be BERT's
+        return False
+
+
+def _code_tokens(cls: type, name: str, prefix: str) -> list[str]:
+    import io
+    import tokenize
+
+    source = inspect.getsource(inspect.unwrap(getattr(cls, name)))
+    skip = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+    return [t.string.replace(prefix, "Bert") if prefix else t.string
+            for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type not in skip]
 
 
 def bert_layers(model: nn.Module) -> nn.ModuleList | None:
