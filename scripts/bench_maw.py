@@ -22,6 +22,9 @@ import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from maw_bench.runtime.progress import quiet_third_party_bars  # noqa: E402 - before ir_datasets and tqdm load
+
+quiet_third_party_bars()  # ir_datasets' docs_iter bar in a log is a line of carriage returns, as in the CLI
 
 ARMS = {
     "standard": [],

@@ -55,7 +55,11 @@ FAMILIES: dict[str, dict] = {
     "mpnet": {"pad_token_id": 0}, "deberta-v2": {"pad_token_id": 0}, "albert": {"embedding_size": 16},
     "megatron-bert": {"pad_token_id": 0}, "roformer": {"pad_token_id": 0, "embedding_size": 32},
     "longformer": {"pad_token_id": 0, "attention_window": 8}, "big_bird": {"attention_type": "original_full"},
+    "gemma4_text": {**_DEC, "num_key_value_heads": 2, "head_dim": 8},
     "gemma2": {**_DEC, "num_key_value_heads": 2, "head_dim": 8},
+    "vaultgemma": {**_DEC, "num_key_value_heads": 2, "head_dim": 8},
+    "granite_swa": {**_DEC, "num_key_value_heads": 2},
+    "gpt_oss": {**_DEC, "num_key_value_heads": 2, "head_dim": 8, "num_local_experts": 4, "num_experts_per_tok": 2},
     "t5": {"d_model": 32, "num_layers": 2, "num_heads": 4, "d_kv": 8, "d_ff": 64, "pad_token_id": 0},
 }
 TEXTS = ["protein folding in the cell", "a study of heart disease risk", "the model of the world",

@@ -114,6 +114,7 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "stablelm": {"num_key_value_heads": 2, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3,
                  "attention_dropout": 0.1},
     "cohere": {"num_key_value_heads": 2, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3},
+    "gemma2": {"num_key_value_heads": 2, "head_dim": 8, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3},
     "camembert": {"pad_token_id": 0, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1},
     "esm": {"pad_token_id": 0, "mask_token_id": 4, "position_embedding_type": "rotary"},
     "megatron-bert": {"pad_token_id": 0}, "roformer": {"pad_token_id": 0, "embedding_size": 32},

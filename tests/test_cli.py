@@ -59,6 +59,7 @@ def test_smoke_logs_the_measured_bf16_ratio_and_records_the_choice(tiny_smoke):
     said = " ".join(stderr.split())  # the log wraps long lines at the console's width
     for work, what in (("train", "a training step"), ("eval", "a forward pass")):
         assert f"{work}.dtype=fp32 (auto: bf16 autocast ran {what} 1.00x as fast as fp32" in said, stderr[-3000:]
+        assert said.count(f"{work}.dtype=fp32 (auto:") == 1  # by the stage that uses it, once (smoke said each twice)
         assert "bf16 where >= 1.20x" in said
     run = json.loads((out / "run" / "run.json").read_text())
     manifest = json.loads((out / "run" / "maw" / "manifest.json").read_text())

@@ -22,7 +22,7 @@ from maw_bench.training.run import train_arms
 
 APPEND_ONLY = ("distilbert", "modernbert", "qwen3")  # tested with append here; replace through the interface too
 INTERFACE = ("distilbert", "mobilebert", "modernbert", "qwen3")
-REFUSED = ("mpnet", "deberta-v2", "albert", "megatron-bert", "roformer", "longformer")
+REFUSED = ("mpnet", "deberta-v2", "albert", "megatron-bert", "roformer", "longformer", "gemma2")
 ARMS = {"standard": [], "maw-nested": ["maw.enabled=true", "maw.variant=nested", "maw.depth=2", "maw.selection=grpo"],
         "gated": ["attention.mechanism=gated"], "diff": ["attention.mechanism=diff"]}
 
@@ -498,3 +498,14 @@ def test_the_families_table_in_the_docs_is_what_the_sweep_finds(tmp_path):
     assert f"[{len(rows_doc)} families, arm by arm](docs/families.md): {len(every)} take every arm" in readme
     assert f"every arm on {len(rows_doc)} transformers families" in readme
     assert gated_only == ["cohere", "glm"] and "Cohere and GLM all but MAW and diff" in readme
+
+
+def test_a_spec_written_before_rotary_dim_still_plugs_the_same_chunks():
+    """Arm specs saved by the previous release said ``rotary: true/false``; they read as full rotary or none."""
+    from maw_bench.modeling.interface import Site
+
+    old = {"name": "layers.0.self_attn", "num_heads": 4, "num_kv_heads": 2, "head_dim": 8, "input_width": 32,
+           "scaling": 0.35}
+    assert Site.from_spec({**old, "rotary": True}).rotary_dim == 8
+    assert Site.from_spec({**old, "rotary": False}).rotary_dim == 0
+    assert Site.from_spec({**old, "rotary_dim": 2}).rotary_dim == 2

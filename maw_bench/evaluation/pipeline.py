@@ -246,7 +246,7 @@ def run_evaluation(
     ``runs``: the run files' suffix and depth (a study keeps ``.trec.gz`` at the depth its metrics read)."""
     metrics = list(cfg.eval.metrics)  # names checked when the config was built
     ctx = dist_setup(device)
-    cfg, precision = resolve_config_dtypes(cfg, ctx.device, ctx.world_size)
+    cfg, precision = resolve_config_dtypes(cfg, ctx.device, ctx.world_size, uses=("eval",))
     refs = model_refs(model_specs, arms, cfg)
     bundles = load_eval_bundles(cfg, dataset_specs)
     check_scorable(bundles)  # before any model loads or encodes

@@ -109,6 +109,9 @@ def interface_sites(model: nn.Module, on_meta: bool = False) -> list:
     when there are none or one module serves several layers. ``on_meta``: ``model`` is already a meta twin."""
     from maw_bench.modeling.interface import probe_model, probe_sites
 
+    if getattr(model, "_supports_sdpa", True) is False:
+        refuse(model, "transformers does not run its attention on sdpa (a term sdpa lacks: softcapping, attention "
+                      "sinks ...), which the arms run on")
     try:
         sites = probe_model(model) if on_meta else probe_sites(model)
     except Exception as exc:  # noqa: BLE001 - the probe's own failure, named

@@ -40,10 +40,11 @@ def resolve_dtype(requested: str, device: torch.device, work: str = "eval") -> t
                         "cpu": probe.cpu, "threads": probe.threads, "measured_at": probe.measured_at}
 
 
-def resolve_config_dtypes(cfg, device: torch.device, world_size: int = 1):
-    """``(cfg, record)``: the config with ``train.dtype`` and ``eval.dtype`` made concrete for ``device`` (each auto
-    choice logged with the measured bf16/fp32 ratio), and what was chosen and why, per section. Rank 0 decides
-    for every rank: ranks that measured for themselves could pick different precisions."""
+def resolve_config_dtypes(cfg, device: torch.device, world_size: int = 1, uses: tuple[str, ...] = ("train", "eval")):
+    """``(cfg, record)``: the config with ``train.dtype`` and ``eval.dtype`` made concrete for ``device``, and what
+    was chosen and why, per section. The auto choices of the sections the caller ``uses`` are logged with the
+    measured bf16/fp32 ratio (a smoke logged each choice twice, once per stage). Rank 0 decides for every rank:
+    ranks that measured for themselves could pick different precisions."""
     from maw_bench.runtime.distributed import from_main_rank
 
     choices = from_main_rank(lambda: {key: resolve_dtype(getattr(cfg, key).dtype, device, key)
@@ -51,7 +52,8 @@ def resolve_config_dtypes(cfg, device: torch.device, world_size: int = 1):
     changes, record = {}, {}
     for key, (dtype, why, record[key]) in choices.items():
         if getattr(cfg, key).dtype == "auto":
-            log.info("%s.dtype=%s (%s)", key, dtype, why)
+            if key in uses:
+                log.info("%s.dtype=%s (%s)", key, dtype, why)
             changes[f"{key}.dtype"] = dtype
     return (cfg.derive(changes) if changes else cfg), record
 

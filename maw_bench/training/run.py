@@ -249,7 +249,7 @@ def train_arms(
     check_arms(cfg, arms)
     commit = git_commit()  # the code this process runs: read now, not when an arm finishes hours later
     ctx = dist_setup(device)
-    cfg, precision = resolve_config_dtypes(resolve_config_recipe(cfg), ctx.device, ctx.world_size)
+    cfg, precision = resolve_config_dtypes(resolve_config_recipe(cfg), ctx.device, ctx.world_size, uses=("train",))
     if ctx.is_main and cfg.model.similarity == "dot" and cfg.train.temperature < 1:
         log.warning("model.similarity=dot with train.temperature=%g: InfoNCE divides unnormalised dot products "
                     "(tens to hundreds for such models) by it; dot-product retrievers are trained with "
