@@ -509,3 +509,16 @@ def test_a_spec_written_before_rotary_dim_still_plugs_the_same_chunks():
     assert Site.from_spec({**old, "rotary": True}).rotary_dim == 8
     assert Site.from_spec({**old, "rotary": False}).rotary_dim == 0
     assert Site.from_spec({**old, "rotary_dim": 2}).rotary_dim == 2
+
+
+def test_a_mask_that_carries_a_bias_stops_a_mechanism_rather_than_being_dropped():
+    """A float mask of 0 and the dtype's minimum is a mask; one with other values carries a score bias (ALiBi, T5's
+    relative positions) that MAW's own scores would silently lose: it is an error, never a boolean mask."""
+    from maw_bench.modeling.interface import full_mask
+
+    q = torch.zeros(1, 2, 3, 4)
+    lowest = torch.finfo(torch.float32).min
+    plain = torch.tensor([[[[0.0, 0.0, lowest]] * 3]])
+    assert full_mask(torch.nn.Module(), plain, q, q).tolist() == [[[[True, True, False]] * 3]]
+    with pytest.raises(RuntimeError, match="carries a score bias"):
+        full_mask(torch.nn.Module(), plain + torch.tensor([0.0, -0.5, 0.0]), q, q)

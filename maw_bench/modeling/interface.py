@@ -69,7 +69,13 @@ def full_mask(module: nn.Module, mask: torch.Tensor | None, query: torch.Tensor,
     """A bool mask ``(B, 1, Lq, Lk)`` or None: sdpa's mask, or the causal one the module implies where sdpa skipped
     it (a decoder without padding), or an additive float mask turned into bool."""
     if mask is not None:
-        return mask if mask.dtype == torch.bool else mask > torch.finfo(mask.dtype).min / 2
+        if mask.dtype == torch.bool:
+            return mask
+        allowed = mask > torch.finfo(mask.dtype).min / 2
+        if bool((allowed & (mask != 0)).any()):  # a bias inside the mask (ALiBi, T5's positions): not droppable
+            raise RuntimeError(f"{type(module).__name__} hands the attention function a mask that carries a score "
+                               "bias, which a mechanism's own scores would drop; use maw.placement=append")
+        return allowed
     lq, lk = query.shape[-2], key.shape[-2]
     if getattr(module, "is_causal", False) and lq > 1:
         return torch.ones(lq, lk, dtype=torch.bool, device=query.device).tril(lk - lq)[None, None]
