@@ -522,3 +522,29 @@ def test_a_mask_that_carries_a_bias_stops_a_mechanism_rather_than_being_dropped(
     assert full_mask(torch.nn.Module(), plain, q, q).tolist() == [[[[True, True, False]] * 3]]
     with pytest.raises(RuntimeError, match="carries a score bias"):
         full_mask(torch.nn.Module(), plain + torch.tensor([0.0, -0.5, 0.0]), q, q)
+
+
+def test_maw_is_refused_where_a_score_bias_comes_with_the_call_and_the_kernel_never_drops_one(family_folder):
+    """T5's attention calls the interface with ``position_bias=`` (sdpa adds it; MAW's own scores would not): the
+    probe marks such a site and MAW is refused there in one line, while gated and diff pass it to sdpa. Probed on
+    T5's encoder (T5 as a whole is an encoder-decoder, refused before this)."""
+    from transformers import AutoConfig, AutoModelForTextEncoding
+
+    from maw_bench.config import MAWConfig
+    from maw_bench.mechanisms.kernels import MAWKernel
+    from maw_bench.modeling.layers import check_sites, maw_options
+    from maw_bench.modeling.sites import interface_sites
+
+    config = AutoConfig.from_pretrained(family_folder("t5"))
+    with torch.device("meta"):
+        encoder = AutoModelForTextEncoding.from_config(config)
+    sites = interface_sites(encoder, on_meta=True)
+    assert sites and all(s.mask_bias for s in sites)
+    maw = MAWConfig(enabled=True, depth=2, variant="nested", layers="all")
+    with pytest.raises(UserError, match="adds a score bias to them"):
+        check_sites(maw, sites)
+    check_sites(MAWConfig(), sites, "diff")
+    check_sites(MAWConfig(), sites, "gated")
+    kernel = MAWKernel(sites[0], maw_options(maw))
+    with pytest.raises(RuntimeError, match="position bias"):
+        kernel.attend(torch.nn.Module(), *([torch.zeros(1, 4, 3, 8)] * 3), None, position_bias=torch.zeros(1, 4, 3, 3))

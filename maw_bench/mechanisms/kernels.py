@@ -49,7 +49,9 @@ class MAWKernel(SiteKernel):
                                 rotary_dim=site.rotary_dim, **options)
 
     def attend(self, module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
-               **_kwargs):
+               **kwargs):
+        if kwargs.get("position_bias") is not None:  # refused at config check (Site.mask_bias); never dropped
+            raise RuntimeError(f"{type(module).__name__} adds a position bias to its scores, which MAW's would drop")
         x, _ = self.layer_input()
         mask = full_mask(module, attention_mask, query, key)
         heads, width = query.shape[1], query.shape[-1]

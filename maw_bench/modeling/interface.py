@@ -169,6 +169,7 @@ class Site:
     input_width: int  # the width of the hidden states it is called with (the router's and gate's input)
     scaling: float
     rotary_dim: int  # head columns its rotary embedding turns in rotate_half pairs (0: none; -1: rotary we cannot follow)
+    mask_bias: bool = False  # a score bias comes with its call (T5's position_bias, or a float mask: ALiBi)
 
     @classmethod
     def from_spec(cls, raw: dict) -> Site:
@@ -205,7 +206,9 @@ def _run_probe(twin: nn.Module, attention_interface, mask_interface, sdpa_mask) 
         seen.append(Site(names.get(id(module), "?"), query.shape[1], key.shape[1], query.shape[-1],
                          int(hidden.shape[-1]) if hidden is not None else -1,
                          float(scaling if scaling is not None else query.shape[-1] ** -0.5),
-                         rotary_columns(module, rope)))
+                         rotary_columns(module, rope),
+                         kwargs.get("position_bias") is not None
+                         or (attention_mask is not None and attention_mask.dtype != torch.bool)))
         return sdpa_forward()(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
 
     holders = [_Recorder(m, inputs) for m in twin.modules()]  # whichever turns out to call the interface

@@ -91,6 +91,10 @@ def check_sites(maw: MAWConfig, sites: list, mechanism: str = "standard") -> Non
                             "embedding pairs its columns in a way maw-bench cannot follow (not transformers' "
                             "rotate_half on angles handed to the module); use maw.placement=append, or the gated "
                             "mechanism, which leaves query and key alone.")
+        if maw.enabled and sites[i].mask_bias:
+            raise UserError(f"MAW computes its own attention scores at {sites[i].name}, whose attention adds a score "
+                            "bias to them (relative positions, ALiBi) that MAW would drop; use maw.placement=append, or "
+                            "the gated or diff mechanism, which keep it.")
         if maw.enabled:
             check_head_depth(maw, sites[i].head_dim, sites[i].rotary_dim)
 
