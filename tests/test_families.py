@@ -548,3 +548,17 @@ def test_maw_is_refused_where_a_score_bias_comes_with_the_call_and_the_kernel_ne
     kernel = MAWKernel(sites[0], maw_options(maw))
     with pytest.raises(RuntimeError, match="position bias"):
         kernel.attend(torch.nn.Module(), *([torch.zeros(1, 4, 3, 8)] * 3), None, position_bias=torch.zeros(1, 4, 3, 3))
+
+
+def test_a_skipped_mask_is_rebuilt_by_sdpas_own_rule():
+    """Where sdpa's mask was skipped (None), a mechanism's mask is what sdpa would apply: the call's ``is_causal``,
+    else the module's, else causal (sdpa's default), so MAW and the site agree on every module."""
+    from maw_bench.modeling.interface import full_mask
+
+    q, bare, bidirectional = torch.zeros(1, 2, 3, 4), torch.nn.Module(), torch.nn.Module()
+    bidirectional.is_causal = False
+    causal = torch.ones(3, 3, dtype=torch.bool).tril()[None, None]
+    assert torch.equal(full_mask(bare, None, q, q), causal)
+    assert full_mask(bidirectional, None, q, q) is None
+    assert full_mask(bare, None, q, q, is_causal=False) is None
+    assert torch.equal(full_mask(bidirectional, None, q, q, is_causal=True), causal)

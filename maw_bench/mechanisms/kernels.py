@@ -53,7 +53,7 @@ class MAWKernel(SiteKernel):
         if kwargs.get("position_bias") is not None:  # refused at config check (Site.mask_bias); never dropped
             raise RuntimeError(f"{type(module).__name__} adds a position bias to its scores, which MAW's would drop")
         x, _ = self.layer_input()
-        mask = full_mask(module, attention_mask, query, key)
+        mask = full_mask(module, attention_mask, query, key, kwargs.get("is_causal"))
         heads, width = query.shape[1], query.shape[-1]
         factor = (scaling if scaling is not None else width**-0.5) * width**0.5  # MAW scales by 1/sqrt(chunk width)
         q = query * factor if abs(factor - 1.0) > 1e-12 else query

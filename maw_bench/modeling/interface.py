@@ -65,9 +65,11 @@ def use_interface(model: nn.Module) -> None:
     model.set_attn_implementation(IMPLEMENTATION)
 
 
-def full_mask(module: nn.Module, mask: torch.Tensor | None, query: torch.Tensor, key: torch.Tensor):
-    """A bool mask ``(B, 1, Lq, Lk)`` or None: sdpa's mask, or the causal one the module implies where sdpa skipped
-    it (a decoder without padding), or an additive float mask turned into bool."""
+def full_mask(module: nn.Module, mask: torch.Tensor | None, query: torch.Tensor, key: torch.Tensor,
+              is_causal: bool | None = None):
+    """A bool mask ``(B, 1, Lq, Lk)`` or None: sdpa's mask, or, where sdpa's mask was skipped, the causal one by
+    sdpa's own rule (the call's ``is_causal``, else the module's, else causal), or a float mask of 0 and the
+    dtype's minimum turned into bool."""
     if mask is not None:
         if mask.dtype == torch.bool:
             return mask
@@ -77,7 +79,8 @@ def full_mask(module: nn.Module, mask: torch.Tensor | None, query: torch.Tensor,
                                "bias, which a mechanism's own scores would drop; use maw.placement=append")
         return allowed
     lq, lk = query.shape[-2], key.shape[-2]
-    if getattr(module, "is_causal", False) and lq > 1:
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    if causal and lq > 1:
         return torch.ones(lq, lk, dtype=torch.bool, device=query.device).tril(lk - lq)[None, None]
     return None
 
