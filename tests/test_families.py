@@ -562,3 +562,13 @@ def test_a_skipped_mask_is_rebuilt_by_sdpas_own_rule():
     assert full_mask(bidirectional, None, q, q) is None
     assert full_mask(bare, None, q, q, is_causal=False) is None
     assert torch.equal(full_mask(bidirectional, None, q, q, is_causal=True), causal)
+
+
+def test_lora_targets_that_name_no_module_of_the_family_are_one_line_at_config_check(family_folder):
+    """The default LoRA targets name BERT's maps (query, key, value, dense); on Llama they name nothing. That is
+    said at config check, before any data, with the family's own linear maps to choose from; its names pass."""
+    folder = family_folder("llama")
+    with pytest.raises(UserError, match=r"query, key, value, dense names no module of this model; its linear maps "
+                                        r"are down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj"):
+        check_model_fits(_cfg(folder, "train.lora.enabled=true"))
+    check_model_fits(_cfg(folder, "train.lora.enabled=true", "train.lora.target_modules=[q_proj,v_proj]"))

@@ -422,6 +422,10 @@ def check_model_fits(cfg: BenchmarkConfig) -> None:
         raise UserError(f"cannot read the config of model {cfg.model.name}: {str(exc).splitlines()[0]}") from exc
     check_lengths(cfg, mcfg)
     check_encodes_alone(mcfg, cfg.model.name)
+    if cfg.train.lora.enabled:  # the default names BERT's maps: another family hears it now, not after the data
+        from maw_bench.modeling.sites import check_lora_targets, meta_model
+
+        check_lora_targets(meta_model(mcfg, cfg.model.trust_remote_code), list(cfg.train.lora.target_modules))
     m = cfg.maw
     sites = None
     if m.placement != "append" and (m.enabled or cfg.attention.mechanism != "standard"):

@@ -133,20 +133,39 @@ def refuse(model: nn.Module, problem: str):
                     "any encoder).")
 
 
-def check_replace_layout(model_config, trust_remote_code: bool) -> list | None:
-    """Build the model from ``model_config`` on the meta device and check a mechanism can sit in its attention:
-    None for a BERT self-attention layout, else its interface sites (refused in one line if it has none)."""
+def meta_model(model_config, trust_remote_code: bool) -> nn.Module:
+    """The model ``model_config`` describes, built on the meta device (no weights, no memory): what config checks
+    look at before any data or training work. A config transformers cannot build is one line."""
     from transformers import AutoModel
 
     from maw_bench.modeling.loading import quiet_transformers
 
     try:
         with quiet_transformers(), torch.device("meta"):
-            model = AutoModel.from_config(model_config, trust_remote_code=trust_remote_code)
+            return AutoModel.from_config(model_config, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001 - a config transformers cannot build says so in one line
         kind = getattr(model_config, "model_type", "?")
-        raise UserError(f"cannot build model type {kind!r} from its config to find its attention: "
+        raise UserError(f"cannot build model type {kind!r} from its config to check it: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+
+
+def check_lora_targets(backbone: nn.Module, targets: list[str]) -> None:
+    """Every ``train.lora.target_modules`` name is a module of ``backbone`` (the default names BERT's maps; Llama
+    and Qwen call theirs q_proj ...); else one line listing the linear maps LoRA could wrap in this family."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in backbone.named_modules()}
+    missing = [t for t in targets if t not in names]
+    if missing or not targets:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in backbone.named_modules() if isinstance(m, nn.Linear)})
+        raise UserError(f"train.lora.target_modules: {', '.join(missing) or '[]'} names no module of this model; its "
+                        f"linear maps are {', '.join(linear)} (e.g. --set 'train.lora.target_modules=[{','.join(linear[:2])}]').")
+
+
+def check_replace_layout(model_config, trust_remote_code: bool) -> list | None:
+    """Build the model from ``model_config`` on the meta device and check a mechanism can sit in its attention:
+    None for a BERT self-attention layout, else its interface sites (refused in one line if it has none)."""
+    from maw_bench.modeling.loading import quiet_transformers
+
+    model = meta_model(model_config, trust_remote_code)
     if bert_layers(model) is not None:
         return None
     with quiet_transformers():

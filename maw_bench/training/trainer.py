@@ -24,6 +24,7 @@ from maw_bench.errors import UserError
 from maw_bench.maw import PolicySamples
 from maw_bench.modeling import Encoder
 from maw_bench.modeling.encoder import autocast_context
+from maw_bench.modeling.sites import check_lora_targets
 from maw_bench.outputs.records import read_log
 from maw_bench.runtime.atomic import atomic_open
 from maw_bench.runtime.distributed import DistContext, barrier, mean_across_ranks
@@ -96,12 +97,9 @@ def apply_lora(encoder: Encoder, lc: LoRAConfig) -> None:
     stay fully trainable, chosen by object (peft freezes every weight it does not wrap)."""
     from peft import LoraConfig, get_peft_model
 
+    check_lora_targets(encoder.backbone, lc.target_modules)
     targets = list(lc.target_modules)
     names = {name.rsplit(".", 1)[-1] for name, _ in encoder.backbone.named_modules()}
-    missing = [t for t in lc.target_modules if t not in names]
-    if missing or not lc.target_modules:
-        raise UserError(f"train.lora.target_modules: {', '.join(missing) or '[]'} names no module of this model; "
-                        f"use names such as {', '.join(sorted(n for n in names if n)[:8])}.")
     targets += [t for t in ("query_depth", "key_depth") if t in names and t not in targets]  # the full variant's
     frozen_by_choice = {id(p) for p in encoder.added_parameters() if not p.requires_grad}  # attention.freeze_added
     encoder.backbone = get_peft_model(
