@@ -44,6 +44,8 @@ FAMILIES: dict[str, dict] = {
     "modernbert": {**_DEC, "cls_token_id": 2, "sep_token_id": 3, "global_attn_every_n_layers": 1,
                    "local_attention": 16},
     "esm": {"pad_token_id": 0, "mask_token_id": 4, "position_embedding_type": "rotary"},
+    "nomic_bert": {"pad_token_id": 0, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1},
+    "gte": {"pad_token_id": 0}, "jina_embeddings_v3": {"pad_token_id": 0}, "eurobert": {**_DEC, "mask_token_id": 4},
     "qwen3": {**_DEC, "num_key_value_heads": 2, "head_dim": 8}, "qwen2": {**_DEC, "num_key_value_heads": 2},
     "llama": {**_DEC, "num_key_value_heads": 2, "head_dim": 8}, "mistral": {**_DEC, "num_key_value_heads": 2},
     "gemma": {**_DEC, "num_key_value_heads": 2, "head_dim": 8},

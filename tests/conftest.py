@@ -119,6 +119,8 @@ FAMILY_CONFIGS: dict[str, dict] = {
     "esm": {"pad_token_id": 0, "mask_token_id": 4, "position_embedding_type": "rotary"},
     "megatron-bert": {"pad_token_id": 0}, "roformer": {"pad_token_id": 0, "embedding_size": 32},
     "longformer": {"pad_token_id": 0, "attention_window": 8},
+    "nomic_bert": {"pad_token_id": 0, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1},
+    "gte": {"pad_token_id": 0, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1},
     "t5": {"d_model": 32, "num_layers": 2, "num_heads": 4, "d_kv": 8, "d_ff": 64, "pad_token_id": 0},
 }
 

@@ -1,9 +1,11 @@
 """Every arm on families beyond BERT (issue 32): the laws per family, on tiny random configs with dropout.
 
 ``maw.placement: append`` puts every arm on top of any ``AutoModel``; ``replace`` swaps a BERT self-attention
-(BERT, RoBERTa, XLM-R, ELECTRA) or runs the mechanism where the family calls transformers' attention interface
-(DistilBERT, MobileBERT, ModernBERT, Qwen3: ``maw_bench/modeling/interface.py``), and refuses anything else in
-one line at config check (MPNet, DeBERTa-v2, ALBERT: ``maw_bench/modeling/sites.py``).
+running BERT's own code (BERT, RoBERTa, XLM-R, ELECTRA, CamemBERT) or runs the mechanism where the family calls
+transformers' attention interface (DistilBERT, MobileBERT, ModernBERT, NomicBERT, GTE, ESM, Qwen3, Llama, Gemma 3,
+StableLM: ``maw_bench/modeling/interface.py``), and refuses anything else in one line at config check (MPNet,
+DeBERTa-v2, ALBERT, BERT look-alikes, Gemma 2, encoder-decoders: ``maw_bench/modeling/sites.py``). The families
+no test names are swept by ``scripts/family_sweep.py`` (docs/families.md, checked here).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from maw_bench.modeling.encoder import check_model_fits
 from maw_bench.training.run import train_arms
 
 APPEND_ONLY = ("distilbert", "modernbert", "qwen3")  # tested with append here; replace through the interface too
-INTERFACE = ("distilbert", "mobilebert", "modernbert", "qwen3")
+INTERFACE = ("distilbert", "mobilebert", "modernbert", "qwen3", "nomic_bert", "gte")
 REFUSED = ("mpnet", "deberta-v2", "albert", "megatron-bert", "roformer", "longformer", "gemma2")
 ARMS = {"standard": [], "maw-nested": ["maw.enabled=true", "maw.variant=nested", "maw.depth=2", "maw.selection=grpo"],
         "gated": ["attention.mechanism=gated"], "diff": ["attention.mechanism=diff"]}
@@ -118,7 +120,8 @@ def test_at_init_every_arm_is_the_unmodified_model(family_folder, tiny_model, fa
 
 
 @pytest.mark.parametrize("family, placement", [("roberta", "append"), *[(f, "append") for f in APPEND_ONLY],
-                                               ("modernbert", "replace"), ("qwen3", "replace"), ("stablelm", "replace")])
+                                               ("modernbert", "replace"), ("qwen3", "replace"), ("stablelm", "replace"),
+                                               ("nomic_bert", "replace")])
 def test_one_training_step_of_every_arm_runs_and_depth_one_is_the_standard_arm(family_folder, toy_beir, tmp_path,
                                                                                family, placement):
     """Every arm trains a step on the family; with maw.depth=1 the MAW arm trained beside the standard arm gives
