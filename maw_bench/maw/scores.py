@@ -31,9 +31,8 @@ def split_index(head_dim: int, depth: int, device: torch.device | None = None,
     if not 1 <= depth <= len(units):
         raise ValueError(f"depth {depth} must be between 1 and {len(units)} for a head of width {head_dim}"
                          + (" with rotary pairs" if rotary_dim else ""))
-    sizes = [len(units) // depth + (t < len(units) % depth) for t in range(depth)]  # as torch.tensor_split cuts
-    starts = [sum(sizes[:t]) for t in range(depth)]
-    chunks = [join_units(units[a:a + n]) for a, n in zip(starts, sizes, strict=True)]
+    parts = torch.arange(len(units), device="cpu").tensor_split(depth)  # on CPU: read back even under meta
+    chunks = [join_units([units[i] for i in part.tolist()]) for part in parts]
     r_max = max(len(c) for c in chunks)
     index = torch.full((depth, r_max), head_dim, dtype=torch.long)
     for t, c in enumerate(chunks):

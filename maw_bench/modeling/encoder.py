@@ -422,17 +422,23 @@ def check_model_fits(cfg: BenchmarkConfig) -> None:
         raise UserError(f"cannot read the config of model {cfg.model.name}: {str(exc).splitlines()[0]}") from exc
     check_lengths(cfg, mcfg)
     check_encodes_alone(mcfg, cfg.model.name)
-    if cfg.train.lora.enabled:  # the default names BERT's maps: another family hears it now, not after the data
-        from maw_bench.modeling.sites import check_lora_targets, meta_model
-
-        check_lora_targets(meta_model(mcfg, cfg.model.trust_remote_code), list(cfg.train.lora.target_modules))
     m = cfg.maw
+    replaces = m.placement != "append" and (m.enabled or cfg.attention.mechanism != "standard")
+    model = None
+    if replaces or cfg.train.lora.enabled:  # both look at the modules: one meta build serves them
+        from maw_bench.modeling.sites import meta_model
+
+        model = meta_model(mcfg, cfg.model.trust_remote_code)
+    if cfg.train.lora.enabled:  # the default names BERT's maps: another family hears it now, not after the data
+        from maw_bench.modeling.sites import check_lora_targets
+
+        check_lora_targets(model, list(cfg.train.lora.target_modules))
     sites = None
-    if m.placement != "append" and (m.enabled or cfg.attention.mechanism != "standard"):
+    if replaces:
         from maw_bench.modeling.layers import check_kernel, check_sites
         from maw_bench.modeling.sites import check_replace_layout
 
-        sites = check_replace_layout(mcfg, cfg.model.trust_remote_code)  # MPNet, DeBERTa, ALBERT ...: one line, now
+        sites = check_replace_layout(model)  # MPNet, DeBERTa, ALBERT ...: one line, now
         if sites is not None:
             check_sites(m, sites, cfg.attention.mechanism)
             check_kernel(cfg.model.attn_implementation, mcfg.model_type)

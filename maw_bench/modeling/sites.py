@@ -160,12 +160,11 @@ def check_lora_targets(backbone: nn.Module, targets: list[str]) -> None:
                         f"linear maps are {', '.join(linear)} (e.g. --set 'train.lora.target_modules=[{','.join(linear[:2])}]').")
 
 
-def check_replace_layout(model_config, trust_remote_code: bool) -> list | None:
-    """Build the model from ``model_config`` on the meta device and check a mechanism can sit in its attention:
-    None for a BERT self-attention layout, else its interface sites (refused in one line if it has none)."""
+def check_replace_layout(model: nn.Module) -> list | None:
+    """Check a mechanism can sit in the attention of ``model`` (a :func:`meta_model`): None for a BERT
+    self-attention layout, else its interface sites (refused in one line if it has none)."""
     from maw_bench.modeling.loading import quiet_transformers
 
-    model = meta_model(model_config, trust_remote_code)
     if bert_layers(model) is not None:
         return None
     with quiet_transformers():
